@@ -1,1 +1,722 @@
-fn main() {}
+//! fake-runsc: a stand-in for runsc in the shim's integration tests.
+//!
+//! It speaks runsc's command line (global flags, then a sub-command with its flags, then the
+//! container id) and plays the container states a real runsc would report, without running
+//! anything. Everything it knows lives in files under `--root`, so several invocations (and
+//! several shims) share it the way they share a real runsc root:
+//! - `<root>/calls.jsonl`: one JSON line per invocation, `{"argv":[..],"cwd":".."}`, argv without
+//!   argv0, so a test can assert the exact command lines the shim ran;
+//! - `<root>/<id>.state.json`: the state of one container.
+//!
+//! Failures look like runsc's: a `{"level":"error","msg":..,"time":..}` line appended to the
+//! `--log` file, the message on stderr, exit status 1.
+//!
+//! A test steers a container through annotations of its OCI spec, read from `config.json` at
+//! `create`: see the `KNOB_*` constants.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+/// Exit status of the container when it stops by itself (default 0).
+const KNOB_EXIT_CODE: &str = "dev.runsc-guard.test/exit-code";
+/// After `start`, the container runs this many milliseconds, then stops by itself. Absent: it
+/// runs until killed.
+const KNOB_RUN_MS: &str = "dev.runsc-guard.test/run-ms";
+/// Comma-separated sub-command names that fail for this container (e.g. `create`, `start`).
+const KNOB_FAIL: &str = "dev.runsc-guard.test/fail";
+/// The error message of a failure asked for with `KNOB_FAIL`.
+const KNOB_FAIL_MESSAGE: &str = "dev.runsc-guard.test/fail-message";
+/// Text written to stdout where the container's stdio is attached: at `create` for a sandbox,
+/// at `start` for a container joining a sandbox.
+const KNOB_STDOUT: &str = "dev.runsc-guard.test/stdout";
+
+const CONTAINER_TYPE: [&str; 2] = [
+    "io.kubernetes.cri.container-type",
+    "io.kubernetes.cri-o.ContainerType",
+];
+const SANDBOX_ID: [&str; 2] = [
+    "io.kubernetes.cri.sandbox-id",
+    "io.kubernetes.cri-o.SandboxID",
+];
+
+/// Fake pids start above any possible pid_max (2^22), so a stray kill(2) hits nothing.
+const FAKE_PID_BASE: u32 = 0x4000_0000;
+const DEFAULT_VERSION: &str = "runsc version 0.0~20221219.0\nspec: 1.0.2-dev";
+/// A `wait` never blocks longer than this, so a forgotten one cannot outlive a test run.
+const WAIT_LIMIT: Duration = Duration::from_secs(600);
+const POLL: Duration = Duration::from_millis(10);
+
+/// runsc's sub-commands (those of 20221219); a global flag without `=` followed by one of these
+/// is a boolean flag, like Go's flag package would read it.
+const SUBCOMMANDS: &[&str] = &[
+    "checkpoint",
+    "create",
+    "delete",
+    "do",
+    "events",
+    "exec",
+    "features",
+    "flags",
+    "gofer",
+    "help",
+    "kill",
+    "list",
+    "pause",
+    "port-forward",
+    "ps",
+    "restore",
+    "resume",
+    "run",
+    "spec",
+    "start",
+    "state",
+    "symbolize",
+    "syscalls",
+    "update",
+    "wait",
+];
+const BOOL_GLOBAL_FLAGS: &[&str] = &[
+    "alsologtostderr",
+    "debug",
+    "ignore-cgroups",
+    "nvproxy",
+    "rootless",
+    "strace",
+    "systemd-cgroup",
+    "TESTONLY-unsafe-nonroot",
+];
+
+/// One parsed command line.
+#[derive(Debug, Default, PartialEq)]
+struct Invocation {
+    /// Global flags, unknown ones included.
+    globals: BTreeMap<String, String>,
+    version: bool,
+    command: Option<String>,
+    flags: BTreeMap<String, String>,
+    args: Vec<String>,
+}
+
+/// The flags each sub-command accepts, and which of them are booleans.
+fn command_flags(command: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    Some(match command {
+        "create" => (&["bundle", "pid-file", "console-socket", "user-log"], &[]),
+        "start" | "state" => (&[], &[]),
+        "wait" => (&["pid", "rootpid"], &[]),
+        "kill" => (&["all", "pid"], &["all"]),
+        "delete" => (&["force"], &["force"]),
+        "ps" => (&["format"], &[]),
+        _ => return None,
+    })
+}
+
+fn flag_name(arg: &str) -> Option<&str> {
+    if arg == "-" || arg == "--" {
+        return None;
+    }
+    arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))
+}
+
+fn parse(argv: &[String]) -> Result<Invocation, String> {
+    let mut inv = Invocation::default();
+    let mut i = 0;
+    while i < argv.len() {
+        let arg = &argv[i];
+        if arg == "--" {
+            i += 1;
+            break;
+        }
+        let Some(flag) = flag_name(arg) else { break };
+        if let Some((k, v)) = flag.split_once('=') {
+            if k == "version" {
+                inv.version = v != "false";
+            } else {
+                inv.globals.insert(k.to_string(), v.to_string());
+            }
+        } else if flag == "version" {
+            inv.version = true;
+        } else {
+            let next = argv.get(i + 1).map(String::as_str);
+            let boolean = BOOL_GLOBAL_FLAGS.contains(&flag)
+                || next.is_none_or(|n| n.starts_with('-') || SUBCOMMANDS.contains(&n));
+            if boolean {
+                inv.globals.insert(flag.to_string(), "true".to_string());
+            } else {
+                inv.globals
+                    .insert(flag.to_string(), next.unwrap_or_default().to_string());
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    let Some(command) = argv.get(i) else {
+        return Ok(inv);
+    };
+    i += 1;
+    let Some((known, booleans)) = command_flags(command) else {
+        return Err(format!("unknown subcommand {command:?}"));
+    };
+    // Like Go's flag package: flags stop at the first argument that is not one.
+    while i < argv.len() {
+        let arg = &argv[i];
+        if arg == "--" {
+            i += 1;
+            break;
+        }
+        let Some(flag) = flag_name(arg) else { break };
+        let (name, value) = match flag.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (flag, None),
+        };
+        if !known.contains(&name) {
+            return Err(format!("{command}: flag provided but not defined: -{name}"));
+        }
+        let value = match value {
+            Some(v) => v,
+            None if booleans.contains(&name) => "true".to_string(),
+            None => {
+                i += 1;
+                argv.get(i)
+                    .cloned()
+                    .ok_or_else(|| format!("{command}: flag needs an argument: -{name}"))?
+            }
+        };
+        inv.flags.insert(name.to_string(), value);
+        i += 1;
+    }
+    inv.command = Some(command.clone());
+    inv.args = argv[i..].to_vec();
+    Ok(inv)
+}
+
+fn parse_signal(s: &str) -> Result<u32, String> {
+    if let Ok(n) = s.parse::<u32>() {
+        return if n < 65 {
+            Ok(n)
+        } else {
+            Err(format!("invalid signal {s:?}"))
+        };
+    }
+    let name = s.strip_prefix("SIG").unwrap_or(s);
+    let n = match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "KILL" => 9,
+        "USR1" => 10,
+        "USR2" => 12,
+        "TERM" => 15,
+        "CONT" => 18,
+        "STOP" => 19,
+        _ => return Err(format!("invalid signal {s:?}")),
+    };
+    Ok(n)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// RFC 3339 in UTC with milliseconds, from milliseconds since the epoch.
+fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// A stable fake pid per container id, above FAKE_PID_BASE.
+fn fake_pid(id: &str) -> u32 {
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    FAKE_PID_BASE + (hash & 0x0fff_ffff)
+}
+
+/// Where this invocation keeps and reports things.
+struct Ctx {
+    root: Option<PathBuf>,
+    log: Option<PathBuf>,
+}
+
+impl Ctx {
+    fn root(&self) -> Result<&Path, String> {
+        self.root.as_deref().ok_or_else(|| {
+            "fake-runsc: --root is required (tests never use the default root)".into()
+        })
+    }
+
+    fn state_path(&self, id: &str) -> Result<PathBuf, String> {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(format!("invalid container id {id:?}"));
+        }
+        Ok(self.root()?.join(format!("{id}.state.json")))
+    }
+
+    fn log_line(&self, level: &str, msg: &str) {
+        let Some(log) = &self.log else { return };
+        let line = json!({"level": level, "msg": msg, "time": rfc3339(now_ms())});
+        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log) {
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+
+    fn record(&self, argv: &[String]) {
+        let Some(root) = &self.root else { return };
+        let _ = fs::create_dir_all(root);
+        let cwd = std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let line = json!({"argv": argv, "cwd": cwd});
+        // One append-mode write per line keeps concurrent invocations' lines whole.
+        if let Ok(mut f) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("calls.jsonl"))
+        {
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+
+    fn load(&self, id: &str) -> Result<Option<Container>, String> {
+        let path = self.state_path(id)?;
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("corrupt state {}: {e}", path.display()))?;
+        let mut c = Container { value };
+        c.settle();
+        Ok(Some(c))
+    }
+
+    fn load_existing(&self, id: &str) -> Result<Container, String> {
+        self.load(id)?
+            .ok_or_else(|| format!("container {id:?} does not exist"))
+    }
+
+    fn save(&self, c: &Container) -> Result<(), String> {
+        let path = self.state_path(c.id())?;
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        fs::write(&tmp, c.value.to_string())
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+}
+
+/// A container's state file.
+struct Container {
+    value: Value,
+}
+
+impl Container {
+    fn str(&self, key: &str) -> &str {
+        self.value[key].as_str().unwrap_or_default()
+    }
+
+    fn id(&self) -> &str {
+        self.str("id")
+    }
+
+    fn status(&self) -> &str {
+        self.str("status")
+    }
+
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.value["annotations"][key].as_str()
+    }
+
+    /// A running container whose run-ms has elapsed has stopped by itself.
+    fn settle(&mut self) {
+        if self.status() != "running" {
+            return;
+        }
+        let Some(run_ms) = self
+            .annotation(KNOB_RUN_MS)
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let started = self.value["started_ms"].as_u64().unwrap_or_default();
+        if now_ms() >= started + run_ms {
+            let code = self
+                .annotation(KNOB_EXIT_CODE)
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0);
+            self.stop(code, started + run_ms);
+        }
+    }
+
+    fn stop(&mut self, exit_status: u32, at_ms: u64) {
+        self.value["status"] = json!("stopped");
+        self.value["exit_status"] = json!(exit_status);
+        self.value["stopped_ms"] = json!(at_ms);
+    }
+
+    /// Fails when the test asked this sub-command to fail.
+    fn check_fail(&self, command: &str) -> Result<(), String> {
+        fail_if_asked(&self.value["annotations"], command)
+    }
+
+    fn is_sandbox(&self) -> bool {
+        self.str("role") == "sandbox"
+    }
+
+    fn emit_stdout(&self) {
+        if let Some(text) = self.annotation(KNOB_STDOUT) {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+    }
+}
+
+fn fail_if_asked(annotations: &Value, command: &str) -> Result<(), String> {
+    let asked = annotations[KNOB_FAIL]
+        .as_str()
+        .is_some_and(|list| list.split(',').any(|c| c.trim() == command));
+    if !asked {
+        return Ok(());
+    }
+    Err(annotations[KNOB_FAIL_MESSAGE]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("fake-runsc: {command} failed as the test asked")))
+}
+
+fn first_annotation<'a>(annotations: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
+    keys.iter().find_map(|k| annotations.get(*k)?.as_str())
+}
+
+fn one_id(inv: &Invocation, extra: usize) -> Result<&str, String> {
+    let command = inv.command.as_deref().unwrap_or_default();
+    match inv.args.len() {
+        n if n == 1 + extra => Ok(&inv.args[0]),
+        0 => Err(format!("{command}: a container id is required")),
+        _ => Err(format!(
+            "{command}: wrong number of arguments {:?}",
+            inv.args
+        )),
+    }
+}
+
+fn create(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let id = one_id(inv, 0)?;
+    let bundle = inv
+        .flags
+        .get("bundle")
+        .ok_or("create: --bundle is required")?;
+    let pid_file = inv
+        .flags
+        .get("pid-file")
+        .ok_or("create: --pid-file is required")?;
+    if ctx.load(id)?.is_some() {
+        return Err(format!("container with id {id:?} already exists"));
+    }
+    let config = Path::new(bundle).join("config.json");
+    let text = fs::read_to_string(&config)
+        .map_err(|e| format!("reading spec {}: {e}", config.display()))?;
+    let spec: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("reading spec {}: {e}", config.display()))?;
+    let annotations = spec["annotations"].as_object().cloned().unwrap_or_default();
+    let rootfs = Path::new(bundle).join(spec["root"]["path"].as_str().unwrap_or("rootfs"));
+    if !rootfs.is_dir() {
+        return Err(format!("rootfs {} is not a directory", rootfs.display()));
+    }
+    fail_if_asked(&Value::Object(annotations.clone()), "create")?;
+
+    let joins_sandbox = first_annotation(&annotations, &CONTAINER_TYPE) == Some("container");
+    let sandbox_id = first_annotation(&annotations, &SANDBOX_ID).unwrap_or(id);
+    // runsc writes the sandbox's pid into every container's pid file.
+    let pid = match ctx.load(sandbox_id)? {
+        Some(sandbox) if joins_sandbox => sandbox.value["pid"].as_u64().unwrap_or_default() as u32,
+        _ => fake_pid(id),
+    };
+    fs::write(pid_file, pid.to_string()).map_err(|e| format!("writing {pid_file}: {e}"))?;
+    let container = Container {
+        value: json!({
+            "id": id,
+            "bundle": bundle,
+            "pid": pid,
+            "status": "created",
+            "role": if joins_sandbox { "container" } else { "sandbox" },
+            "sandbox_id": sandbox_id,
+            "created_ms": now_ms(),
+            "annotations": annotations,
+            "globals": inv.globals,
+        }),
+    };
+    ctx.save(&container)?;
+    if container.is_sandbox() {
+        container.emit_stdout();
+    }
+    Ok(())
+}
+
+fn start(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let mut c = ctx.load_existing(one_id(inv, 0)?)?;
+    c.check_fail("start")?;
+    if c.status() != "created" {
+        return Err(format!("cannot start container in state {:?}", c.status()));
+    }
+    c.value["status"] = json!("running");
+    c.value["started_ms"] = json!(now_ms());
+    ctx.save(&c)?;
+    if !c.is_sandbox() {
+        c.emit_stdout();
+    }
+    Ok(())
+}
+
+fn state(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let c = ctx.load_existing(one_id(inv, 0)?)?;
+    c.check_fail("state")?;
+    let state = json!({
+        "ociVersion": "1.0.2-dev",
+        "id": c.id(),
+        "status": c.status(),
+        "pid": c.value["pid"],
+        "bundle": c.value["bundle"],
+        "annotations": c.value["annotations"],
+        "created": rfc3339(c.value["created_ms"].as_u64().unwrap_or_default()),
+        "owner": "",
+    });
+    println!("{state:#}");
+    Ok(())
+}
+
+fn wait(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let id = one_id(inv, 0)?;
+    ctx.load_existing(id)?.check_fail("wait")?;
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let c = ctx.load_existing(id)?;
+        if c.status() == "stopped" {
+            let status = c.value["exit_status"].as_u64().unwrap_or_default();
+            println!("{}", json!({"id": id, "exitStatus": status}));
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("fake-runsc: gave up waiting for {id:?}"));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn kill(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let id = one_id(inv, 1)?;
+    let signal = parse_signal(&inv.args[1])?;
+    let mut c = ctx.load_existing(id)?;
+    c.check_fail("kill")?;
+    if c.status() == "stopped" {
+        return Err("sandbox is not running".to_string());
+    }
+    if signal != 0 {
+        c.stop(128 + signal, now_ms());
+        ctx.save(&c)?;
+    }
+    Ok(())
+}
+
+fn delete(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let id = one_id(inv, 0)?;
+    let force = inv.flags.get("force").is_some_and(|v| v != "false");
+    let Some(c) = ctx.load(id)? else {
+        return if force {
+            Ok(())
+        } else {
+            Err(format!("container {id:?} does not exist"))
+        };
+    };
+    c.check_fail("delete")?;
+    if !force && !matches!(c.status(), "created" | "stopped") {
+        return Err("cannot delete container that is not stopped without --force flag".into());
+    }
+    let path = ctx.state_path(id)?;
+    fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))
+}
+
+fn ps(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let c = ctx.load_existing(one_id(inv, 0)?)?;
+    c.check_fail("ps")?;
+    match inv.flags.get("format").map(String::as_str) {
+        Some("json") => println!("[1]"),
+        None | Some("table") => {
+            println!("UID  PID  PPID  C  STIME  TIME  CMD\n0    1    0     0  00:00  0s    fake")
+        }
+        Some(other) => return Err(format!("ps: unsupported format {other:?}")),
+    }
+    Ok(())
+}
+
+fn run(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let Some(command) = inv.command.as_deref() else {
+        return Err("fake-runsc: no subcommand".to_string());
+    };
+    ctx.root()?;
+    match command {
+        "create" => create(ctx, inv),
+        "start" => start(ctx, inv),
+        "state" => state(ctx, inv),
+        "wait" => wait(ctx, inv),
+        "kill" => kill(ctx, inv),
+        "delete" => delete(ctx, inv),
+        "ps" => ps(ctx, inv),
+        other => Err(format!("unknown subcommand {other:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let inv = parse(&argv);
+    let globals = inv.as_ref().map(|i| &i.globals);
+    let ctx = Ctx {
+        root: globals.ok().and_then(|g| g.get("root")).map(PathBuf::from),
+        log: globals.ok().and_then(|g| g.get("log")).map(PathBuf::from),
+    };
+    ctx.record(&argv);
+    let result = inv.and_then(|inv| {
+        if inv.version {
+            let version =
+                std::env::var("FAKE_RUNSC_VERSION").unwrap_or_else(|_| DEFAULT_VERSION.to_string());
+            println!("{version}");
+            return Ok(());
+        }
+        ctx.log_line("info", &format!("fake-runsc {}", argv.join(" ")));
+        run(&ctx, &inv)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            ctx.log_line("error", &msg);
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn globals_in_both_forms_then_subcommand() {
+        let inv = parse(&args(
+            "--root=/r --log /b/log.json -log-format=json --debug --platform ptrace \
+             create --bundle /b --pid-file=/b/init.pid c1",
+        ))
+        .unwrap();
+        assert_eq!(inv.globals["root"], "/r");
+        assert_eq!(inv.globals["log"], "/b/log.json");
+        assert_eq!(inv.globals["log-format"], "json");
+        assert_eq!(inv.globals["debug"], "true");
+        assert_eq!(inv.globals["platform"], "ptrace");
+        assert_eq!(inv.command.as_deref(), Some("create"));
+        assert_eq!(inv.flags["bundle"], "/b");
+        assert_eq!(inv.flags["pid-file"], "/b/init.pid");
+        assert_eq!(inv.args, ["c1"]);
+    }
+
+    #[test]
+    fn an_unknown_flag_before_a_subcommand_is_a_boolean() {
+        let inv = parse(&args("--root=/r --some-new-flag state c1")).unwrap();
+        assert_eq!(inv.globals["some-new-flag"], "true");
+        assert_eq!(inv.command.as_deref(), Some("state"));
+    }
+
+    #[test]
+    fn boolean_subcommand_flags_take_no_value() {
+        let inv = parse(&args("--root=/r kill --all c1 9")).unwrap();
+        assert_eq!(inv.flags["all"], "true");
+        assert_eq!(inv.args, ["c1", "9"]);
+        let inv = parse(&args("--root=/r delete --force c1")).unwrap();
+        assert_eq!(inv.flags["force"], "true");
+        assert_eq!(inv.args, ["c1"]);
+    }
+
+    #[test]
+    fn flags_stop_at_the_first_argument() {
+        let inv = parse(&args("--root=/r kill c1 9 --all")).unwrap();
+        assert!(!inv.flags.contains_key("all"));
+        assert_eq!(inv.args, ["c1", "9", "--all"]);
+    }
+
+    #[test]
+    fn unknown_subcommand_flags_and_subcommands_are_errors() {
+        let err = parse(&args("--root=/r create --pidfile /x c1")).unwrap_err();
+        assert!(err.contains("-pidfile"), "{err}");
+        let err = parse(&args("--root=/r frobnicate c1")).unwrap_err();
+        assert!(err.contains("frobnicate"), "{err}");
+    }
+
+    #[test]
+    fn version_in_either_form() {
+        assert!(parse(&args("--version")).unwrap().version);
+        assert!(parse(&args("-version")).unwrap().version);
+        assert!(parse(&args("--root=/r --version")).unwrap().version);
+    }
+
+    #[test]
+    fn signals_by_number_or_name() {
+        assert_eq!(parse_signal("15"), Ok(15));
+        assert_eq!(parse_signal("SIGKILL"), Ok(9));
+        assert_eq!(parse_signal("TERM"), Ok(15));
+        assert!(parse_signal("99").is_err());
+        assert!(parse_signal("NOPE").is_err());
+    }
+
+    #[test]
+    fn fake_pids_are_above_any_pid_max() {
+        for id in ["a", "c1", "a-much-longer-container-id-0123456789abcdef"] {
+            let pid = fake_pid(id);
+            assert!((FAKE_PID_BASE..0x5000_0000).contains(&pid), "{pid:#x}");
+            assert!(i32::try_from(pid).is_ok());
+        }
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(1_798_761_599_000), "2026-12-31T23:59:59.000Z");
+    }
+
+    #[test]
+    fn fail_knob_lists_subcommands() {
+        let a = json!({KNOB_FAIL: "start, kill", KNOB_FAIL_MESSAGE: "boom"});
+        assert_eq!(fail_if_asked(&a, "kill"), Err("boom".to_string()));
+        assert_eq!(fail_if_asked(&a, "create"), Ok(()));
+        let a = json!({KNOB_FAIL: "create"});
+        assert!(fail_if_asked(&a, "create").unwrap_err().contains("create"));
+    }
+}
