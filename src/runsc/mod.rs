@@ -1,1 +1,417 @@
-//! (in progress)
+//! Typed wrappers around the runsc command line.
+//!
+//! Every call has the same shape as gVisor's shim makes it:
+//! `runsc --root=<root>/<ns> --log=<bundle>/log.json --log-format=json [--k=v ...] <sub> ...`.
+//! The global flags come from runsc.toml's `[runsc_config]` (plus what the guard adds), in key
+//! order so a command line is reproducible. A failed call is reported with the error runsc
+//! logged during that call, read from the JSON log.
+
+pub mod exec;
+pub mod log;
+pub mod version;
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::process::Command;
+
+pub use exec::{Executor, Output, ReaperExecutor, TokioExecutor};
+
+use crate::error::{Error, Result};
+
+/// Flags whose value is a path in which gVisor's shim (for runsc 20221219, which does not do it
+/// itself) replaces `%ID%` with the container id and creates the parent directory.
+const PATH_FLAGS: &[&str] = &[
+    "log",
+    "panic-log",
+    "debug-log",
+    "coverage-report",
+    "profile-block",
+    "profile-cpu",
+    "profile-heap",
+    "profile-mutex",
+    "trace",
+];
+
+/// runsc's global flags for one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalFlags {
+    /// runsc's state root, namespace included.
+    pub root: PathBuf,
+    /// runsc's own log: `<bundle>/log.json`, parsed for errors.
+    pub log: PathBuf,
+    /// `--key=value` flags, in key order.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl GlobalFlags {
+    pub fn new(root: impl Into<PathBuf>, bundle: &Path, extra: BTreeMap<String, String>) -> Self {
+        GlobalFlags {
+            root: root.into(),
+            log: bundle.join("log.json"),
+            extra,
+        }
+    }
+
+    /// The flags as arguments, placed before the sub-command.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("--root={}", self.root.display()),
+            format!("--log={}", self.log.display()),
+            "--log-format=json".to_string(),
+        ];
+        args.extend(self.extra.iter().map(|(k, v)| format!("--{k}={v}")));
+        args
+    }
+
+    /// Replaces `%ID%` in path-like flags with the container id and creates their parent
+    /// directories, as gVisor's shim does for runsc 20221219.
+    pub fn substitute_id(&mut self, id: &str) -> Result<()> {
+        for (key, value) in self.extra.iter_mut() {
+            if !PATH_FLAGS.contains(&key.as_str()) || !value.contains("%ID%") {
+                continue;
+            }
+            *value = value.replace("%ID%", id);
+            if let Some(parent) = Path::new(value.as_str()).parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("creating the directory for --", parent, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// stdio handed to a runsc process (and through it, to the container).
+#[derive(Debug, Default)]
+pub struct ProcessIo {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// `runsc state` output (the OCI state).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ContainerState {
+    pub id: String,
+    #[serde(default)]
+    pub pid: i32,
+    pub status: String,
+}
+
+#[derive(Deserialize)]
+struct WaitOutput {
+    #[serde(rename = "exitStatus")]
+    exit_status: i32,
+}
+
+/// Options of `runsc create`.
+#[derive(Debug)]
+pub struct CreateOpts<'a> {
+    pub bundle: &'a Path,
+    pub pid_file: &'a Path,
+    pub console_socket: Option<&'a Path>,
+    pub user_log: Option<&'a Path>,
+}
+
+/// A runsc binary with the global flags of one container.
+#[derive(Clone)]
+pub struct Runsc {
+    binary: PathBuf,
+    flags: GlobalFlags,
+    executor: Arc<dyn Executor>,
+}
+
+impl std::fmt::Debug for Runsc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runsc")
+            .field("binary", &self.binary)
+            .field("flags", &self.flags)
+            .finish()
+    }
+}
+
+impl Runsc {
+    pub fn new(binary: PathBuf, flags: GlobalFlags, executor: Arc<dyn Executor>) -> Self {
+        Runsc {
+            binary,
+            flags,
+            executor,
+        }
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    pub fn flags(&self) -> &GlobalFlags {
+        &self.flags
+    }
+
+    /// The full argument list of a sub-command, global flags first.
+    pub fn args(&self, sub: &[&str]) -> Vec<String> {
+        let mut args = self.flags.to_args();
+        args.extend(sub.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn command(&self, sub: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(self.args(sub));
+        cmd
+    }
+
+    /// Runs a sub-command that takes no stdio of the container, capturing its output.
+    async fn run(&self, sub: &[&str]) -> Result<Vec<u8>> {
+        let mut cmd = self.command(sub);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = self.execute(sub, cmd).await?;
+        Ok(out.stdout)
+    }
+
+    /// Runs a sub-command whose stdio is the container's: nothing is captured, errors come
+    /// from runsc's log.
+    async fn run_with_io(&self, sub: &[&str], io: ProcessIo) -> Result<()> {
+        let mut cmd = self.command(sub);
+        cmd.stdin(io.stdin.map_or_else(Stdio::null, Stdio::from))
+            .stdout(io.stdout.map_or_else(Stdio::null, Stdio::from))
+            .stderr(io.stderr.map_or_else(Stdio::null, Stdio::from));
+        self.execute(sub, cmd).await.map(|_| ())
+    }
+
+    async fn execute(&self, sub: &[&str], cmd: Command) -> Result<Output> {
+        let name = sub.first().copied().unwrap_or_default().to_string();
+        let log_offset = log::current_len(&self.flags.log);
+        let out = self.executor.run(cmd).await.map_err(|e| {
+            let message = if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "runsc binary {:?} not found: install runsc or set binary_name in runsc.toml",
+                    self.binary
+                )
+            } else {
+                format!("cannot run {:?}: {e}", self.binary)
+            };
+            Error::Runsc {
+                command: name.clone(),
+                message,
+            }
+        })?;
+        if out.status != 0 {
+            let message = log::last_error_since(&self.flags.log, log_offset)
+                .or_else(|| log::last_stderr_line(&out.stderr))
+                .unwrap_or_else(|| format!("exit status {}", out.status));
+            return Err(Error::Runsc {
+                command: name,
+                message,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `runsc create`; stdio is the sandbox's for a sandbox, none for a container joining one.
+    pub async fn create(&self, id: &str, opts: &CreateOpts<'_>, io: ProcessIo) -> Result<()> {
+        let bundle = opts.bundle.display().to_string();
+        let pid_file = opts.pid_file.display().to_string();
+        let mut sub = vec!["create", "--bundle", &bundle, "--pid-file", &pid_file];
+        let console = opts.console_socket.map(|p| p.display().to_string());
+        if let Some(c) = &console {
+            sub.extend(["--console-socket", c]);
+        }
+        let user_log = opts.user_log.map(|p| p.display().to_string());
+        if let Some(u) = &user_log {
+            sub.extend(["--user-log", u]);
+        }
+        sub.push(id);
+        self.run_with_io(&sub, io).await
+    }
+
+    /// `runsc start`; stdio is the container's when it joins an existing sandbox.
+    pub async fn start(&self, id: &str, io: ProcessIo) -> Result<()> {
+        self.run_with_io(&["start", id], io).await
+    }
+
+    /// `runsc state`.
+    pub async fn state(&self, id: &str) -> Result<ContainerState> {
+        let out = self.run(&["state", id]).await?;
+        serde_json::from_slice(&out).map_err(|e| Error::Runsc {
+            command: "state".into(),
+            message: format!("unreadable output {:?}: {e}", String::from_utf8_lossy(&out)),
+        })
+    }
+
+    /// `runsc wait`: blocks until the container exits and returns its exit status.
+    pub async fn wait(&self, id: &str) -> Result<i32> {
+        let out = self.run(&["wait", id]).await?;
+        let w: WaitOutput = serde_json::from_slice(&out).map_err(|e| Error::Runsc {
+            command: "wait".into(),
+            message: format!("unreadable output {:?}: {e}", String::from_utf8_lossy(&out)),
+        })?;
+        Ok(w.exit_status)
+    }
+
+    /// `runsc kill [--all] <id> <signal>`.
+    pub async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        let signal = signal.to_string();
+        let mut sub = vec!["kill"];
+        if all {
+            sub.push("--all");
+        }
+        sub.extend([id, &signal]);
+        self.run(&sub).await.map(|_| ())
+    }
+
+    /// `runsc delete [--force] <id>`.
+    pub async fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let mut sub = vec!["delete"];
+        if force {
+            sub.push("--force");
+        }
+        sub.push(id);
+        self.run(&sub).await.map(|_| ())
+    }
+
+    /// `runsc ps --format json <id>`: the pids inside the sandbox.
+    pub async fn ps(&self, id: &str) -> Result<Vec<i32>> {
+        let out = self.run(&["ps", "--format", "json", id]).await?;
+        serde_json::from_slice::<Option<Vec<i32>>>(&out)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| Error::Runsc {
+                command: "ps".into(),
+                message: format!("unreadable output {:?}: {e}", String::from_utf8_lossy(&out)),
+            })
+    }
+}
+
+/// Whether a runsc error means the container or sandbox is gone. runsc has no error codes, so
+/// this is the one place that reads its words.
+pub fn is_gone(err: &Error) -> bool {
+    match err {
+        Error::Runsc { message, .. } => {
+            let m = message.to_ascii_lowercase();
+            m.contains("does not exist")
+                || m.contains("not running")
+                || m.contains("no such process")
+                || m.contains("not found")
+        }
+        Error::NotFound(_) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(extra: &[(&str, &str)]) -> GlobalFlags {
+        GlobalFlags::new(
+            "/run/containerd/runsc/k8s.io",
+            Path::new("/b"),
+            extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn global_flags_come_first_in_a_stable_order() {
+        let f = flags(&[
+            ("platform", "ptrace"),
+            ("debug", "true"),
+            ("systemd-cgroup", "true"),
+        ]);
+        assert_eq!(
+            f.to_args(),
+            vec![
+                "--root=/run/containerd/runsc/k8s.io",
+                "--log=/b/log.json",
+                "--log-format=json",
+                "--debug=true",
+                "--platform=ptrace",
+                "--systemd-cgroup=true",
+            ]
+        );
+        let r = Runsc::new("runsc".into(), f, Arc::new(TokioExecutor));
+        let args = r.args(&["start", "abc"]);
+        assert_eq!(&args[args.len() - 2..], &["start", "abc"]);
+    }
+
+    #[test]
+    fn id_is_substituted_in_path_flags_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let debug_log = dir.path().join("logs/%ID%/debug.log");
+        let mut f = flags(&[
+            ("debug-log", debug_log.to_str().unwrap()),
+            ("platform", "%ID%"),
+        ]);
+        f.substitute_id("c1").unwrap();
+        assert_eq!(
+            f.extra["debug-log"],
+            dir.path().join("logs/c1/debug.log").to_str().unwrap()
+        );
+        assert_eq!(f.extra["platform"], "%ID%");
+        assert!(dir.path().join("logs/c1").is_dir());
+    }
+
+    #[test]
+    fn gone_errors_are_recognised() {
+        let gone = |m: &str| Error::Runsc {
+            command: "kill".into(),
+            message: m.into(),
+        };
+        assert!(is_gone(&gone("sandbox is not running")));
+        assert!(is_gone(&gone("container \"x\" does not exist")));
+        assert!(!is_gone(&gone("permission denied")));
+    }
+
+    #[tokio::test]
+    async fn a_missing_binary_says_what_to_do() {
+        let r = Runsc::new(
+            "/nonexistent/runsc".into(),
+            flags(&[]),
+            Arc::new(TokioExecutor),
+        );
+        let err = r.state("x").await.unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/runsc"), "{err}");
+        assert!(err.contains("binary_name"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_reports_the_error_logged_during_that_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path();
+        std::fs::write(
+            bundle.join("log.json"),
+            "{\"level\":\"error\",\"msg\":\"stale error\"}\n",
+        )
+        .unwrap();
+        // A stand-in runsc that logs an error the way runsc does, then fails.
+        let script = bundle.join("runsc");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nfor a; do case $a in --log=*) log=${a#--log=};; esac; done\n\
+             echo '{\"level\":\"info\",\"msg\":\"starting\"}' >> \"$log\"\n\
+             echo '{\"level\":\"error\",\"msg\":\"creating container: boom\"}' >> \"$log\"\n\
+             echo '{\"level\":\"info\",\"msg\":\"exiting\"}' >> \"$log\"\n\
+             exit 1\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let r = Runsc::new(
+            script,
+            GlobalFlags::new(bundle.join("root"), bundle, BTreeMap::new()),
+            Arc::new(TokioExecutor),
+        );
+        let err = r.kill("x", 9, true).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "runsc kill failed: creating container: boom"
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! One container of the pod and its init process, as this shim tracks it.
+//!
+//! runsc owns the real state (inside the sandbox); the shim keeps what containerd asks about
+//! most (status, pid, exit) so State and Wait never need a runsc call.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::annotations::ContainerRole;
+use crate::runsc::{ProcessIo, Runsc};
+use crate::shim::io::{StdioCopies, StdioPaths};
+
+/// The init process' status, in containerd's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Stopped,
+}
+
+/// How and when a container's init process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub status: u32,
+    pub at: SystemTime,
+}
+
+/// A container's stdio: where containerd wants it, the running copies, and the ends that
+/// `runsc start` hands in (for a container joining the pod).
+#[derive(Debug, Default)]
+pub struct AttachedStdio {
+    pub paths: StdioPaths,
+    pub copies: StdioCopies,
+    pub start_io: ProcessIo,
+}
+
+pub struct Container {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub role: ContainerRole,
+    pub runsc: Runsc,
+    /// The sandbox's pid: runsc writes it into every container's pid file.
+    pub pid: i32,
+    pub stdio: StdioPaths,
+    status: Mutex<Status>,
+    exit: watch::Sender<Option<Exit>>,
+    copies: Mutex<Option<StdioCopies>>,
+    /// The stdio a container joining the pod gets at start, held between Create and Start.
+    start_io: Mutex<Option<ProcessIo>>,
+}
+
+impl Container {
+    pub fn new(
+        id: String,
+        bundle: PathBuf,
+        role: ContainerRole,
+        runsc: Runsc,
+        pid: i32,
+        stdio: AttachedStdio,
+    ) -> Self {
+        Container {
+            id,
+            bundle,
+            role,
+            runsc,
+            pid,
+            stdio: stdio.paths,
+            status: Mutex::new(Status::Created),
+            exit: watch::channel(None).0,
+            copies: Mutex::new(Some(stdio.copies)),
+            start_io: Mutex::new(Some(stdio.start_io)),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_running(&self) {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if *s == Status::Created {
+            *s = Status::Running;
+        }
+    }
+
+    /// Records the exit once; later calls keep the first. Returns whether this call recorded it.
+    pub fn set_exited(&self, status: u32) -> bool {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if self.exit.borrow().is_some() {
+            return false;
+        }
+        *s = Status::Stopped;
+        self.exit.send_replace(Some(Exit {
+            status,
+            at: SystemTime::now(),
+        }));
+        true
+    }
+
+    pub fn exit(&self) -> Option<Exit> {
+        *self.exit.borrow()
+    }
+
+    /// Waits for the init process to exit.
+    pub async fn wait(&self) -> Exit {
+        let mut rx = self.exit.subscribe();
+        loop {
+            if let Some(exit) = *rx.borrow_and_update() {
+                return exit;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in self, so this cannot happen while self is borrowed.
+                return Exit {
+                    status: 128,
+                    at: SystemTime::now(),
+                };
+            }
+        }
+    }
+
+    pub fn close_stdin(&self) {
+        if let Some(c) = self
+            .copies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            c.close_stdin();
+        }
+    }
+
+    /// Takes the stdio for `runsc start` (empty for a sandbox, whose stdio went to create).
+    pub fn take_start_io(&self) -> ProcessIo {
+        self.start_io
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// Takes the stdio copies for draining at delete.
+    pub fn take_copies(&self) -> Option<StdioCopies> {
+        self.copies.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runsc::{GlobalFlags, TokioExecutor};
+    use std::sync::Arc;
+
+    fn container() -> Container {
+        let runsc = Runsc::new(
+            "runsc".into(),
+            GlobalFlags::new("/r", std::path::Path::new("/b"), Default::default()),
+            Arc::new(TokioExecutor),
+        );
+        Container::new(
+            "c".into(),
+            "/b".into(),
+            ContainerRole::Sandbox,
+            runsc,
+            0x4000_0001,
+            AttachedStdio::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_first_exit_wins_and_wakes_waiters() {
+        let c = Arc::new(container());
+        assert_eq!(c.status(), Status::Created);
+        c.set_running();
+        assert_eq!(c.status(), Status::Running);
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { c.wait().await.status }
+        });
+        assert!(c.set_exited(3));
+        assert!(!c.set_exited(137));
+        assert_eq!(waiter.await.unwrap(), 3);
+        assert_eq!(c.status(), Status::Stopped);
+        assert_eq!(c.exit().map(|e| e.status), Some(3));
+        c.set_running();
+        assert_eq!(c.status(), Status::Stopped);
+    }
+}

@@ -1,0 +1,496 @@
+//! The task logic of the shim, free of the ttrpc protocol: what Create, Start, Kill, Wait,
+//! Delete... do for the containers this shim serves. `shim::task` only converts requests and
+//! errors; moving to another task API version touches that adapter alone.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::util::convert_to_timestamp;
+use log::{info, warn};
+use tokio::sync::Mutex;
+
+use crate::annotations::{ContainerRole, SANDBOX_LOG_DIRECTORY};
+use crate::error::{Error, Result};
+use crate::options::{self, ShimConfig};
+use crate::runsc::{self, CreateOpts, Executor, GlobalFlags, ProcessIo, Runsc};
+use crate::shim::container::{AttachedStdio, Container, Exit, Status};
+use crate::shim::events::EventSender;
+use crate::shim::io::{self, StdioPaths};
+use crate::shim::mount::{self, RootfsMount};
+use crate::shim::spec::BundleSpec;
+use crate::shim::state::ShimState;
+
+/// The pid file runsc writes; it holds the sandbox's pid for every container.
+pub const INIT_PID_FILE: &str = "init.pid";
+
+/// How long Delete waits for a container's output to drain.
+const IO_DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// gVisor's shim retries a kill for about a second while runsc catches up.
+const KILL_RETRY_LIMIT: Duration = Duration::from_secs(1);
+
+/// A Create request, in the domain's terms.
+#[derive(Debug, Clone, Default)]
+pub struct CreateTask {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: Vec<RootfsMount>,
+    pub stdio: StdioPaths,
+    pub options: Option<Any>,
+}
+
+/// A container's state as State reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskState {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid: i32,
+    pub status: Status,
+    pub stdio: StdioPaths,
+    pub exit: Option<Exit>,
+}
+
+/// The containers this shim serves and what it needs to drive them.
+pub struct Pod {
+    namespace: String,
+    containers: Mutex<HashMap<String, Arc<Container>>>,
+    events: EventSender,
+    executor: Arc<dyn Executor>,
+}
+
+impl Pod {
+    pub fn new(namespace: String, events: EventSender, executor: Arc<dyn Executor>) -> Self {
+        Pod {
+            namespace,
+            containers: Mutex::new(HashMap::new()),
+            events,
+            executor,
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    async fn get(&self, id: &str) -> Result<Arc<Container>> {
+        self.containers
+            .lock()
+            .await
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("container {id}")))
+    }
+
+    pub async fn is_empty(&self) -> bool {
+        self.containers.lock().await.is_empty()
+    }
+
+    /// The pid to report as the task's: the first container's (they all share the sandbox).
+    pub async fn task_pid(&self, id: &str) -> Option<i32> {
+        let containers = self.containers.lock().await;
+        containers
+            .get(id)
+            .or_else(|| containers.values().next())
+            .map(|c| c.pid)
+    }
+
+    /// Create: mounts the rootfs, sets up stdio and runs `runsc create`. On any failure what was
+    /// set up is undone, so a failed Create leaves nothing behind.
+    pub async fn create(&self, req: CreateTask) -> Result<i32> {
+        validate_id(&req.id)?;
+        if !req.bundle.is_absolute() {
+            return Err(Error::invalid(
+                "bundle",
+                format!("{:?} must be an absolute path", req.bundle),
+            ));
+        }
+        if self.containers.lock().await.contains_key(&req.id) {
+            return Err(Error::AlreadyExists(format!("container {}", req.id)));
+        }
+        let spec = BundleSpec::load(&req.bundle)?;
+        let (config, source) = options::decode(req.options.as_ref())?;
+        if !config.unknown_keys().is_empty() {
+            warn!(
+                "{}: ignoring runsc.toml keys this shim does not know: {}",
+                req.id,
+                config.unknown_keys().join(", ")
+            );
+        }
+        let role = ContainerRole::from_annotations(spec.annotations())
+            .map_err(|reason| Error::invalid("config.json annotations", reason))?;
+        info!(
+            "creating {} ({:?}) in {} with options from {source:?}",
+            req.id,
+            role,
+            req.bundle.display()
+        );
+
+        let runsc = self.runsc_for(&req, &config)?;
+        ShimState::new(runsc.binary(), runsc.flags()).save(&req.bundle)?;
+
+        match self
+            .create_container(&req, &config, &spec, role, runsc)
+            .await
+        {
+            Ok(container) => {
+                let pid = container.pid;
+                self.events.send(TaskCreate {
+                    container_id: req.id.clone(),
+                    bundle: req.bundle.display().to_string(),
+                    rootfs: Default::default(),
+                    io: Some(task_io(&req.stdio)).into(),
+                    checkpoint: String::new(),
+                    pid: pid as u32,
+                    ..Default::default()
+                });
+                self.containers
+                    .lock()
+                    .await
+                    .insert(req.id.clone(), container);
+                Ok(pid)
+            }
+            Err(e) => {
+                ShimState::remove(&req.bundle);
+                Err(e)
+            }
+        }
+    }
+
+    fn runsc_for(&self, req: &CreateTask, config: &ShimConfig) -> Result<Runsc> {
+        let mut flags = GlobalFlags::new(
+            config.runsc_root(&self.namespace),
+            &req.bundle,
+            config.runsc_config.clone(),
+        );
+        flags.substitute_id(&req.id)?;
+        Ok(Runsc::new(
+            PathBuf::from(&config.binary_name),
+            flags,
+            self.executor.clone(),
+        ))
+    }
+
+    async fn create_container(
+        &self,
+        req: &CreateTask,
+        config: &ShimConfig,
+        spec: &BundleSpec,
+        role: ContainerRole,
+        runsc: Runsc,
+    ) -> Result<Arc<Container>> {
+        mount::mount_all(&req.bundle, &req.rootfs).await?;
+        let undo_mounts = || async {
+            if let Err(e) = mount::unmount_all(&req.bundle).await {
+                warn!("{}: cleaning up after a failed create: {e}", req.id);
+            }
+        };
+        let (process_io, copies) = match io::open(&req.stdio, config.io_uid, config.io_gid) {
+            Ok(v) => v,
+            Err(e) => {
+                undo_mounts().await;
+                return Err(e);
+            }
+        };
+        // A sandbox takes its stdio at create (the sandbox process inherits it); a container
+        // joining the pod takes it at start, which hands it into the running sandbox.
+        let (create_io, start_io) = if role.is_sandbox() {
+            (process_io, ProcessIo::default())
+        } else {
+            (ProcessIo::default(), process_io)
+        };
+        let pid_file = req.bundle.join(INIT_PID_FILE);
+        let user_log = user_log_path(spec, &role);
+        let opts = CreateOpts {
+            bundle: &req.bundle,
+            pid_file: &pid_file,
+            console_socket: None,
+            user_log: user_log.as_deref(),
+        };
+        let created = runsc.create(&req.id, &opts, create_io).await;
+        let pid = match created.and_then(|()| read_pid(&pid_file)) {
+            Ok(pid) => pid,
+            Err(e) => {
+                if let Err(de) = runsc.delete(&req.id, true).await {
+                    if !runsc::is_gone(&de) {
+                        warn!("{}: cleaning up after a failed create: {de}", req.id);
+                    }
+                }
+                drop(copies);
+                undo_mounts().await;
+                return Err(e);
+            }
+        };
+        let container = Container::new(
+            req.id.clone(),
+            req.bundle.clone(),
+            role,
+            runsc,
+            pid,
+            AttachedStdio {
+                paths: req.stdio.clone(),
+                copies,
+                start_io,
+            },
+        );
+        Ok(Arc::new(container))
+    }
+
+    /// Start: `runsc start`, then a watcher that learns the exit from `runsc wait`.
+    pub async fn start(&self, id: &str) -> Result<i32> {
+        let c = self.get(id).await?;
+        if c.status() != Status::Created {
+            return Err(Error::FailedPrecondition(format!(
+                "container {id} is {:?}, not created",
+                c.status()
+            )));
+        }
+        let start_io = c.take_start_io();
+        if let Err(e) = c.runsc.start(id, start_io).await {
+            // A container that cannot start is stopped, so containerd can delete it.
+            if c.set_exited(128) {
+                self.publish_exit(&c);
+            }
+            return Err(e);
+        }
+        c.set_running();
+        self.events.send(TaskStart {
+            container_id: id.to_string(),
+            pid: c.pid as u32,
+            ..Default::default()
+        });
+        let events = self.events.clone();
+        let watched = c.clone();
+        tokio::spawn(async move { watch_exit(watched, events).await });
+        Ok(c.pid)
+    }
+
+    fn publish_exit(&self, c: &Container) {
+        publish_exit(&self.events, c);
+    }
+
+    pub async fn state(&self, id: &str) -> Result<TaskState> {
+        let c = self.get(id).await?;
+        Ok(TaskState {
+            id: c.id.clone(),
+            bundle: c.bundle.clone(),
+            pid: c.pid,
+            status: c.status(),
+            stdio: c.stdio.clone(),
+            exit: c.exit(),
+        })
+    }
+
+    /// Kill: signals the container through runsc. NotFound once it has stopped, so CRI stops
+    /// retrying (runsc says "sandbox is not running" for a dead sandbox).
+    pub async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        let c = self.get(id).await?;
+        if c.status() == Status::Stopped {
+            return Err(Error::NotFound(format!(
+                "process of container {id} has exited"
+            )));
+        }
+        let mut delay = Duration::from_millis(100);
+        let deadline = tokio::time::Instant::now() + KILL_RETRY_LIMIT;
+        loop {
+            match c.runsc.kill(id, signal, all).await {
+                Ok(()) => break,
+                Err(e) if runsc::is_gone(&e) || c.status() == Status::Stopped => {
+                    return Err(Error::NotFound(format!(
+                        "process of container {id} has exited ({e})"
+                    )));
+                }
+                Err(e) if tokio::time::Instant::now() + delay > deadline => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        // A created container has no `runsc wait` watching it: its end is known right here.
+        if c.status() == Status::Created && c.set_exited(128 + signal) {
+            self.publish_exit(&c);
+        }
+        Ok(())
+    }
+
+    pub async fn wait(&self, id: &str) -> Result<Exit> {
+        let c = self.get(id).await?;
+        Ok(c.wait().await)
+    }
+
+    pub async fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let c = self.get(id).await?;
+        c.runsc.ps(id).await
+    }
+
+    pub async fn close_stdin(&self, id: &str) -> Result<()> {
+        self.get(id).await?.close_stdin();
+        Ok(())
+    }
+
+    /// Delete: stops what still runs, `runsc delete`, drains stdio, unmounts the rootfs.
+    pub async fn delete(&self, id: &str) -> Result<(i32, Exit)> {
+        let c = self.get(id).await?;
+        if c.status() != Status::Stopped {
+            if let Err(e) = c.runsc.kill(id, libc::SIGKILL as u32, true).await {
+                if !runsc::is_gone(&e) {
+                    warn!("{id}: killing before delete: {e}");
+                }
+            }
+            if c.status() == Status::Running {
+                // The exit watcher records the exit; don't wait forever on a wedged sandbox.
+                if tokio::time::timeout(Duration::from_secs(10), c.wait())
+                    .await
+                    .is_err()
+                {
+                    warn!("{id}: no exit seen 10s after SIGKILL; deleting anyway");
+                }
+            }
+            if c.set_exited(128 + libc::SIGKILL as u32) {
+                self.publish_exit(&c);
+            }
+        }
+        if let Err(e) = c.runsc.delete(id, false).await {
+            if !runsc::is_gone(&e) {
+                return Err(e);
+            }
+        }
+        if let Some(copies) = c.take_copies() {
+            copies.finish(IO_DRAIN_LIMIT).await;
+        }
+        mount::unmount_all(&c.bundle).await?;
+        self.containers.lock().await.remove(id);
+        let exit = c.exit().unwrap_or(Exit {
+            status: 0,
+            at: std::time::SystemTime::now(),
+        });
+        self.events.send(TaskDelete {
+            container_id: id.to_string(),
+            pid: c.pid as u32,
+            exit_status: exit.status,
+            exited_at: Some(convert_to_timestamp(Some(exit.at.into()))).into(),
+            id: id.to_string(),
+            ..Default::default()
+        });
+        info!("{id}: deleted (exit status {})", exit.status);
+        Ok((c.pid, exit))
+    }
+}
+
+/// Waits for the init process through `runsc wait` and reports the exit.
+async fn watch_exit(c: Arc<Container>, events: EventSender) {
+    let status = match c.runsc.wait(&c.id).await {
+        Ok(code) => code as u32,
+        Err(e) => {
+            // gVisor's shim reports 128 when runsc cannot tell the exit (the sandbox died).
+            warn!(
+                "{}: runsc wait failed, reporting exit status 128: {e}",
+                c.id
+            );
+            128
+        }
+    };
+    // What still runs of the container goes with its init process.
+    if let Err(e) = c.runsc.kill(&c.id, libc::SIGKILL as u32, true).await {
+        if !runsc::is_gone(&e) {
+            log::debug!("{}: kill --all after exit: {e}", c.id);
+        }
+    }
+    if c.set_exited(status) {
+        info!("{}: exited with status {status}", c.id);
+        publish_exit(&events, &c);
+    }
+}
+
+fn publish_exit(events: &EventSender, c: &Container) {
+    let Some(exit) = c.exit() else { return };
+    events.send(TaskExit {
+        container_id: c.id.clone(),
+        id: c.id.clone(),
+        pid: c.pid as u32,
+        exit_status: exit.status,
+        exited_at: Some(convert_to_timestamp(Some(exit.at.into()))).into(),
+        ..Default::default()
+    });
+}
+
+fn task_io(stdio: &StdioPaths) -> TaskIO {
+    TaskIO {
+        stdin: stdio.stdin.clone(),
+        stdout: stdio.stdout.clone(),
+        stderr: stdio.stderr.clone(),
+        terminal: stdio.terminal,
+        ..Default::default()
+    }
+}
+
+/// Container ids become file names and runsc arguments: keep them to what containerd produces.
+fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 256
+        && !id.starts_with('-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && id != "."
+        && id != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "id",
+            format!("{id:?} must be 1-256 of [A-Za-z0-9_.-], not starting with '-'"),
+        ))
+    }
+}
+
+/// gVisor's user log for the pod: `<sandbox log directory>/gvisor.log`, sandbox only.
+fn user_log_path(spec: &BundleSpec, role: &ContainerRole) -> Option<PathBuf> {
+    if !role.is_sandbox() {
+        return None;
+    }
+    spec.annotations()
+        .get(SANDBOX_LOG_DIRECTORY)
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join("gvisor.log"))
+}
+
+fn read_pid(path: &Path) -> Result<i32> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io("reading runsc's pid file", path, e))?;
+    text.trim().parse::<i32>().map_err(|_| {
+        Error::invalid(
+            path.display().to_string(),
+            format!("runsc wrote {text:?}, not a pid"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        for good in ["abc", "a-b_c.d", "0123456789abcdef"] {
+            assert!(validate_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", "a/b", "..", ".", "a b", &"x".repeat(300)] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pid_file_content_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("init.pid");
+        std::fs::write(&p, "1234\n").unwrap();
+        assert_eq!(read_pid(&p).unwrap(), 1234);
+        std::fs::write(&p, "abc").unwrap();
+        assert!(read_pid(&p).unwrap_err().to_string().contains("abc"));
+        assert!(read_pid(&dir.path().join("missing")).is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! The shim's lifecycle as containerd drives it: `start` (spawn the daemon), the daemon itself
+//! (serve the task API until Shutdown) and `delete` (clean up after a dead shim).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use containerd_shim::asynchronous::{publisher::RemotePublisher, ExitSignal, Shim};
+use containerd_shim::protos::api::DeleteResponse;
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::Message;
+use containerd_shim::util::convert_to_timestamp;
+use containerd_shim::{socket_address, Config, Error as ShimError, Flags, StartOpts};
+use log::info;
+use tokio::io::AsyncReadExt;
+
+use crate::options::{self, ShimConfig, DEFAULT_BINARY, DEFAULT_ROOT};
+use crate::runsc::{self, GlobalFlags, ReaperExecutor, Runsc};
+use crate::shim::events::{self, EventSender};
+use crate::shim::logging;
+use crate::shim::mount;
+use crate::shim::pod::{Pod, INIT_PID_FILE};
+use crate::shim::state::ShimState;
+use crate::shim::task::TaskService;
+
+/// gVisor's shim runs at -999 so the node's OOM killer takes the workload, never the shim that
+/// reports its exit.
+const SHIM_OOM_SCORE_ADJ: &str = "-999";
+
+pub struct Service {
+    id: String,
+    namespace: String,
+    bundle: PathBuf,
+    exit: Arc<ExitSignal>,
+}
+
+#[async_trait]
+impl Shim for Service {
+    type T = TaskService;
+
+    async fn new(_runtime_id: &str, args: &Flags, config: &mut Config) -> Self {
+        // The daemon installs its own logger (fifo + runsc.toml's log_path); `start` and `delete`
+        // have no fifo and report on stderr, which containerd logs.
+        config.no_setup_logger = true;
+        if args.action.is_empty() {
+            logging::init(args.debug);
+        }
+        let bundle = if args.bundle.is_empty() {
+            std::env::current_dir().unwrap_or_default()
+        } else {
+            PathBuf::from(&args.bundle)
+        };
+        Service {
+            id: args.id.clone(),
+            namespace: args.namespace.clone(),
+            bundle,
+            exit: Arc::new(ExitSignal::default()),
+        }
+    }
+
+    async fn start_shim(&mut self, opts: StartOpts) -> Result<String, ShimError> {
+        // containerd sends the runtime options on stdin; they only choose the daemon's log
+        // settings and cgroup here. A bad config is reported by Create, with the field named.
+        let config = read_stdin_options()
+            .and_then(|any| options::decode(any.as_ref()).ok())
+            .map(|(c, _)| c)
+            .unwrap_or_default();
+        let address = socket_address(&opts.address, &opts.namespace, &opts.id);
+        let exe = std::env::current_exe().map_err(|e| ShimError::Other(e.to_string()))?;
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.current_dir(&self.bundle)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .env("TTRPC_ADDRESS", &opts.ttrpc_address)
+            .args([
+                "-namespace",
+                &opts.namespace,
+                "-id",
+                &opts.id,
+                "-address",
+                &opts.address,
+                "-socket",
+                &address,
+            ])
+            // Its own process group: a signal to containerd's group must not reach the shims.
+            .process_group(0);
+        if opts.debug {
+            cmd.arg("-debug");
+        }
+        if !config.log_level.is_empty() {
+            cmd.env(logging::LEVEL_ENV, &config.log_level);
+        }
+        if let Some(file) = config.shim_log_file(&opts.id) {
+            cmd.env(logging::FILE_ENV, file);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| ShimError::Other(format!("spawning the shim daemon: {e}")))?;
+        let pid = child.id().unwrap_or_default();
+        confine(pid, &config);
+        // The daemon closes its stdout once it serves (or found a live shim on the socket).
+        let mut out = Vec::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            let _ = stdout.read_to_end(&mut out).await;
+        }
+        if !socket_answers(&address) {
+            let _ = child.kill().await;
+            return Err(ShimError::Other(format!(
+                "the shim daemon exited before serving {address}: see the shim log in \
+                 containerd's log (is TTRPC_ADDRESS {} reachable?)",
+                opts.ttrpc_address
+            )));
+        }
+        write_bundle_file(&self.bundle, "address", &address)?;
+        write_bundle_file(&self.bundle, "shim.pid", &pid.to_string())?;
+        Ok(address)
+    }
+
+    async fn delete_shim(&mut self) -> Result<DeleteResponse, ShimError> {
+        let state = ShimState::load(&self.bundle).unwrap_or_else(|e| {
+            eprintln!("{}: using runsc defaults for cleanup: {e}", self.id);
+            None
+        });
+        let (binary, flags) = match state {
+            Some(s) => (s.binary.clone(), s.global_flags()),
+            None => (
+                PathBuf::from(DEFAULT_BINARY),
+                GlobalFlags::new(
+                    Path::new(DEFAULT_ROOT).join(&self.namespace),
+                    &self.bundle,
+                    Default::default(),
+                ),
+            ),
+        };
+        let runsc = Runsc::new(binary, flags, Arc::new(ReaperExecutor));
+        if let Err(e) = runsc.delete(&self.id, true).await {
+            if !runsc::is_gone(&e) {
+                eprintln!("{}: {e}", self.id);
+            }
+        }
+        if let Err(e) = mount::unmount_all(&self.bundle).await {
+            eprintln!("{}: {e}", self.id);
+        }
+        let pid = std::fs::read_to_string(self.bundle.join(INIT_PID_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        Ok(DeleteResponse {
+            pid,
+            // As gVisor's and runc's shims do: the task is gone, report it killed.
+            exit_status: 128 + libc::SIGKILL as u32,
+            exited_at: Some(convert_to_timestamp(Some(
+                std::time::SystemTime::now().into(),
+            )))
+            .into(),
+            ..Default::default()
+        })
+    }
+
+    async fn wait(&mut self) {
+        self.exit.wait().await;
+    }
+
+    async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+        let (sender, receiver) = EventSender::channel();
+        tokio::spawn(events::forward(publisher, self.namespace.clone(), receiver));
+        info!(
+            "shim {} for {} serving in namespace {}",
+            env!("CARGO_PKG_VERSION"),
+            self.id,
+            self.namespace
+        );
+        let pod = Pod::new(self.namespace.clone(), sender, Arc::new(ReaperExecutor));
+        TaskService::new(Arc::new(pod), self.exit.clone())
+    }
+}
+
+/// The runtime options containerd wrote on stdin, if any.
+pub fn read_stdin_options() -> Option<Option<Any>> {
+    let mut data = Vec::new();
+    std::io::stdin().read_to_end(&mut data).ok()?;
+    if data.is_empty() {
+        return Some(None);
+    }
+    Any::parse_from_bytes(&data).ok().map(Some)
+}
+
+/// Puts the daemon in runsc.toml's `shim_cgroup` (gVisor's shim ignores that key) and lowers its
+/// OOM score.
+fn confine(pid: u32, config: &ShimConfig) {
+    if pid == 0 {
+        return;
+    }
+    if !config.shim_cgroup.is_empty() {
+        if let Err(e) = containerd_shim::cgroup::add_task_to_cgroup(&config.shim_cgroup, pid) {
+            eprintln!(
+                "moving the shim into shim_cgroup {:?}: {e}",
+                config.shim_cgroup
+            );
+        }
+    }
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), SHIM_OOM_SCORE_ADJ) {
+        eprintln!("setting the shim's oom_score_adj: {e}");
+    }
+}
+
+fn socket_answers(address: &str) -> bool {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    // A few tries: the socket exists before the daemon closes its stdout, but be lenient.
+    for _ in 0..20 {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+fn write_bundle_file(bundle: &Path, name: &str, content: &str) -> Result<(), ShimError> {
+    let path = bundle.join(name);
+    std::fs::write(&path, content)
+        .map_err(|e| ShimError::Other(format!("writing {}: {e}", path.display())))
+}

@@ -1,0 +1,138 @@
+//! The bundle's config.json: read with oci-spec for what the shim needs to know, and kept as JSON
+//! for what it changes, so fields oci-spec does not model survive a rewrite untouched.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+pub struct BundleSpec {
+    path: PathBuf,
+    raw: Value,
+    spec: Spec,
+    annotations: HashMap<String, String>,
+}
+
+impl BundleSpec {
+    pub fn load(bundle: &Path) -> Result<Self> {
+        let path = bundle.join("config.json");
+        let bytes = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::invalid(path.display().to_string(), format!("not valid JSON: {e}"))
+        })?;
+        let spec: Spec = serde_json::from_value(raw.clone()).map_err(|e| {
+            Error::invalid(
+                path.display().to_string(),
+                format!("not a valid OCI runtime spec: {e}"),
+            )
+        })?;
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        Ok(BundleSpec {
+            path,
+            raw,
+            spec,
+            annotations,
+        })
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    pub fn annotations(&self) -> &HashMap<String, String> {
+        &self.annotations
+    }
+
+    /// Sets an annotation (in the JSON and in the parsed view).
+    pub fn set_annotation(&mut self, key: &str, value: &str) {
+        let root = object(&mut self.raw);
+        let annotations = object(root.entry("annotations").or_insert(Value::Null));
+        annotations.insert(key.to_string(), Value::String(value.to_string()));
+        self.annotations.insert(key.to_string(), value.to_string());
+        self.spec.set_annotations(Some(self.annotations.clone()));
+    }
+
+    /// Sets `linux.resources.memory.limit`.
+    pub fn set_memory_limit(&mut self, bytes: u64) -> Result<()> {
+        let root = object(&mut self.raw);
+        let linux = object(root.entry("linux").or_insert(Value::Null));
+        let resources = object(linux.entry("resources").or_insert(Value::Null));
+        let memory = object(resources.entry("memory").or_insert(Value::Null));
+        memory.insert("limit".to_string(), Value::from(bytes));
+        self.spec = serde_json::from_value(self.raw.clone())
+            .map_err(|e| Error::Other(format!("setting the memory limit in config.json: {e}")))?;
+        Ok(())
+    }
+
+    /// Writes config.json back (atomically: runsc must never read half a spec).
+    pub fn save(&self) -> Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        let text = serde_json::to_vec(&self.raw)
+            .map_err(|e| Error::Other(format!("encoding config.json: {e}")))?;
+        std::fs::write(&tmp, text).map_err(|e| Error::io("writing", &tmp, e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io("replacing", &self.path, e))
+    }
+}
+
+/// The JSON object at `v`, made one if it is null or not an object.
+fn object(v: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !v.is_object() {
+        *v = Value::Object(Default::default());
+    }
+    v.as_object_mut().expect("just made an object")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_keep_unknown_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},
+               "x-future-field":{"keep":true},"linux":{"cgroupsPath":"/kubepods/pod1/c"}}"#,
+        )
+        .unwrap();
+        let mut s = BundleSpec::load(dir.path()).unwrap();
+        s.set_annotation("dev.gvisor.spec.cgroup-parent", "/kubepods/pod1");
+        s.set_memory_limit(268435456).unwrap();
+        s.save().unwrap();
+        let back: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(back["x-future-field"]["keep"], true);
+        assert_eq!(back["linux"]["resources"]["memory"]["limit"], 268435456u64);
+        assert_eq!(
+            back["annotations"]["dev.gvisor.spec.cgroup-parent"],
+            "/kubepods/pod1"
+        );
+        let again = BundleSpec::load(dir.path()).unwrap();
+        assert_eq!(
+            again
+                .spec()
+                .linux()
+                .as_ref()
+                .unwrap()
+                .cgroups_path()
+                .as_ref()
+                .unwrap(),
+            Path::new("/kubepods/pod1/c")
+        );
+    }
+
+    #[test]
+    fn malformed_config_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
+        let err = BundleSpec::load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("config.json"), "{err}");
+        std::fs::write(dir.path().join("config.json"), r#"{"process": 5}"#).unwrap();
+        let err = BundleSpec::load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("OCI runtime spec"), "{err}");
+    }
+}

@@ -1,0 +1,244 @@
+//! The task API v2 adapter: converts ttrpc requests into [`Pod`] calls and domain errors into
+//! ttrpc statuses. This file is the only one that knows the protocol version; RPCs it does not
+//! implement answer with the generated NOT_FOUND "... is not supported".
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use containerd_shim::api::Empty;
+use containerd_shim::asynchronous::ExitSignal;
+use containerd_shim::protos::api::{
+    ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse, DeleteRequest,
+    DeleteResponse, KillRequest, PidsRequest, PidsResponse, ShutdownRequest, StartRequest,
+    StartResponse, StateRequest, StateResponse, WaitRequest, WaitResponse,
+};
+use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::shim::shim::CloseIORequest;
+use containerd_shim::protos::shim_async::Task;
+use containerd_shim::protos::ttrpc::{self, r#async::TtrpcContext, Code, Status as RpcStatus};
+use containerd_shim::protos::types::task::{ProcessInfo, Status as TaskStatus};
+use containerd_shim::util::convert_to_timestamp;
+use log::{info, warn};
+
+use crate::error::Error;
+use crate::shim::container::{Exit, Status};
+use crate::shim::io::StdioPaths;
+use crate::shim::mount::RootfsMount;
+use crate::shim::pod::{CreateTask, Pod};
+
+pub struct TaskService {
+    pod: Arc<Pod>,
+    exit: Arc<ExitSignal>,
+}
+
+impl TaskService {
+    pub fn new(pod: Arc<Pod>, exit: Arc<ExitSignal>) -> Self {
+        TaskService { pod, exit }
+    }
+}
+
+/// The one place domain errors become ttrpc statuses.
+fn to_rpc(e: Error) -> ttrpc::Error {
+    let code = match &e {
+        Error::InvalidArgument { .. } | Error::Options(_) => Code::INVALID_ARGUMENT,
+        Error::NotFound(_) => Code::NOT_FOUND,
+        Error::AlreadyExists(_) => Code::ALREADY_EXISTS,
+        Error::FailedPrecondition(_) | Error::GuardRefused { .. } => Code::FAILED_PRECONDITION,
+        Error::Unimplemented(_) => Code::UNIMPLEMENTED,
+        Error::Io { .. } | Error::Runsc { .. } | Error::Other(_) => Code::UNKNOWN,
+    };
+    ttrpc::Error::RpcStatus(RpcStatus {
+        code: code.into(),
+        message: e.to_string(),
+        ..Default::default()
+    })
+}
+
+fn exec_unsupported(exec_id: &str) -> ttrpc::Result<()> {
+    if exec_id.is_empty() {
+        Ok(())
+    } else {
+        Err(to_rpc(Error::Unimplemented("exec processes")))
+    }
+}
+
+fn timestamp(exit: Option<Exit>) -> Timestamp {
+    convert_to_timestamp(exit.map(|e| e.at.into()))
+}
+
+#[async_trait]
+impl Task for TaskService {
+    async fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: CreateTaskRequest,
+    ) -> ttrpc::Result<CreateTaskResponse> {
+        if !req.checkpoint.is_empty() {
+            return Err(to_rpc(Error::Unimplemented("restoring from a checkpoint")));
+        }
+        let task = CreateTask {
+            id: req.id.clone(),
+            bundle: req.bundle.clone().into(),
+            rootfs: req
+                .rootfs
+                .iter()
+                .map(|m| RootfsMount {
+                    kind: m.type_.clone(),
+                    source: m.source.clone(),
+                    options: m.options.clone(),
+                })
+                .collect(),
+            stdio: StdioPaths {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+            },
+            options: req.options.into_option(),
+        };
+        match self.pod.create(task).await {
+            Ok(pid) => Ok(CreateTaskResponse {
+                pid: pid as u32,
+                ..Default::default()
+            }),
+            Err(e) => {
+                warn!("create {} failed: {e}", req.id);
+                Err(to_rpc(e))
+            }
+        }
+    }
+
+    async fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> ttrpc::Result<StartResponse> {
+        exec_unsupported(&req.exec_id)?;
+        let pid = self.pod.start(&req.id).await.map_err(to_rpc)?;
+        Ok(StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
+    }
+
+    async fn state(&self, _ctx: &TtrpcContext, req: StateRequest) -> ttrpc::Result<StateResponse> {
+        exec_unsupported(&req.exec_id)?;
+        let s = self.pod.state(&req.id).await.map_err(to_rpc)?;
+        let status = match s.status {
+            Status::Created => TaskStatus::CREATED,
+            Status::Running => TaskStatus::RUNNING,
+            Status::Stopped => TaskStatus::STOPPED,
+        };
+        Ok(StateResponse {
+            id: s.id,
+            bundle: s.bundle.display().to_string(),
+            pid: s.pid as u32,
+            status: status.into(),
+            stdin: s.stdio.stdin,
+            stdout: s.stdio.stdout,
+            stderr: s.stdio.stderr,
+            terminal: s.stdio.terminal,
+            exit_status: s.exit.map_or(0, |e| e.status),
+            exited_at: s.exit.map(|e| timestamp(Some(e))).into(),
+            ..Default::default()
+        })
+    }
+
+    async fn kill(&self, _ctx: &TtrpcContext, req: KillRequest) -> ttrpc::Result<Empty> {
+        exec_unsupported(&req.exec_id)?;
+        self.pod
+            .kill(&req.id, req.signal, req.all)
+            .await
+            .map_err(to_rpc)?;
+        Ok(Empty::new())
+    }
+
+    async fn wait(&self, _ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
+        exec_unsupported(&req.exec_id)?;
+        let exit = self.pod.wait(&req.id).await.map_err(to_rpc)?;
+        Ok(WaitResponse {
+            exit_status: exit.status,
+            exited_at: Some(timestamp(Some(exit))).into(),
+            ..Default::default()
+        })
+    }
+
+    async fn delete(
+        &self,
+        _ctx: &TtrpcContext,
+        req: DeleteRequest,
+    ) -> ttrpc::Result<DeleteResponse> {
+        exec_unsupported(&req.exec_id)?;
+        let (pid, exit) = self.pod.delete(&req.id).await.map_err(to_rpc)?;
+        Ok(DeleteResponse {
+            pid: pid as u32,
+            exit_status: exit.status,
+            exited_at: Some(timestamp(Some(exit))).into(),
+            ..Default::default()
+        })
+    }
+
+    async fn pids(&self, _ctx: &TtrpcContext, req: PidsRequest) -> ttrpc::Result<PidsResponse> {
+        let pids = self.pod.pids(&req.id).await.map_err(to_rpc)?;
+        Ok(PidsResponse {
+            processes: pids
+                .into_iter()
+                .map(|pid| ProcessInfo {
+                    pid: pid as u32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
+        exec_unsupported(&req.exec_id)?;
+        self.pod.close_stdin(&req.id).await.map_err(to_rpc)?;
+        Ok(Empty::new())
+    }
+
+    async fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        req: ConnectRequest,
+    ) -> ttrpc::Result<ConnectResponse> {
+        Ok(ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid: self.pod.task_pid(&req.id).await.unwrap_or(0) as u32,
+            ..Default::default()
+        })
+    }
+
+    async fn shutdown(&self, _ctx: &TtrpcContext, _req: ShutdownRequest) -> ttrpc::Result<Empty> {
+        // containerd asks every shim to shut down after deleting its task; a shim still serving
+        // containers (several per pod, containerd 2.x) stays.
+        if self.pod.is_empty().await {
+            info!("shutdown: no containers left, exiting");
+            self.exit.signal();
+        } else {
+            info!("shutdown: containers remain, staying up");
+        }
+        Ok(Empty::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_codes() {
+        let code = |e: Error| match to_rpc(e) {
+            ttrpc::Error::RpcStatus(s) => s.code(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(Error::NotFound("x".into())), Code::NOT_FOUND);
+        assert_eq!(code(Error::invalid("f", "r")), Code::INVALID_ARGUMENT);
+        assert_eq!(code(Error::Options("o".into())), Code::INVALID_ARGUMENT);
+        assert_eq!(
+            code(Error::GuardRefused {
+                container_id: "c".into(),
+                reason: "r".into()
+            }),
+            Code::FAILED_PRECONDITION
+        );
+        assert_eq!(code(Error::Unimplemented("x")), Code::UNIMPLEMENTED);
+    }
+}
