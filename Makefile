@@ -1,0 +1,41 @@
+# runsc-guard: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+SUITES ?= bookworm trixie sid
+
+.PHONY: build test unit e2e demo lint deps clean
+
+## build: the shim and the operator CLI (release), in target/release/
+build:
+	$(CARGO) build --release --bin containerd-shim-runsc-v1 --bin runsc-guard
+
+## test: unit and integration tests, then the VM suite for $(SUITES)
+test: unit e2e
+
+## unit: unit tests and the integration tests (real shim binary against the fake runsc)
+unit:
+	$(CARGO) build --workspace
+	$(CARGO) test --workspace
+
+## e2e: the VM suite alone (SUITES="bookworm" to narrow it); ends with "N passed, N failed"
+e2e:
+	SUITES="$(SUITES)" tests/e2e/run.sh
+
+## demo: the incident's pod under the stock handler and under this shim, side by side
+demo:
+	tests/e2e/demo.sh
+
+## lint: what CI checks besides the tests
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path tests/e2e/driver/Cargo.toml -- --check
+	$(CARGO) clippy --manifest-path tests/e2e/driver/Cargo.toml --all-targets -- -D warnings
+
+## deps: what the build and the VM suite need from Debian's archive (run as root)
+deps:
+	tests/e2e/install-deps.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf tests/e2e/out
