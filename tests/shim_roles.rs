@@ -1,0 +1,115 @@
+//! Sandbox and container roles from the CRI annotations: where stdio is attached, and that a spec
+//! without annotations is a sandbox of its own (and does not hang, unlike google/gvisor#4544).
+//!
+//! fake-runsc writes its stdout knob where a real sandbox's output would appear: at `create` for
+//! a sandbox, at `start` for a container joining one. The text reaches the container's stdout fifo
+//! only if the shim attached stdio to that runsc call.
+//!
+//! Needs root: as any other user each test prints "skipped: needs root" and passes.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_gets_stdio_at_create_and_a_container_joining_it_at_start() {
+    if skip_unless_root("a_sandbox_gets_stdio_at_create_and_a_container_joining_it_at_start") {
+        return;
+    }
+    let env = TestEnv::new("pod").await;
+    let config = env.write_runsc_toml("");
+    let sandbox = env
+        .bundle("pod-sandbox")
+        .annotation(CONTAINER_TYPE, "sandbox")
+        .annotation(SANDBOX_ID, "pod-sandbox")
+        .annotation(KNOB_STDOUT, "sandbox output at create\n")
+        .with_stdout()
+        .build();
+    let app = env
+        .bundle("pod-app")
+        .annotation(CONTAINER_TYPE, "container")
+        .annotation(SANDBOX_ID, "pod-sandbox")
+        .annotation(KNOB_STDOUT, "app output at start\n")
+        .with_stdout()
+        .build();
+    let mut sandbox_out = sandbox.open_stdout();
+    let mut app_out = app.open_stdout();
+    let sandbox_shim = env.start_shim(&sandbox).await;
+    let app_shim = env.start_shim(&app).await;
+
+    let sandbox_created = sandbox_shim.ok(
+        "Create (sandbox)",
+        sandbox_shim
+            .create(sandbox.create_request(Some(env.options(&config))))
+            .await,
+    );
+    sandbox_out.read_until("sandbox output at create\n").await;
+    sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
+
+    let app_created = app_shim.ok(
+        "Create (container)",
+        app_shim
+            .create(app.create_request(Some(env.options(&config))))
+            .await,
+    );
+    assert_eq!(
+        app_created.pid, sandbox_created.pid,
+        "a container's pid is its sandbox's (runsc writes the sandbox pid into every pid file)"
+    );
+    app_shim.ok("Start (container)", app_shim.start().await);
+    app_out.read_until("app output at start\n").await;
+
+    for (shim, what) in [(&app_shim, "container"), (&sandbox_shim, "sandbox")] {
+        shim.ok(&format!("Kill ({what})"), shim.kill(9, false).await);
+        let waited = shim.ok(&format!("Wait ({what})"), shim.wait().await);
+        assert_eq!(waited.exit_status, 137, "{what}");
+        shim.ok(&format!("Delete ({what})"), shim.delete().await);
+    }
+    app_shim.shutdown().await;
+    sandbox_shim.shutdown().await;
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_without_cri_annotations_is_a_sandbox_of_its_own() {
+    if skip_unless_root("a_spec_without_cri_annotations_is_a_sandbox_of_its_own") {
+        return;
+    }
+    let env = TestEnv::new("plain").await;
+    let config = env.write_runsc_toml("");
+    let bundle = env
+        .bundle("plain-c1")
+        .annotation(KNOB_STDOUT, "plain output at create\n")
+        .with_stdout()
+        .build();
+    let mut out = bundle.open_stdout();
+    let shim = env.start_shim(&bundle).await;
+    let id = shim.id().to_string();
+
+    shim.ok(
+        "Create",
+        shim.create(bundle.create_request(Some(env.options(&config))))
+            .await,
+    );
+    out.read_until("plain output at create\n").await;
+    let b = bundle.path.display().to_string();
+    let pid_file = bundle.path.join("init.pid").display().to_string();
+    let calls = env.calls();
+    assert_eq!(
+        calls.first(),
+        Some(&env.argv(
+            &bundle,
+            &["create", "--bundle", &b, "--pid-file", &pid_file, &id]
+        )),
+        "a plain `runsc create` (no --user-log without a log directory):\n{}",
+        show(&calls)
+    );
+
+    shim.ok("Start", shim.start().await);
+    shim.ok("Kill (SIGKILL)", shim.kill(9, false).await);
+    let waited = shim.ok("Wait", shim.wait().await);
+    assert_eq!(waited.exit_status, 137);
+    shim.ok("Delete", shim.delete().await);
+    shim.shutdown().await;
+    env.assert_nothing_left().await;
+}
