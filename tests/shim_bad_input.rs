@@ -1,0 +1,205 @@
+//! Bad input: each returns a ttrpc error whose message names what was wrong, publishes nothing,
+//! and leaves nothing behind (rootfs unmounted, no runsc state, no process); the shim keeps
+//! serving and shuts down cleanly.
+//!
+//! Needs root: as any other user each test prints "skipped: needs root" and passes.
+
+mod common;
+
+use common::*;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+
+/// Starts a shim for `bundle`, expects Create with `options` to fail naming every `expected`,
+/// then checks that nothing was left.
+async fn assert_create_fails(
+    env: &TestEnv,
+    bundle: &Bundle,
+    options: Option<Any>,
+    expected: &[&str],
+) {
+    let shim = env.start_shim(bundle).await;
+    let err = shim
+        .create(bundle.create_request(options))
+        .await
+        .expect_err("Create must fail");
+    let message = error_message(&err);
+    for e in expected {
+        assert!(
+            message.contains(e),
+            "the error must name {e:?}; got {err:?}\nshim log:\n{}",
+            shim.log()
+        );
+    }
+    assert!(
+        !bundle.rootfs_is_mounted(),
+        "the rootfs is unmounted after a failed Create"
+    );
+    env.assert_no_mounts_or_runsc_state();
+    shim.ok("Connect after a failed Create", shim.connect().await);
+    shim.shutdown().await;
+    env.assert_nothing_left().await;
+    assert_eq!(
+        env.topics(),
+        Vec::<String>::new(),
+        "nothing published for a failed Create"
+    );
+}
+
+fn sandbox(env: &TestEnv, id: &str) -> Bundle {
+    env.bundle(id).annotation(CONTAINER_TYPE, "sandbox").build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_config_json_is_named() {
+    if skip_unless_root("a_malformed_config_json_is_named") {
+        return;
+    }
+    let env = TestEnv::new("badspec").await;
+    let config = env.write_runsc_toml("");
+    let bundle = env
+        .bundle("badspec-c1")
+        .config_json("{ \"ociVersion\": \"1.0.2\", this is not json")
+        .build();
+    assert_create_fails(&env, &bundle, Some(env.options(&config)), &["config.json"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_path_that_does_not_exist_is_named() {
+    if skip_unless_root("a_config_path_that_does_not_exist_is_named") {
+        return;
+    }
+    let env = TestEnv::new("nopath").await;
+    let missing = env.path("missing/runsc.toml");
+    let bundle = sandbox(&env, "nopath-c1");
+    let path = missing.display().to_string();
+    assert_create_fails(&env, &bundle, Some(env.options(&missing)), &[&path]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toml_key_of_the_wrong_type_is_named() {
+    if skip_unless_root("a_toml_key_of_the_wrong_type_is_named") {
+        return;
+    }
+    let env = TestEnv::new("badtoml").await;
+    let config = env.write_runsc_toml("io_uid = \"x\"");
+    let bundle = sandbox(&env, "badtoml-c1");
+    assert_create_fails(&env, &bundle, Some(env.options(&config)), &["io_uid"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_type_url_is_named() {
+    if skip_unless_root("an_unknown_type_url_is_named") {
+        return;
+    }
+    let env = TestEnv::new("typeurl").await;
+    let config = env.write_runsc_toml("");
+    let bundle = sandbox(&env, "typeurl-c1");
+    let options = runsc_guard::options::encode_cri_options(
+        "io.containerd.kata.v1.options",
+        &config.display().to_string(),
+        b"",
+    );
+    assert_create_fails(
+        &env,
+        &bundle,
+        Some(options),
+        &["io.containerd.kata.v1.options"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_options_message_is_named() {
+    if skip_unless_root("an_unknown_options_message_is_named") {
+        return;
+    }
+    let env = TestEnv::new("anytype").await;
+    let bundle = sandbox(&env, "anytype-c1");
+    let options = Any {
+        type_url: "type.googleapis.com/example.v1.Unknown".to_string(),
+        value: b"\x0a\x01x".to_vec(),
+        ..Default::default()
+    };
+    assert_create_fails(&env, &bundle, Some(options), &["example.v1.Unknown"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_runsc_binary_is_named() {
+    if skip_unless_root("a_missing_runsc_binary_is_named") {
+        return;
+    }
+    let env = TestEnv::new("nobinary").await;
+    let binary = env.path("no-such-dir/runsc");
+    let config = env.write_file(
+        "runsc.toml",
+        &format!(
+            "binary_name = {:?}\nroot = {:?}\n",
+            binary.display().to_string(),
+            env.runsc_root().display().to_string()
+        ),
+    );
+    let bundle = sandbox(&env, "nobinary-c1");
+    let name = binary.display().to_string();
+    assert_create_fails(&env, &bundle, Some(env.options(&config)), &[&name]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_runsc_create_returns_runscs_logged_error() {
+    if skip_unless_root("a_failing_runsc_create_returns_runscs_logged_error") {
+        return;
+    }
+    let env = TestEnv::new("createfails").await;
+    let config = env.write_runsc_toml("");
+    let bundle = env
+        .bundle("createfails-c1")
+        .annotation(CONTAINER_TYPE, "sandbox")
+        .annotation(KNOB_FAIL, "create")
+        .annotation(KNOB_FAIL_MESSAGE, "boom: no space")
+        .build();
+    assert_create_fails(
+        &env,
+        &bundle,
+        Some(env.options(&config)),
+        &["boom: no space"],
+    )
+    .await;
+    let calls = env.calls();
+    assert_eq!(
+        calls.first().and_then(|c| subcommand(c)),
+        Some("create"),
+        "runsc create ran:\n{}",
+        show(&calls)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_runsc_start_returns_runscs_logged_error_and_delete_still_cleans_up() {
+    if skip_unless_root(
+        "a_failing_runsc_start_returns_runscs_logged_error_and_delete_still_cleans_up",
+    ) {
+        return;
+    }
+    let env = TestEnv::new("startfails").await;
+    let config = env.write_runsc_toml("");
+    let bundle = env
+        .bundle("startfails-c1")
+        .annotation(CONTAINER_TYPE, "sandbox")
+        .annotation(KNOB_FAIL, "start")
+        .annotation(KNOB_FAIL_MESSAGE, "start refused: out of quota")
+        .build();
+    let shim = env.start_shim(&bundle).await;
+    shim.ok(
+        "Create",
+        shim.create(bundle.create_request(Some(env.options(&config))))
+            .await,
+    );
+    let err = shim.start().await.expect_err("Start must fail");
+    assert!(
+        error_message(&err).contains("start refused: out of quota"),
+        "Start's error carries runsc's: {err:?}\nshim log:\n{}",
+        shim.log()
+    );
+    shim.ok("Delete after a failed Start", shim.delete().await);
+    shim.shutdown().await;
+    env.assert_nothing_left().await;
+}
