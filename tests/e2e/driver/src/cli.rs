@@ -1,0 +1,149 @@
+//! The command line (hand-parsed: a handful of flags does not need a parser crate).
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+usage: e2e-driver --suite SUITE --results DIR [options]
+       e2e-driver --list
+
+Plays kubelet over containerd's CRI inside the e2e guest VM, runs the scenarios and writes
+DIR/report.md, DIR/report.json and DIR/summary.json. Exits 0 whatever the scenarios' outcome.
+
+options:
+  --suite SUITE          the guest's Debian suite (recorded in the report)
+  --results DIR          where the report files go
+  --scenario NAME        run only this scenario (repeatable; also runs on-request scenarios)
+  --handlers H1,H2       run only scenarios on these runtime handlers
+  --socket PATH          containerd's socket (default /run/containerd/containerd.sock)
+  --timeout-scale F      multiply every time limit by F (default 1)
+  --allow-non-vm         run even if systemd-detect-virt finds no VM (it changes cgroups!)
+  --list                 list the scenarios and exit
+  --help                 this text";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Run,
+    List,
+    Help,
+}
+
+#[derive(Debug)]
+pub struct Args {
+    pub command: Command,
+    pub suite: String,
+    pub results: PathBuf,
+    pub scenarios: Vec<String>,
+    pub handlers: Vec<String>,
+    pub socket: PathBuf,
+    pub timeout_scale: f64,
+    pub allow_non_vm: bool,
+}
+
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut suite = None;
+    let mut results = None;
+    let mut a = Args {
+        command: Command::Run,
+        suite: String::new(),
+        results: PathBuf::new(),
+        scenarios: Vec::new(),
+        handlers: Vec::new(),
+        socket: PathBuf::from("/run/containerd/containerd.sock"),
+        timeout_scale: 1.0,
+        allow_non_vm: false,
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            match inline.clone().or_else(|| it.next()) {
+                Some(v) if !v.is_empty() => Ok(v),
+                _ => Err(format!("{name} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "--suite" => suite = Some(value("--suite")?),
+            "--results" => results = Some(PathBuf::from(value("--results")?)),
+            "--scenario" => a.scenarios.push(value("--scenario")?),
+            "--handlers" => a.handlers.extend(
+                value("--handlers")?
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_string),
+            ),
+            "--socket" => a.socket = PathBuf::from(value("--socket")?),
+            "--timeout-scale" => {
+                let v = value("--timeout-scale")?;
+                a.timeout_scale = match v.parse::<f64>() {
+                    Ok(f) if f.is_finite() && f > 0.0 => f,
+                    _ => {
+                        return Err(format!(
+                            "--timeout-scale: expected a positive number, found {v:?}"
+                        ))
+                    }
+                };
+            }
+            "--allow-non-vm" => a.allow_non_vm = true,
+            "--list" => a.command = Command::List,
+            "--help" | "-h" => a.command = Command::Help,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if a.command == Command::Run {
+        a.suite = suite.ok_or("--suite is required")?;
+        a.results = results.ok_or("--results is required")?;
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Args, String> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn runner_command_line() {
+        let a = p(&["--suite", "bookworm", "--results", "/mnt/results/bookworm"]).expect("parses");
+        assert_eq!(a.command, Command::Run);
+        assert_eq!(a.suite, "bookworm");
+        assert_eq!(a.results, PathBuf::from("/mnt/results/bookworm"));
+        assert!(a.scenarios.is_empty());
+        assert_eq!(a.timeout_scale, 1.0);
+    }
+
+    #[test]
+    fn filters_and_inline_values() {
+        let a = p(&[
+            "--suite=sid",
+            "--results=out",
+            "--scenario",
+            "busybox-exit",
+            "--scenario=incident-guard",
+            "--handlers",
+            "runsc, runc",
+            "--timeout-scale",
+            "2.5",
+        ])
+        .expect("parses");
+        assert_eq!(a.scenarios, vec!["busybox-exit", "incident-guard"]);
+        assert_eq!(a.handlers, vec!["runsc", "runc"]);
+        assert_eq!(a.timeout_scale, 2.5);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(p(&["--results", "x"]).unwrap_err().contains("--suite"));
+        assert!(p(&["--suite", "x"]).unwrap_err().contains("--results"));
+        assert!(p(&["--suite"]).unwrap_err().contains("needs a value"));
+        assert!(p(&["--bogus"]).unwrap_err().contains("unknown"));
+        assert!(p(&["--suite", "a", "--results", "b", "--timeout-scale", "0"]).is_err());
+        assert_eq!(p(&["--list"]).expect("parses").command, Command::List);
+    }
+}

@@ -1,0 +1,227 @@
+//! e2e-driver: plays kubelet inside the e2e guest VM. It speaks containerd's CRI v1, creates pod
+//! slices through systemd like kubelet's systemd cgroup driver, runs each scenario against a
+//! runtime handler, gathers evidence from the host side of the guest and writes a report.
+//!
+//!     e2e-driver --suite SUITE --results DIR [--scenario NAME]... [--handlers H1,H2]
+//!
+//! Exit status: 0 when the scenarios ran (whatever their outcome: the runner aggregates
+//! summary.json), 1 when the driver itself could not run, 2 for a bad command line.
+
+mod cgroup;
+mod cli;
+mod cri;
+mod evidence;
+mod logs;
+mod pod;
+mod procs;
+mod report;
+mod run;
+mod scenarios;
+mod systemd;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{Args, Command};
+use crate::report::{Environment, Report};
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("e2e-driver: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match args.command {
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Command::List => {
+            for s in scenarios::registry() {
+                println!(
+                    "{:<20} {:<12} {}{}",
+                    s.name,
+                    s.handler,
+                    if s.default { "" } else { "(on request) " },
+                    s.description
+                );
+            }
+            return ExitCode::SUCCESS;
+        }
+        Command::Run => {}
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("e2e-driver: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run_suite(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e-driver: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The driver writes to /sys/fs/cgroup and systemd: it must only ever run in the test VM.
+async fn refuse_outside_vm(args: &Args) -> Result<()> {
+    if args.allow_non_vm {
+        return Ok(());
+    }
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new("systemd-detect-virt")
+            .arg("--vm")
+            .output(),
+    )
+    .await
+    .context("systemd-detect-virt did not answer")?
+    .context("running systemd-detect-virt (is this the e2e guest?)")?;
+    let what = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || what == "none" {
+        bail!(
+            "this is not a virtual machine (systemd-detect-virt --vm says {what:?}): the driver \
+             changes cgroups and systemd units, so it only runs in the e2e guest; pass \
+             --allow-non-vm to override"
+        );
+    }
+    Ok(())
+}
+
+async fn command_first_line(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(cmd)
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?.trim().to_string();
+    (!line.is_empty()).then_some(line)
+}
+
+async fn connect(args: &Args) -> Result<cri::Cri> {
+    // containerd may still be starting when the guest suite calls the driver.
+    let deadline = Instant::now() + Duration::from_secs_f64(60.0 * args.timeout_scale);
+    loop {
+        let attempt = async {
+            let mut c = cri::Cri::connect(args.socket.clone(), args.timeout_scale).await?;
+            c.version().await?;
+            Ok::<_, anyhow::Error>(c)
+        }
+        .await;
+        match attempt {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "containerd's CRI does not answer on {}",
+                        args.socket.display()
+                    )
+                })
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
+}
+
+async fn run_suite(args: &Args) -> Result<()> {
+    let selected = scenarios::select(&scenarios::registry(), &args.scenarios, &args.handlers)
+        .map_err(anyhow::Error::msg)?;
+    if selected.is_empty() {
+        bail!("no scenario matches the --scenario/--handlers filters");
+    }
+    std::fs::create_dir_all(&args.results)
+        .with_context(|| format!("creating the results directory {}", args.results.display()))?;
+    refuse_outside_vm(args).await?;
+    let started = Instant::now();
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+
+    let mut cri = connect(args).await?;
+    let version = cri.version().await?;
+    eprintln!(
+        "e2e-driver: suite {}, {} {} (CRI {}), {} scenario(s)",
+        args.suite,
+        version.runtime_name,
+        version.runtime_version,
+        version.runtime_api_version,
+        selected.len()
+    );
+    let mi = evidence::meminfo();
+    let mut env = Environment {
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_string()),
+        cri_runtime: Some(version.runtime_name.clone()),
+        cri_runtime_version: Some(version.runtime_version.clone()),
+        runsc_version: command_first_line("runsc", &["--version"]).await,
+        mem_total_kib: mi.get("MemTotal").copied(),
+        mem_available_kib_before: mi.get("MemAvailable").copied(),
+        mem_available_kib_after: None,
+        swap_total_kib: mi.get("SwapTotal").copied(),
+        setup_problems: Vec::new(),
+    };
+    let ctx = run::Ctx {
+        cri,
+        cgroup_root: run::default_cgroup_root(),
+        node_mem_total: run::node_memory_bytes(),
+    };
+    env.setup_problems = run::setup_node(&ctx).await;
+    for p in &env.setup_problems {
+        eprintln!("e2e-driver: setup: {p}");
+    }
+
+    let mut results = Vec::new();
+    for sc in &selected {
+        let r = run::run_scenario(&ctx, sc).await;
+        println!("{}", r.line());
+        results.push(r);
+        // Keep a report on disk after every scenario: a guest that dies mid-suite still leaves
+        // what was found so far.
+        let partial = Report {
+            suite: args.suite.clone(),
+            driver_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_unix,
+            duration_ms: started.elapsed().as_millis() as u64,
+            environment: env.clone(),
+            scenarios: results.clone(),
+        };
+        if let Err(e) = report::write_all(&args.results, &partial) {
+            eprintln!("e2e-driver: writing the partial report: {e:#}");
+        }
+    }
+
+    for p in run::teardown_node(&ctx).await {
+        env.setup_problems.push(format!("teardown: {p}"));
+    }
+    env.mem_available_kib_after = evidence::meminfo().get("MemAvailable").copied();
+    let report = Report {
+        suite: args.suite.clone(),
+        driver_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_unix,
+        duration_ms: started.elapsed().as_millis() as u64,
+        environment: env,
+        scenarios: results,
+    };
+    let summary = report::write_all(&args.results, &report)?;
+    println!("{}", summary.closing_line());
+    Ok(())
+}
