@@ -14,6 +14,7 @@ options:
   --results DIR          where the report files go
   --scenario NAME        run only this scenario (repeatable; also runs on-request scenarios)
   --handlers H1,H2       run only scenarios on these runtime handlers
+  --images PREFIX        image name prefix: PREFIX/busybox:1, PREFIX/eater:1 (default localhost/e2e)
   --socket PATH          containerd's socket (default /run/containerd/containerd.sock)
   --timeout-scale F      multiply every time limit by F (default 1)
   --allow-non-vm         run even if systemd-detect-virt finds no VM (it changes cgroups!)
@@ -35,6 +36,7 @@ pub struct Args {
     pub scenarios: Vec<String>,
     pub handlers: Vec<String>,
     pub socket: PathBuf,
+    pub images: String,
     pub timeout_scale: f64,
     pub allow_non_vm: bool,
 }
@@ -49,6 +51,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         scenarios: Vec::new(),
         handlers: Vec::new(),
         socket: PathBuf::from("/run/containerd/containerd.sock"),
+        images: crate::scenarios::DEFAULT_IMAGE_PREFIX.to_string(),
         timeout_scale: 1.0,
         allow_non_vm: false,
     };
@@ -76,6 +79,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                     .map(str::to_string),
             ),
             "--socket" => a.socket = PathBuf::from(value("--socket")?),
+            "--images" => a.images = value("--images")?,
             "--timeout-scale" => {
                 let v = value("--timeout-scale")?;
                 a.timeout_scale = match v.parse::<f64>() {
@@ -110,7 +114,17 @@ mod tests {
 
     #[test]
     fn runner_command_line() {
-        let a = p(&["--suite", "bookworm", "--results", "/mnt/results/bookworm"]).expect("parses");
+        // What tests/e2e/guest-suite.sh runs.
+        let a = p(&[
+            "--suite",
+            "bookworm",
+            "--results",
+            "/mnt/results/bookworm",
+            "--images",
+            "localhost/e2e",
+        ])
+        .expect("parses");
+        assert_eq!(a.images, "localhost/e2e");
         assert_eq!(a.command, Command::Run);
         assert_eq!(a.suite, "bookworm");
         assert_eq!(a.results, PathBuf::from("/mnt/results/bookworm"));

@@ -183,6 +183,7 @@ async fn run_suite(args: &Args) -> Result<()> {
         cri,
         cgroup_root: run::default_cgroup_root(),
         node_mem_total: run::node_memory_bytes(),
+        images: args.images.clone(),
     };
     env.setup_problems = run::setup_node(&ctx).await;
     for p in &env.setup_problems {

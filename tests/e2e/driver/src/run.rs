@@ -38,6 +38,8 @@ pub struct Ctx {
     pub cri: Cri,
     pub cgroup_root: PathBuf,
     pub node_mem_total: u64,
+    /// Image name prefix (`--images`).
+    pub images: String,
 }
 
 impl Ctx {
@@ -609,7 +611,8 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
         }
     });
 
-    let image = sc.image();
+    let image = sc.image(&ctx.images);
+    let image = image.as_str();
     if !cri.image_present(image).await? {
         bail!(
             "image {image} is not in containerd's k8s.io namespace: the guest setup must import \

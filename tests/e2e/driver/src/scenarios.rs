@@ -4,8 +4,9 @@
 use crate::pod::{PodShape, Qos, MIB};
 use crate::report::{Check, Evidence};
 
-pub const BUSYBOX_IMAGE: &str = "localhost/e2e/busybox:1";
-pub const EATER_IMAGE: &str = "localhost/e2e/eater:1";
+/// Where the suite's images live unless `--images` says otherwise: `<prefix>/busybox:1`,
+/// `<prefix>/eater:1` (tests/e2e/images/build-images.sh).
+pub const DEFAULT_IMAGE_PREFIX: &str = "localhost/e2e";
 /// The eater image's entrypoint (tests/e2e/images/build-images.sh).
 pub const EATER_PATH: &str = "/eater";
 
@@ -66,11 +67,12 @@ pub enum Expect {
 }
 
 impl Scenario {
-    pub fn image(&self) -> &'static str {
-        match self.kind {
-            Kind::Eater(_) => EATER_IMAGE,
-            _ => BUSYBOX_IMAGE,
-        }
+    pub fn image(&self, prefix: &str) -> String {
+        let name = match self.kind {
+            Kind::Eater(_) => "eater:1",
+            _ => "busybox:1",
+        };
+        format!("{}/{name}", prefix.trim_end_matches('/'))
     }
 
     pub fn container_name(&self) -> &'static str {
@@ -698,7 +700,11 @@ mod tests {
         assert_eq!(shape.slice_memory_max, Some(268435456));
         assert_eq!(shape.sandbox_memory_limit, Some(268435456));
         assert_eq!(s.command(), vec!["/eater", "1024", "16", "50"]);
-        assert_eq!(s.image(), EATER_IMAGE);
+        assert_eq!(s.image("localhost/e2e"), "localhost/e2e/eater:1");
+        assert_eq!(
+            by_name("busybox-exit").image("localhost/e2e/"),
+            "localhost/e2e/busybox:1"
+        );
         let o = by_name("overhead-guard").shape();
         assert_eq!(o.slice_memory_max, Some(320 * MIB));
         assert_eq!(o.sandbox_memory_limit, Some(256 * MIB));
