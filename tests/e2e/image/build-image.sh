@@ -1,0 +1,198 @@
+#!/bin/bash
+# Builds (or finds in the cache) the Debian guest image for one e2e suite:
+#   build-image.sh SUITE        SUITE: bookworm | trixie | sid
+# Prints the image directory on stdout (everything else goes to stderr). It holds:
+#   disk.raw     raw ext4 root filesystem (sparse), booted read-only via qemu snapshot=on
+#   vmlinuz      the guest kernel, booted directly with -kernel
+#   initrd.img   its initramfs (virtio_blk and ext4 are modules in Debian's kernel)
+#   versions.txt the versions of the packages the suite is about (containerd, runsc, runc, ...)
+#
+# Images are cached under $RUNSC_GUARD_CACHE (default $XDG_CACHE_HOME/runsc-guard, or
+# ~/.cache/runsc-guard) in e2e/images/<suite>-<hash>/, where the hash covers this script, the
+# package list and the files baked into the guest. A changed builder gives a new directory; an
+# unchanged one reuses the old image, also from another checkout on the same machine.
+# E2E_IMAGE_REBUILD=1 forces a rebuild; E2E_IMAGE_SIZE (default 3G) sets the disk size.
+#
+# Needs root (debootstrap, chroot file ownership), debootstrap and mkfs.ext4 >= 1.43 (for -d).
+# No loop devices or mounts: the filesystem is made straight from the root directory.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+
+[[ $# -eq 1 ]] || e2e_die "usage: $0 SUITE (one of ${E2E_SUITES_ALL[*]})"
+suite=$1
+e2e_check_suite "$suite"
+[[ $(id -u) -eq 0 ]] || e2e_die "building a guest image needs root (debootstrap)"
+command -v debootstrap >/dev/null || e2e_die "debootstrap is missing: run tests/e2e/install-deps.sh"
+command -v mkfs.ext4 >/dev/null || e2e_die "mkfs.ext4 is missing: run tests/e2e/install-deps.sh"
+
+# Everything that decides what the image contains. The mirror and the day are not in it: a cached
+# sid image keeps the packages it was built with until the builder changes (or a forced rebuild).
+image_inputs=("$here/build-image.sh" "$here/packages.txt" "$here/guest/e2e-guest.service"
+    "$here/guest/e2e-guest-boot")
+hash=$( (printf 'suite=%s size=%s\n' "$suite" "${E2E_IMAGE_SIZE:-3G}"; cat "${image_inputs[@]}") |
+    sha256sum | cut -c1-16)
+
+cache=$(e2e_cache_dir)
+images=$cache/images
+final=$images/$suite-$hash
+mkdir -p "$images"
+
+# One builder per suite at a time: a second run of the same suite waits and then reuses.
+exec 9>"$images/.$suite.lock"
+flock 9
+
+image_complete() {
+    [[ -s $1/disk.raw && -s $1/vmlinuz && -s $1/initrd.img && -s $1/versions.txt ]]
+}
+
+if [[ ${E2E_IMAGE_REBUILD:-0} != 1 ]] && image_complete "$final"; then
+    e2e_log "image $suite: cached at $final"
+    printf '%s\n' "$final"
+    exit 0
+fi
+
+mirror=$(e2e_debian_mirror) ||
+    e2e_die "no Debian archive in the host's apt sources (/etc/apt/sources.list*): set E2E_MIRROR"
+mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$here/packages.txt")
+
+# Build beside the final directory (same filesystem, so the rename is atomic) under a name that
+# image_complete() never looks at; only a complete image is renamed into place.
+work=$(mktemp -d "$images/.build-$suite-$hash.XXXXXX")
+root=$work/root
+
+# debootstrap mounts /proc and /sys inside the root; if it is interrupted they may still be
+# mounted, and `rm -rf` through a mounted /sys or /proc must never happen. Unmount everything
+# under the work directory (deepest first), then remove it without crossing filesystems.
+cleanup() {
+    local mnt
+    if [[ -d $work ]]; then
+        while read -r mnt; do
+            umount -l "$mnt" 2>/dev/null || true
+        done < <(awk -v w="$work/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+        rm -rf --one-file-system "$work"
+    fi
+}
+trap cleanup EXIT
+
+start=$SECONDS
+e2e_log "image $suite: building in $work from $mirror (${#packages[@]} extra packages)"
+
+# Downloaded .debs are kept per suite so a rebuild after a builder change does not download the
+# whole system again. debootstrap checks them against the Release file it fetches anyway.
+debs=$cache/debs/$suite
+mkdir -p "$debs"
+
+# The host's keyring verifies the Release files of bookworm, trixie and sid alike.
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+[[ -r $keyring ]] || e2e_die "missing $keyring: apt-get install debian-archive-keyring"
+
+packages_csv=$(IFS=,; printf '%s' "${packages[*]}")
+if ! debootstrap --variant=minbase --merged-usr --components=main \
+    --keyring="$keyring" --cache-dir="$debs" --include="$packages_csv" \
+    "$suite" "$root" "$mirror" >"$work/debootstrap.out" 2>&1; then
+    tail -n 40 "$work/debootstrap.out" >&2
+    [[ -f $root/debootstrap/debootstrap.log ]] && tail -n 40 "$root/debootstrap/debootstrap.log" >&2
+    e2e_die "image $suite: debootstrap failed"
+fi
+e2e_log "image $suite: debootstrap done after $((SECONDS - start))s"
+
+# --- guest configuration: plain files, no chroot needed ---
+printf 'e2e-%s\n' "$suite" >"$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\te2e-%s\n::1\tlocalhost ip6-localhost\n' "$suite" >"$root/etc/hosts"
+# The root device is fixed by qemu (-drive if=virtio is /dev/vda). No fsck: every boot starts
+# from the same clean image (snapshot=on), so a check would only cost time.
+printf '/dev/vda\t/\text4\trw,noatime\t0\t0\n' >"$root/etc/fstab"
+# The guest suite checks it booted the image of the suite it was built for.
+printf '%s\n' "$suite" >"$root/etc/e2e-suite"
+
+install -m 0755 "$here/guest/e2e-guest-boot" "$root/usr/local/sbin/e2e-guest-boot"
+install -m 0644 "$here/guest/e2e-guest.service" "$root/etc/systemd/system/e2e-guest.service"
+mkdir -p "$root/mnt/payload" "$root/mnt/results"
+
+# A fixed machine id: without one systemd treats the boot as a first boot and
+# systemd-firstboot may prompt on the console for a locale, and wait for ever.
+systemd-machine-id-setup --root="$root" >/dev/null 2>&1 ||
+    tr -d '-' </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
+
+# Enable the suite unit. containerd is disabled: the guest suite writes its config first and
+# starts it itself, which saves a start and a restart per boot. Nobody logs in: no gettys.
+systemctl --root="$root" --quiet enable e2e-guest.service
+systemctl --root="$root" --quiet disable containerd.service
+# Masking a unit the image does not have is fine: it only writes the /dev/null link.
+systemctl --root="$root" --quiet mask getty.target systemd-firstboot.service \
+    apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer
+
+# Debian's runsc package ships gVisor's own Go shim as /usr/bin/containerd-shim-runsc-v1. Move it
+# aside in the image so that only the project's shim (installed by the guest suite into
+# /usr/local/bin) can ever answer runtime type io.containerd.runsc.v1.
+if [[ -e $root/usr/bin/containerd-shim-runsc-v1 ]]; then
+    mv "$root/usr/bin/containerd-shim-runsc-v1" "$root/usr/bin/containerd-shim-runsc-v1.gvisor"
+fi
+
+# A small initramfs: Debian's default (MODULES=most) is about 36 MiB, and unpacking it plus
+# probing every storage driver costs about 10 s per boot under software emulation. The guest only
+# needs virtio to find /dev/vda and ext4 to mount it.
+printf 'MODULES=list\n' >"$root/etc/initramfs-tools/conf.d/e2e-small.conf"
+printf '%s\n' virtio_pci virtio_blk ext4 >>"$root/etc/initramfs-tools/modules"
+# Nothing in the guest wants KVM (runsc uses ptrace), but -cpu max shows the guest svm/vmx and
+# udev would load the modules on every boot.
+printf 'blacklist kvm_amd\nblacklist kvm_intel\nblacklist kvm\n' >"$root/etc/modprobe.d/e2e-no-kvm.conf"
+chroot "$root" update-initramfs -u -k all >"$work/initramfs.out" 2>&1 || {
+    cat "$work/initramfs.out" >&2
+    e2e_die "image $suite: update-initramfs failed in the chroot"
+}
+
+# --- kernel and initrd out of the chroot's /boot ---
+kernels=("$root"/boot/vmlinuz-*)
+initrds=("$root"/boot/initrd.img-*)
+[[ ${#kernels[@]} -eq 1 && -f ${kernels[0]} ]] || e2e_die "image $suite: expected one kernel in /boot, got: ${kernels[*]}"
+[[ ${#initrds[@]} -eq 1 && -f ${initrds[0]} ]] || e2e_die "image $suite: expected one initrd in /boot, got: ${initrds[*]}"
+cp "${kernels[0]}" "$work/vmlinuz"
+cp "${initrds[0]}" "$work/initrd.img"
+
+# What this image is about, for the reports.
+{
+    printf 'suite %s\nbuilt %s\nhash %s\n' "$suite" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$hash"
+    printf 'kernel %s\n' "${kernels[0]##*/vmlinuz-}"
+    dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Package} ${Version}\n' \
+        containerd runc runsc systemd linux-image-amd64
+} >"$work/versions.txt"
+
+# Nothing in the guest ever runs apt: drop the package cache and lists to keep the image small.
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root/debootstrap"
+
+# Any mount left under the root would be copied into the filesystem (or fail the copy).
+if awk -v r="$root/" 'index($5, r) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    e2e_die "image $suite: something is still mounted under $root"
+fi
+
+e2e_log "image $suite: making the ext4 filesystem"
+# -d copies the tree with owners and modes; the file is created sparse at the given size.
+# Its chatter goes to stderr: this script's stdout carries only the image directory.
+mkfs.ext4 -q -F -L e2e-root -m 0 -d "$root" "$work/disk.raw" "${E2E_IMAGE_SIZE:-3G}" >&2
+
+rm -rf --one-file-system "$root"
+rm -f "$work/debootstrap.out" "$work/initramfs.out"
+
+# Publish atomically. A forced rebuild replaces the old directory of the same hash.
+if [[ -e $final ]]; then
+    rm -rf --one-file-system "$final"
+fi
+chmod 0755 "$work"
+mv "$work" "$final"
+trap - EXIT
+
+# Keep the two newest images of this suite (another checkout may still use the previous one);
+# older ones only take disk space.
+mapfile -t old < <(find "$images" -mindepth 1 -maxdepth 1 -type d -name "$suite-*" -printf '%T@ %p\n' |
+    sort -rn | awk 'NR > 2 { print $2 }')
+for dir in "${old[@]}"; do
+    e2e_log "image $suite: removing old image $dir"
+    rm -rf --one-file-system "$dir"
+done
+
+e2e_log "image $suite: built in $((SECONDS - start))s: $(du -sh --apparent-size "$final/disk.raw" | cut -f1) disk, $(du -sh "$final/disk.raw" | cut -f1) used"
+printf '%s\n' "$final"

@@ -1,0 +1,104 @@
+# shellcheck shell=bash
+# Shared helpers for the e2e host scripts. Sourced, never executed.
+#
+# Nothing here names a package-archive host or a path of a particular machine: the mirror is read
+# from the host's apt sources at run time and every path is relative to the checkout or the cache.
+
+# The suites the VM suite knows. Each is a Debian suite name debootstrap understands.
+E2E_SUITES_ALL=(bookworm trixie sid)
+
+e2e_log() { printf 'e2e: %s\n' "$*" >&2; }
+e2e_die() { printf 'e2e: error: %s\n' "$*" >&2; exit 1; }
+
+# Root of the checkout, from this file's location (tests/e2e/lib.sh).
+e2e_repo_root() { (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); }
+
+# The cache lives outside the checkout on purpose: CI clones into a new folder on the same machine
+# and must find the images a previous run built.
+e2e_cache_dir() {
+    printf '%s/e2e\n' "${RUNSC_GUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/runsc-guard}"
+}
+
+e2e_check_suite() {
+    local s
+    for s in "${E2E_SUITES_ALL[@]}"; do
+        [[ $1 == "$s" ]] && return 0
+    done
+    e2e_die "unknown suite '$1': expected one of ${E2E_SUITES_ALL[*]}"
+}
+
+# Prints "TYPE URI SUITE COMPONENTS..." for every enabled source of the host's apt configuration,
+# reading both the one-line format (sources.list, *.list) and deb822 (*.sources). Only the files
+# apt itself reads count: "foo.list.disabled" and the like are skipped. E2E_APT_DIR (default
+# /etc/apt) exists so the parser can be tried on sample files.
+e2e_apt_sources() {
+    local f files=() dir=${E2E_APT_DIR:-/etc/apt}
+    [[ -f $dir/sources.list ]] && files+=("$dir/sources.list")
+    for f in "$dir"/sources.list.d/*.list "$dir"/sources.list.d/*.sources; do
+        [[ -f $f ]] && files+=("$f")
+    done
+    for f in "${files[@]}"; do
+        if [[ $f == *.sources ]]; then
+            # deb822: stanzas separated by blank lines; field names are case-insensitive;
+            # continuation lines start with white space; "Enabled: no" switches a stanza off.
+            awk '
+                function flush() {
+                    if (types != "" && uris != "" && suites != "" && tolower(enabled) != "no") {
+                        nt = split(types, t, " "); nu = split(uris, u, " "); ns = split(suites, s, " ")
+                        for (i = 1; i <= nt; i++) for (j = 1; j <= nu; j++) for (k = 1; k <= ns; k++)
+                            print t[i], u[j], s[k], comps
+                    }
+                    types = uris = suites = comps = enabled = ""; last = ""
+                }
+                /^[ \t]*#/ { next }
+                /^[ \t]*$/ { flush(); next }
+                /^[ \t]/ { v = $0; gsub(/^[ \t]+|[ \t]+$/, "", v)
+                           if (last == "types") types = types " " v
+                           else if (last == "uris") uris = uris " " v
+                           else if (last == "suites") suites = suites " " v
+                           else if (last == "components") comps = comps " " v
+                           next }
+                {
+                    key = tolower($0); sub(/:.*/, "", key)
+                    v = $0; sub(/^[^:]*:[ \t]*/, "", v); sub(/[ \t]+$/, "", v)
+                    last = key
+                    if (key == "types") types = v
+                    else if (key == "uris") uris = v
+                    else if (key == "suites") suites = v
+                    else if (key == "components") comps = v
+                    else if (key == "enabled") enabled = v
+                }
+                END { flush() }
+            ' "$f"
+        else
+            # One-line: "deb [options] uri suite component...". Options may hold spaces inside [].
+            sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" | awk 'NF >= 3 && ($1 == "deb" || $1 == "deb-src") {
+                line = $1 " " $2 " " $3; for (i = 4; i <= NF; i++) line = line " " $i; print line }'
+        fi
+    done
+}
+
+# The Debian archive to debootstrap from: the first "deb" source whose suite is a plain Debian
+# release of the host (its codename, or a name like stable/testing/unstable) with component main.
+# That skips -security/-updates pockets and third-party repositories. E2E_MIRROR overrides.
+e2e_debian_mirror() {
+    if [[ -n ${E2E_MIRROR:-} ]]; then
+        printf '%s\n' "$E2E_MIRROR"
+        return 0
+    fi
+    local codename=""
+    # shellcheck disable=SC1091 # the host's os-release, read for its codename only
+    codename=$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")
+    local type uri suite comps
+    while read -r type uri suite comps; do
+        [[ $type == deb ]] || continue
+        [[ " $comps " == *" main "* ]] || continue
+        case "$suite" in
+            "$codename" | stable | testing | unstable | sid | oldstable | bookworm | trixie | forky | bullseye)
+                printf '%s\n' "${uri%/}"
+                return 0
+                ;;
+        esac
+    done < <(e2e_apt_sources)
+    return 1
+}
