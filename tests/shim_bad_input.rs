@@ -6,17 +6,19 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+
 use common::*;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 
 /// Starts a shim for `bundle`, expects Create with `options` to fail naming every `expected`,
-/// then checks that nothing was left.
+/// then checks that nothing was left. Returns the error message.
 async fn assert_create_fails(
     env: &TestEnv,
     bundle: &Bundle,
     options: Option<Any>,
     expected: &[&str],
-) {
+) -> String {
     let shim = env.start_shim(bundle).await;
     let err = shim
         .create(bundle.create_request(options))
@@ -43,6 +45,7 @@ async fn assert_create_fails(
         Vec::<String>::new(),
         "nothing published for a failed Create"
     );
+    message
 }
 
 fn sandbox(env: &TestEnv, id: &str) -> Bundle {
@@ -156,13 +159,23 @@ async fn a_failing_runsc_create_returns_runscs_logged_error() {
         .annotation(KNOB_FAIL, "create")
         .annotation(KNOB_FAIL_MESSAGE, "boom: no space")
         .build();
-    assert_create_fails(
+    // runsc's log keeps every call's lines: the error is the last one, not the first.
+    std::fs::write(
+        bundle.path.join("log.json"),
+        "{\"level\":\"error\",\"msg\":\"an older error\",\"time\":\"2026-01-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
+    let message = assert_create_fails(
         &env,
         &bundle,
         Some(env.options(&config)),
         &["boom: no space"],
     )
     .await;
+    assert!(
+        !message.contains("an older error"),
+        "the last error line, not an older one: {message:?}"
+    );
     let calls = env.calls();
     assert_eq!(
         calls.first().and_then(|c| subcommand(c)),
@@ -170,6 +183,35 @@ async fn a_failing_runsc_create_returns_runscs_logged_error() {
         "runsc create ran:\n{}",
         show(&calls)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runsc_that_logs_nothing_is_reported_by_its_stderr() {
+    if skip_unless_root("a_runsc_that_logs_nothing_is_reported_by_its_stderr") {
+        return;
+    }
+    let env = TestEnv::new("stderr").await;
+    let runsc = env.write_file(
+        "bin/quiet-runsc",
+        "#!/bin/sh\necho 'quiet-runsc: cannot do that' >&2\nexit 1\n",
+    );
+    std::fs::set_permissions(&runsc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = env.write_file(
+        "runsc.toml",
+        &format!(
+            "binary_name = {:?}\nroot = {:?}\n",
+            runsc.display().to_string(),
+            env.runsc_root().display().to_string()
+        ),
+    );
+    let bundle = sandbox(&env, "stderr-c1");
+    assert_create_fails(
+        &env,
+        &bundle,
+        Some(env.options(&config)),
+        &["quiet-runsc: cannot do that"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -176,12 +176,14 @@ async fn a_container_that_exits_by_itself_reports_its_status() {
     let pid = bundle.init_pid();
     shim.ok("Start", shim.start().await);
 
-    let exit: TaskExit = env.event(TOPIC_EXIT, &id).await;
+    // Wait is sent while the container still runs: it blocks until the exit.
+    let (waited, exit) = tokio::join!(shim.wait(), env.event::<TaskExit>(TOPIC_EXIT, &id));
+    let waited = shim.ok("Wait", waited);
+    assert_eq!(waited.exit_status, 3);
+    assert!(waited.exited_at.is_some(), "Wait has exited_at");
     assert_eq!(exit.exit_status, 3);
     assert_eq!(exit.pid, pid);
     assert_eq!(exit.id, id);
-    let waited = shim.ok("Wait", shim.wait().await);
-    assert_eq!(waited.exit_status, 3);
 
     let state = shim.ok("State (stopped)", shim.state().await);
     assert_eq!(state.status.enum_value(), Ok(Status::STOPPED));
@@ -223,7 +225,7 @@ async fn without_options_the_shim_runs_runsc_from_path_with_the_default_root() {
         .annotation(CONTAINER_TYPE, "sandbox")
         .build();
     let path = env.path_with_fake_runsc();
-    let shim = env.start_shim_with_env(&bundle, &[("PATH", path)]).await;
+    let shim = env.start_shim_with(&bundle, &[("PATH", path)], &[]).await;
     let id = shim.id().to_string();
 
     shim.ok(

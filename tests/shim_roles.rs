@@ -106,7 +106,18 @@ async fn a_spec_without_cri_annotations_is_a_sandbox_of_its_own() {
     );
 
     shim.ok("Start", shim.start().await);
-    shim.ok("Kill (SIGKILL)", shim.kill(9, false).await);
+    shim.ok("Kill (SIGKILL, all)", shim.kill(9, true).await);
+    let kills: Vec<_> = env
+        .calls()
+        .into_iter()
+        .filter(|c| subcommand(c) == Some("kill"))
+        .collect();
+    assert_eq!(
+        kills.first(),
+        Some(&env.argv(&bundle, &["kill", "--all", &id, "9"])),
+        "Kill with all=true:\n{}",
+        show(&kills)
+    );
     let waited = shim.ok("Wait", shim.wait().await);
     assert_eq!(waited.exit_status, 137);
     shim.ok("Delete", shim.delete().await);

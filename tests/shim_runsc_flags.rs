@@ -27,7 +27,8 @@ async fn runsc_config_flags_come_sorted_before_every_subcommand_with_the_id_expa
         .bundle("flags-c1")
         .annotation(CONTAINER_TYPE, "sandbox")
         .build();
-    let shim = env.start_shim(&bundle).await;
+    // containerd passes -debug when it runs with debug logging.
+    let shim = env.start_shim_with(&bundle, &[], &["-debug"]).await;
     let id = shim.id().to_string();
 
     shim.ok(

@@ -263,15 +263,21 @@ impl TestEnv {
 
     /// Runs `containerd-shim-runsc-v1 ... start` in the bundle and connects to the daemon.
     pub async fn start_shim(&self, bundle: &Bundle) -> Shim {
-        self.start_shim_with_env(bundle, &[]).await
+        self.start_shim_with(bundle, &[], &[]).await
     }
 
-    pub async fn start_shim_with_env(&self, bundle: &Bundle, vars: &[(&str, OsString)]) -> Shim {
+    /// Same, with more environment and more flags (such as containerd's `-debug`).
+    pub async fn start_shim_with(
+        &self,
+        bundle: &Bundle,
+        vars: &[(&str, OsString)],
+        flags: &[&str],
+    ) -> Shim {
         let mut cmd = self.shim_command(bundle);
         for (k, v) in vars {
             cmd.env(k, v);
         }
-        cmd.arg("start");
+        cmd.args(flags).arg("start");
         let out = run_bounded(cmd, "containerd-shim-runsc-v1 start").await;
         let address = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
