@@ -181,7 +181,7 @@ async fn a_failing_runsc_create_returns_runscs_logged_error() {
         calls.first().and_then(|c| subcommand(c)),
         Some("create"),
         "runsc create ran:\n{}",
-        show(&calls)
+        env.show(&calls)
     );
 }
 

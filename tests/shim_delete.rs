@@ -74,7 +74,7 @@ async fn delete_after_the_shim_was_killed_uses_the_configured_runsc_and_cleans_u
         calls[before..],
         [env.argv(&bundle, &["delete", "--force", &id])],
         "delete runs the runsc and root of the runsc.toml the container was created with:\n{}",
-        show(&calls)
+        env.show(&calls)
     );
     assert!(!bundle.rootfs_is_mounted(), "delete unmounts the rootfs");
     // A killed daemon cannot remove its socket; containerd's next `start` at that address

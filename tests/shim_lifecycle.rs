@@ -131,13 +131,16 @@ async fn full_lifecycle_runs_the_exact_runsc_commands_and_publishes_the_events()
         env.argv(&bundle, &["state", &id]),
         env.argv(&bundle, &["ps", "--format", "json", &id]),
         env.argv(&bundle, &["kill", &id, "15"]),
+        // Once `runsc wait` returns, what is left of the container goes with its init, as in
+        // gVisor's shim (before TaskExit, so before Delete).
+        env.argv(&bundle, &["kill", "--all", &id, "9"]),
         env.argv(&bundle, &["delete", &id]),
     ];
     assert!(
         others == expected,
         "runsc command lines (without `wait`):\n{}\nexpected:\n{}",
-        show(&others),
-        show(&expected)
+        env.show(&others),
+        env.show(&expected)
     );
     assert_eq!(
         waits,
@@ -149,7 +152,7 @@ async fn full_lifecycle_runs_the_exact_runsc_commands_and_publishes_the_events()
     assert!(
         wait_at > start_at,
         "`wait` runs after `start`:\n{}",
-        show(&calls)
+        env.show(&calls)
     );
 }
 
@@ -242,7 +245,7 @@ async fn without_options_the_shim_runs_runsc_from_path_with_the_default_root() {
             &["create", "--bundle", &b, "--pid-file", &pid_file, &id]
         )),
         "runsc from PATH with --root={DEFAULT_RUNSC_ROOT}/<namespace>:\n{}",
-        show(&calls)
+        env.show(&calls)
     );
     shim.ok("Start", shim.start().await);
     shim.ok("Kill (SIGKILL)", shim.kill(9, false).await);

@@ -102,7 +102,7 @@ async fn a_spec_without_cri_annotations_is_a_sandbox_of_its_own() {
             &["create", "--bundle", &b, "--pid-file", &pid_file, &id]
         )),
         "a plain `runsc create` (no --user-log without a log directory):\n{}",
-        show(&calls)
+        env.show(&calls)
     );
 
     shim.ok("Start", shim.start().await);
@@ -116,7 +116,7 @@ async fn a_spec_without_cri_annotations_is_a_sandbox_of_its_own() {
         kills.first(),
         Some(&env.argv(&bundle, &["kill", "--all", &id, "9"])),
         "Kill with all=true:\n{}",
-        show(&kills)
+        env.show(&kills)
     );
     let waited = shim.ok("Wait", shim.wait().await);
     assert_eq!(waited.exit_status, 137);

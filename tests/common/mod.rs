@@ -376,6 +376,16 @@ impl TestEnv {
         argv
     }
 
+    /// Command lines for failure messages, one a line, the temp directory shown as $TMP.
+    pub fn show(&self, calls: &[Vec<String>]) -> String {
+        let tmp = self.root.display().to_string();
+        calls
+            .iter()
+            .map(|c| format!("  runsc {}", c.join(" ").replace(&tmp, "$TMP")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Every event published so far.
     pub fn events(&self) -> Vec<Published> {
         self.events.events.lock().unwrap().clone()
@@ -978,13 +988,4 @@ pub fn subcommand(argv: &[String]) -> Option<&str> {
     argv.iter()
         .map(String::as_str)
         .find(|a| !a.starts_with('-'))
-}
-
-/// Pretty command lines for failure messages.
-pub fn show(calls: &[Vec<String>]) -> String {
-    calls
-        .iter()
-        .map(|c| format!("  runsc {}", c.join(" ")))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
