@@ -178,9 +178,11 @@ impl Runsc {
     /// from runsc's log.
     async fn run_with_io(&self, sub: &[&str], io: ProcessIo) -> Result<()> {
         let mut cmd = self.command(sub);
+        // Without a container stderr, runsc's own stderr is captured: it may hold the only
+        // explanation of a failure that happens before runsc opens its log.
         cmd.stdin(io.stdin.map_or_else(Stdio::null, Stdio::from))
             .stdout(io.stdout.map_or_else(Stdio::null, Stdio::from))
-            .stderr(io.stderr.map_or_else(Stdio::null, Stdio::from));
+            .stderr(io.stderr.map_or_else(Stdio::piped, Stdio::from));
         self.execute(sub, cmd).await.map(|_| ())
     }
 

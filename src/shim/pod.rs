@@ -271,13 +271,28 @@ impl Pod {
         publish_exit(&self.events, c);
     }
 
+    /// State: asks runsc while the container lives (a sandbox can die between Create and Start,
+    /// before any `runsc wait` watches it); a stopped container's state is final.
     pub async fn state(&self, id: &str) -> Result<TaskState> {
         let c = self.get(id).await?;
+        let status = match c.status() {
+            Status::Stopped => Status::Stopped,
+            tracked => match c.runsc.state(id).await {
+                Ok(s) => match s.status.as_str() {
+                    "created" => Status::Created,
+                    "running" => Status::Running,
+                    "stopped" => Status::Stopped,
+                    _ => tracked,
+                },
+                Err(e) if runsc::is_gone(&e) => Status::Stopped,
+                Err(e) => return Err(e),
+            },
+        };
         Ok(TaskState {
             id: c.id.clone(),
             bundle: c.bundle.clone(),
             pid: c.pid,
-            status: c.status(),
+            status,
             stdio: c.stdio.clone(),
             exit: c.exit(),
         })
