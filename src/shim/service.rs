@@ -145,6 +145,7 @@ impl Shim for Service {
         if let Err(e) = mount::unmount_all(&self.bundle).await {
             eprintln!("{}: {e}", self.id);
         }
+        remove_dead_socket(&self.bundle);
         let pid = std::fs::read_to_string(self.bundle.join(INIT_PID_FILE))
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
@@ -218,6 +219,25 @@ fn socket_answers(address: &str) -> bool {
         std::thread::sleep(Duration::from_millis(25));
     }
     false
+}
+
+/// A shim that was killed leaves its socket behind; `delete` is the last chance to remove it.
+/// A socket that still answers belongs to a live shim (several containers per shim) and stays.
+fn remove_dead_socket(bundle: &Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = address
+        .trim()
+        .strip_prefix("unix://")
+        .unwrap_or(address.trim());
+    if path.is_empty() || std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return;
+    }
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn write_bundle_file(bundle: &Path, name: &str, content: &str) -> Result<(), ShimError> {

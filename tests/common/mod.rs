@@ -361,6 +361,16 @@ impl TestEnv {
     }
 
     /// The global flags the shim puts before every sub-command for this bundle.
+    /// Waits until runsc has been called with `sub` (e.g. the `wait` the shim runs after Start):
+    /// the sync point for anything that counts calls afterwards.
+    pub async fn await_call(&self, sub: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !self.calls().iter().any(|c| c.iter().any(|a| a == sub)) {
+            assert!(Instant::now() < deadline, "runsc {sub} was never called");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn global_flags(&self, bundle: &Bundle) -> Vec<String> {
         vec![
             format!("--root={}", self.runsc_state.display()),
