@@ -2,6 +2,7 @@
 //! exists, and its memory limit. The root is a parameter so tests (and `runsc-guard plan`) can
 //! point it at a fixture directory; the shim uses [`DEFAULT_CGROUP_ROOT`].
 
+use std::fmt;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,16 @@ pub enum CgroupLayout {
     /// v1 controllers plus a v2 hierarchy at `ROOT/unified` (systemd's hybrid mode). Memory
     /// limits live in the v1 memory hierarchy, and runsc treats the host as v1.
     Hybrid,
+}
+
+impl fmt::Display for CgroupLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CgroupLayout::Unified => "cgroup v2",
+            CgroupLayout::Legacy => "cgroup v1",
+            CgroupLayout::Hybrid => "hybrid cgroups (v1 controllers, which runsc uses)",
+        })
+    }
 }
 
 impl CgroupLayout {

@@ -1,1 +1,164 @@
-//! (in progress)
+//! `runsc-guard`: the operator's command.
+//!
+//! - `plan`: the decision the shim would make for a bundle, without running anything;
+//! - `show`: the decision and verification the shim recorded in a bundle;
+//! - `version`: this build, and the runsc it would run.
+//!
+//! Exit status: 0, or 3 when `plan` refuses the sandbox, 2 for a usage mistake, 1 for any other
+//! error.
+
+mod args;
+mod plan;
+
+use std::io::Write;
+
+use crate::options::{ShimConfig, DEFAULT_BINARY};
+use crate::runsc::version::{detect, resolve_binary};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_REFUSED: i32 = 3;
+
+const USAGE: &str = "\
+usage: runsc-guard <command> [options]
+
+commands:
+  plan --bundle DIR [--cgroup-root DIR] [--runsc-version VERSION] [--config RUNSC_TOML]
+       [--mode enforce|warn|off] [--json]
+      Print the decision the shim would make for the bundle's config.json against the cgroup
+      tree at --cgroup-root (default /sys/fs/cgroup). Exits 3 when the sandbox is refused.
+  show --bundle DIR [--json]
+      Print the decision and verification the shim recorded in the bundle.
+  version [--config RUNSC_TOML]
+      Print this build's version and the runsc it would run.
+";
+
+/// Runs the command line (without argv[0]) and returns the exit status.
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let Some((command, rest)) = args.split_first() else {
+        let _ = write!(err, "{USAGE}");
+        return EXIT_USAGE;
+    };
+    let result = match command.as_str() {
+        "plan" => plan::plan(rest, out, err),
+        "show" => plan::show(rest, out),
+        "version" => version(rest, out),
+        "help" | "--help" | "-h" => {
+            let _ = write!(out, "{USAGE}");
+            Ok(EXIT_OK)
+        }
+        other => Err(Failure::Usage(format!("unknown command {other:?}"))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Usage(message)) => {
+            let _ = writeln!(err, "runsc-guard: {message}\n\n{USAGE}");
+            EXIT_USAGE
+        }
+        Err(Failure::Error(message)) => {
+            let _ = writeln!(err, "runsc-guard: {message}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Why a command did not complete.
+enum Failure {
+    Usage(String),
+    Error(String),
+}
+
+impl From<crate::Error> for Failure {
+    fn from(e: crate::Error) -> Self {
+        Failure::Error(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Error(format!("cannot write the output: {e}"))
+    }
+}
+
+fn parse(rest: &[String], spec: &[args::OptionSpec]) -> Result<args::Parsed, Failure> {
+    args::parse(rest, spec).map_err(Failure::Usage)
+}
+
+/// The runsc.toml named by `--config`, or the defaults.
+fn load_config(path: Option<&str>) -> Result<ShimConfig, Failure> {
+    match path {
+        Some(p) => Ok(ShimConfig::from_file(std::path::Path::new(p))?),
+        None => Ok(ShimConfig::default()),
+    }
+}
+
+fn version(rest: &[String], out: &mut dyn Write) -> Result<i32, Failure> {
+    let opts = parse(rest, &[args::value("config")])?;
+    let config = load_config(opts.value("config"))?;
+    writeln!(out, "runsc-guard {}", env!("CARGO_PKG_VERSION"))?;
+    match resolve_binary(&config.binary_name) {
+        None => {
+            let hint = if config.binary_name == DEFAULT_BINARY {
+                "is not on PATH"
+            } else {
+                "does not exist or is not executable"
+            };
+            writeln!(out, "runsc: not found ({:?} {hint})", config.binary_name)?;
+        }
+        Some(path) => match detect(&path) {
+            Ok(v) => writeln!(out, "runsc: {v} ({})", path.display())?,
+            Err(e) => writeln!(
+                out,
+                "runsc: {} does not answer --version: {e}",
+                path.display()
+            )?,
+        },
+    }
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_str(args: &[&str]) -> (i32, String, String) {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(&args, &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn usage_mistakes_exit_2() {
+        assert_eq!(run_str(&[]).0, EXIT_USAGE);
+        let (code, _, err) = run_str(&["frobnicate"]);
+        assert_eq!(code, EXIT_USAGE);
+        assert!(
+            err.contains("unknown command") && err.contains("usage:"),
+            "{err}"
+        );
+        let (code, _, err) = run_str(&["plan"]);
+        assert_eq!(code, EXIT_USAGE);
+        assert!(err.contains("--bundle"), "{err}");
+        assert_eq!(run_str(&["help"]).0, EXIT_OK);
+    }
+
+    #[test]
+    fn version_says_when_runsc_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("runsc.toml");
+        std::fs::write(&toml, "binary_name = \"/nonexistent/runsc\"\n").unwrap();
+        let (code, out, _) = run_str(&["version", "--config", toml.to_str().unwrap()]);
+        assert_eq!(code, EXIT_OK);
+        assert!(out.starts_with("runsc-guard "), "{out}");
+        assert!(
+            out.contains("runsc: not found (\"/nonexistent/runsc\""),
+            "{out}"
+        );
+    }
+}

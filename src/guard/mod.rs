@@ -1,1 +1,104 @@
-//! (in progress)
+//! The memory guard: every gVisor sandbox bounded by its pod's cgroup.
+//!
+//! The decision is a pure function, [`plan`], of what the shim knows before `runsc create`: the
+//! OCI spec, the container's role, runsc.toml's flags and guard mode, the runsc release, a few
+//! host facts and a view of the cgroup tree. It returns a [`SandboxPlan`]: the runsc flags to
+//! add, the spec edits to apply, the guest size runsc will compute, what to relax after boot,
+//! and a verdict with its reasons. Everything with side effects sits at the edges:
+//! [`observe`] reads `/proc` after create, [`verify`] compares that with the plan (pure),
+//! [`LeafRelaxation::apply`] widens the sandbox's leaf, and [`GuardRecord`] keeps the outcome in
+//! the bundle for `runsc-guard` to show.
+
+mod plan;
+mod predict;
+mod record;
+mod relax;
+mod verify;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::annotations::ContainerRole;
+use crate::cgroup::{Bytes, CgroupTree};
+use crate::options::GuardMode;
+use crate::runsc::version::RunscVersion;
+
+pub use plan::{plan, Driver, SandboxPlan, SpecEdit, Verdict};
+pub use record::{GuardRecord, RECORD_FILE};
+pub use relax::{CommandRunner, LeafRelaxation, RelaxTarget, SystemCommands};
+pub use verify::{observe, verify, Check, Observation, Verification};
+
+/// Whether the container creates the pod's sandbox or joins it. Only the sandbox's creation
+/// sizes the guest; every container of the pod gets the same cgroup driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Sandbox,
+    Container,
+}
+
+impl From<&ContainerRole> for Role {
+    fn from(role: &ContainerRole) -> Self {
+        if role.is_sandbox() {
+            Role::Sandbox
+        } else {
+            Role::Container
+        }
+    }
+}
+
+/// What the guard needs to know about the host besides its cgroup tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostFacts {
+    /// systemd is the init system (`/run/systemd/system` is a directory), so runsc's systemd
+    /// driver can create scopes.
+    pub systemd_running: bool,
+    /// The host's memory (`MemTotal`), which runsc caps the guest at. None when unknown.
+    pub host_memory: Option<Bytes>,
+}
+
+impl HostFacts {
+    /// Reads the facts of the running host.
+    pub fn detect() -> Self {
+        HostFacts {
+            systemd_running: Path::new("/run/systemd/system").is_dir(),
+            host_memory: std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| mem_total(&m)),
+        }
+    }
+}
+
+/// `MemTotal:  16318504 kB` from /proc/meminfo.
+fn mem_total(meminfo: &str) -> Option<Bytes> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024).map(Bytes)
+}
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardInput<'a> {
+    pub container_id: &'a str,
+    pub role: Role,
+    /// The bundle's config.json as containerd wrote it.
+    pub spec: &'a Spec,
+    /// runsc.toml's `[runsc_config]`: the operator's runsc global flags.
+    pub runsc_config: &'a BTreeMap<String, String>,
+    pub mode: GuardMode,
+    pub runsc_version: &'a RunscVersion,
+    pub host: HostFacts,
+    pub tree: &'a CgroupTree,
+}
+
+#[cfg(test)]
+mod tests;

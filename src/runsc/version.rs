@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn ordered_by_release_date_with_unknown_first() {
-        let mut versions = vec![
+        let mut versions = [
             RunscVersion::parse("release-20240729.0").unwrap(),
             RunscVersion::unknown("dev"),
             RunscVersion::parse("0.0~20221219.0").unwrap(),

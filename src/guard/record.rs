@@ -1,0 +1,73 @@
+//! The decision kept in the bundle (`<bundle>/runsc-guard.json`), so `runsc-guard show` can
+//! tell an operator later what the guard decided for a container and what it found.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::SandboxPlan;
+use super::verify::Verification;
+use crate::error::{Error, Result};
+
+pub const RECORD_FILE: &str = "runsc-guard.json";
+
+/// The plan, and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardRecord {
+    pub plan: SandboxPlan,
+    /// The check after `runsc create`; None when it did not run (guard off, refused before
+    /// create, or create failed).
+    pub verification: Option<Verification>,
+    /// Whether the leaf's limit was relaxed after boot.
+    pub relaxed: bool,
+    /// Why the relaxation failed, if it did.
+    pub relax_error: Option<String>,
+}
+
+impl GuardRecord {
+    pub fn new(plan: SandboxPlan) -> Self {
+        GuardRecord {
+            plan,
+            verification: None,
+            relaxed: false,
+            relax_error: None,
+        }
+    }
+
+    pub fn path(bundle: &Path) -> PathBuf {
+        bundle.join(RECORD_FILE)
+    }
+
+    /// Writes the record into the bundle, atomically: a reader sees the old record or the new
+    /// one, never half of it.
+    pub fn write(&self, bundle: &Path) -> Result<()> {
+        let path = Self::path(bundle);
+        let tmp = bundle.join(format!(".{RECORD_FILE}.tmp"));
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Other(format!("cannot encode the guard record: {e}")))?;
+        std::fs::write(&tmp, json).map_err(|e| Error::io("cannot write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write", &path, e))
+    }
+
+    /// Reads the record a shim left in the bundle.
+    pub fn read(bundle: &Path) -> Result<Self> {
+        let path = Self::path(bundle);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(format!(
+                    "{}: no guard record (the container was not created by runsc-guard's shim, \
+                     or not yet)",
+                    path.display()
+                ))
+            } else {
+                Error::io("cannot read", &path, e)
+            }
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::invalid(
+                path.display().to_string(),
+                format!("is not a guard record: {e}"),
+            )
+        })
+    }
+}
