@@ -169,7 +169,12 @@ impl CgroupsPath {
         }
         check_text(raw)?;
         if raw.starts_with('/') {
-            return CgroupPath::parse(raw).map(CgroupsPath::Absolute);
+            let path = CgroupPath::parse(raw)?;
+            if path.is_root() {
+                // The root bounds nothing; no runtime puts a container there.
+                return Err(invalid(raw, "names the root cgroup, which bounds nothing"));
+            }
+            return Ok(CgroupsPath::Absolute(path));
         }
         if raw.split(':').count() == 3 {
             return SystemdPath::parse(raw).map(CgroupsPath::Systemd);
@@ -355,6 +360,8 @@ mod tests {
             long_name.as_str(),
             long_path.as_str(),
             "/a/b\nc",
+            "/",
+            "//./",
         ] {
             let err = CgroupsPath::parse(raw).unwrap_err().to_string();
             assert!(err.starts_with("linux.cgroupsPath"), "{raw:?}: {err}");

@@ -503,6 +503,13 @@ pub fn plan(input: &GuardInput<'_>) -> SandboxPlan {
         guest,
     );
     out.leaf_cgroup = placement.process_cgroup(layout).cloned();
+    if let Some(leaf) = &out.leaf_cgroup {
+        // runsc would follow a symlink out of the tree; a cgroup filesystem has none.
+        if let Err(e @ CgroupError::Symlink { .. }) = input.tree.exists(leaf) {
+            d.refuse(format!("the sandbox's cgroup {leaf}: {e}"));
+            return finish(d, out);
+        }
+    }
     let mut runsc_spec_limit = spec_limit;
     if let (true, MemoryLimit::Limited(g)) = (d.active(), guest) {
         let sized_by_leaf = !matches!(placement, Placement::PodParent { .. } | Placement::NoCgroup);

@@ -1325,3 +1325,100 @@ fn role_follows_the_annotations_module() {
     };
     assert_eq!(Role::from(&c), Role::Container);
 }
+
+#[test]
+fn guard_off_does_what_gvisors_shim_does_and_no_more() {
+    let pod = format!("/kubepods/burstable/pod{UID}");
+    let leaf = format!("{pod}/{ID}");
+    let fx = fixture(CgroupLayout::Unified, &[(&pod, Some("268435456"))]);
+    let s = spec(Some(&leaf), None, &[(SANDBOX_MEMORY, "268435456")]);
+    let p = run(&fx, &s, &Setup::default().mode(GuardMode::Off));
+    // setPodCgroup: the pod cgroup for runsc, nothing else.
+    assert_eq!(
+        p.edits,
+        [SpecEdit::SetCgroupParent {
+            from: None,
+            to: CgroupPath::parse(&pod).unwrap()
+        }]
+    );
+    assert!(p.runsc_flags.is_empty());
+    assert_eq!(p.total_memory, Some(Bytes(256 * MIB)));
+    assert_eq!(p.relax, None);
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+}
+
+#[test]
+fn cgroupfs_bound_on_the_qos_cgroup_depends_on_the_runsc_release() {
+    // The pod is unbounded, its QoS cgroup is not: runsc from 20231106 reads one level up from
+    // the pod cgroup and gets it right through the annotation; 20221219 does not, so the leaf
+    // carries the limit instead.
+    let pod = format!("/kubepods/burstable/pod{UID}");
+    let leaf = format!("{pod}/{ID}");
+    let fx = fixture(
+        CgroupLayout::Unified,
+        &[
+            ("/kubepods/burstable", Some("1073741824")),
+            (&pod, Some("max")),
+        ],
+    );
+    let s = spec(Some(&leaf), None, &[]);
+    let new = run(&fx, &s, &Setup::default().version("release-20240729.0"));
+    assert!(new.spec_changes[0].starts_with("annotations[dev.gvisor.spec.cgroup-parent]"));
+    assert_eq!(new.total_memory, Some(Bytes(GIB)));
+    let old = run(&fx, &s, &Setup::default());
+    assert_eq!(
+        old.spec_changes,
+        ["linux.resources.memory.limit: unset -> 1073741824 (1 GiB)"]
+    );
+    assert_eq!(old.total_memory, Some(Bytes(GIB)));
+    for p in [&new, &old] {
+        assert_eq!(p.verdict, Verdict::Adjusted);
+        assert_eq!(p.leaf_cgroup.as_ref().unwrap().as_str(), leaf);
+    }
+}
+
+#[test]
+fn a_leaf_left_over_with_another_limit_is_refused_before_create() {
+    // runsc keeps the limit of a cgroup that exists already, so it would not size the guest.
+    let slice = pod_slice("burstable");
+    let scope = format!("{slice}/cri-containerd-{ID}.scope");
+    let fx = fixture(
+        CgroupLayout::Unified,
+        &[(&slice, Some("268435456")), (&scope, Some("max"))],
+    );
+    let p = run(
+        &fx,
+        &spec(Some(&systemd_path("burstable")), None, &[]),
+        &Setup::default(),
+    );
+    assert_eq!(p.verdict, Verdict::Refused);
+    assert!(p.refusals[0].contains("exists already"), "{:?}", p.refusals);
+}
+
+#[test]
+fn warn_mode_adjusts_but_never_refuses() {
+    let fx = systemd_pod("burstable", "max", "max", "268435456");
+    let s = spec(Some("kubepods/burstable/pod1/abc"), None, &[]);
+    let p = run(&fx, &s, &Setup::default().mode(GuardMode::Warn));
+    assert_ne!(p.verdict, Verdict::Refused);
+    assert!(p.refusals.is_empty() && p.refusal().is_none());
+    assert!(
+        p.warnings[0].contains("relative cgroupfs path"),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn a_symlinked_leaf_is_refused_even_outside_a_pod() {
+    let fx = fixture(CgroupLayout::Unified, &[("/default", Some("max"))]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), fx.dir.path().join("default/abc123")).unwrap();
+    let p = run(
+        &fx,
+        &spec(Some("/default/abc123"), None, &[]),
+        &Setup::default(),
+    );
+    assert_eq!(p.verdict, Verdict::Refused);
+    assert!(p.refusals[0].contains("symlink"), "{:?}", p.refusals);
+}
