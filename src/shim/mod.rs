@@ -8,6 +8,7 @@
 
 pub mod container;
 pub mod events;
+pub mod guarding;
 pub mod info;
 pub mod io;
 pub mod logging;

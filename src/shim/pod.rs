@@ -2,7 +2,7 @@
 //! Delete... do for the containers this shim serves. `shim::task` only converts requests and
 //! errors; moving to another task API version touches that adapter alone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +15,12 @@ use tokio::sync::Mutex;
 
 use crate::annotations::{ContainerRole, SANDBOX_LOG_DIRECTORY};
 use crate::error::{Error, Result};
+use crate::guard::GuardRecord;
 use crate::options::{self, ShimConfig};
 use crate::runsc::{self, CreateOpts, Executor, GlobalFlags, ProcessIo, Runsc};
 use crate::shim::container::{AttachedStdio, Container, Exit, Status};
 use crate::shim::events::EventSender;
+use crate::shim::guarding::{keep_record, Guard, Planned};
 use crate::shim::io::{self, StdioPaths};
 use crate::shim::mount::{self, RootfsMount};
 use crate::shim::spec::BundleSpec;
@@ -59,15 +61,22 @@ pub struct Pod {
     containers: Mutex<HashMap<String, Arc<Container>>>,
     events: EventSender,
     executor: Arc<dyn Executor>,
+    guard: Guard,
 }
 
 impl Pod {
-    pub fn new(namespace: String, events: EventSender, executor: Arc<dyn Executor>) -> Self {
+    pub fn new(
+        namespace: String,
+        events: EventSender,
+        executor: Arc<dyn Executor>,
+        guard: Guard,
+    ) -> Self {
         Pod {
             namespace,
             containers: Mutex::new(HashMap::new()),
             events,
             executor,
+            guard,
         }
     }
 
@@ -110,7 +119,7 @@ impl Pod {
         if self.containers.lock().await.contains_key(&req.id) {
             return Err(Error::AlreadyExists(format!("container {}", req.id)));
         }
-        let spec = BundleSpec::load(&req.bundle)?;
+        let mut spec = BundleSpec::load(&req.bundle)?;
         let (config, source) = options::decode(req.options.as_ref())?;
         if !config.unknown_keys().is_empty() {
             warn!(
@@ -128,13 +137,31 @@ impl Pod {
             req.bundle.display()
         );
 
-        let runsc = self.runsc_for(&req, &config)?;
+        // The guard decides before anything is set up, so a refusal leaves nothing behind.
+        let planned = self
+            .guard
+            .plan(&req.id, &role, spec.spec(), &config)
+            .await?;
+        let mut runsc_config = config.runsc_config.clone();
+        if let Some(p) = &planned {
+            if let Some(refusal) = p.plan.refusal() {
+                keep_record(&GuardRecord::new(p.plan.clone()), &req.bundle);
+                return Err(refusal);
+            }
+            if !p.plan.edits.is_empty() {
+                spec.apply(&p.plan.edits)?;
+                spec.save()?;
+            }
+            runsc_config = p.plan.runsc_config(&config.runsc_config);
+        }
+
+        let runsc = self.runsc_for(&req, &config, runsc_config)?;
         ShimState::new(runsc.binary(), runsc.flags()).save(&req.bundle)?;
 
-        match self
-            .create_container(&req, &config, &spec, role, runsc)
-            .await
-        {
+        let created = self
+            .create_container(&req, &config, &spec, role, runsc, planned.as_ref())
+            .await;
+        match created {
             Ok(container) => {
                 let pid = container.pid;
                 self.events.send(TaskCreate {
@@ -159,11 +186,16 @@ impl Pod {
         }
     }
 
-    fn runsc_for(&self, req: &CreateTask, config: &ShimConfig) -> Result<Runsc> {
+    fn runsc_for(
+        &self,
+        req: &CreateTask,
+        config: &ShimConfig,
+        runsc_config: BTreeMap<String, String>,
+    ) -> Result<Runsc> {
         let mut flags = GlobalFlags::new(
             config.runsc_root(&self.namespace),
             &req.bundle,
-            config.runsc_config.clone(),
+            runsc_config,
         );
         flags.substitute_id(&req.id)?;
         Ok(Runsc::new(
@@ -180,6 +212,7 @@ impl Pod {
         spec: &BundleSpec,
         role: ContainerRole,
         runsc: Runsc,
+        planned: Option<&Planned>,
     ) -> Result<Arc<Container>> {
         mount::mount_all(&req.bundle, &req.rootfs).await?;
         let undo_mounts = || async {
@@ -210,7 +243,11 @@ impl Pod {
             user_log: user_log.as_deref(),
         };
         let created = runsc.create(&req.id, &opts, create_io).await;
-        let pid = match created.and_then(|()| read_pid(&pid_file)) {
+        let checked = match created.and_then(|()| read_pid(&pid_file)) {
+            Ok(pid) => self.check_guarantee(planned, pid, &req.bundle).await,
+            Err(e) => Err(e),
+        };
+        let pid = match checked {
             Ok(pid) => pid,
             Err(e) => {
                 if let Err(de) = runsc.delete(&req.id, true).await {
@@ -236,6 +273,24 @@ impl Pod {
             },
         );
         Ok(Arc::new(container))
+    }
+
+    /// Checks the created sandbox against the guard's plan and keeps the record in the bundle.
+    async fn check_guarantee(
+        &self,
+        planned: Option<&Planned>,
+        pid: i32,
+        bundle: &Path,
+    ) -> Result<i32> {
+        let Some(planned) = planned else {
+            return Ok(pid);
+        };
+        let (record, failure) = self.guard.check_created(planned, pid).await;
+        keep_record(&record, bundle);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(pid),
+        }
     }
 
     /// Start: `runsc start`, then a watcher that learns the exit from `runsc wait`.

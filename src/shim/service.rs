@@ -18,8 +18,9 @@ use log::info;
 use tokio::io::AsyncReadExt;
 
 use crate::options::{self, ShimConfig, DEFAULT_BINARY, DEFAULT_ROOT};
-use crate::runsc::{self, GlobalFlags, ReaperExecutor, Runsc};
+use crate::runsc::{self, Executor, GlobalFlags, ReaperExecutor, Runsc};
 use crate::shim::events::{self, EventSender};
+use crate::shim::guarding::Guard;
 use crate::shim::logging;
 use crate::shim::mount;
 use crate::shim::pod::{Pod, INIT_PID_FILE};
@@ -175,7 +176,9 @@ impl Shim for Service {
             self.id,
             self.namespace
         );
-        let pod = Pod::new(self.namespace.clone(), sender, Arc::new(ReaperExecutor));
+        let executor: Arc<dyn Executor> = Arc::new(ReaperExecutor);
+        let guard = Guard::from_env(executor.clone());
+        let pod = Pod::new(self.namespace.clone(), sender, executor, guard);
         TaskService::new(Arc::new(pod), self.exit.clone())
     }
 }

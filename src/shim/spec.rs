@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde_json::Value;
 
+use crate::annotations::GVISOR_CGROUP_PARENT;
 use crate::error::{Error, Result};
+use crate::guard::SpecEdit;
 
 pub struct BundleSpec {
     path: PathBuf,
@@ -62,8 +64,47 @@ impl BundleSpec {
         let resources = object(linux.entry("resources").or_insert(Value::Null));
         let memory = object(resources.entry("memory").or_insert(Value::Null));
         memory.insert("limit".to_string(), Value::from(bytes));
+        self.reparse("setting linux.resources.memory.limit")
+    }
+
+    /// Applies the guard's edits (to the JSON runsc will read, and to the parsed view).
+    pub fn apply(&mut self, edits: &[SpecEdit]) -> Result<()> {
+        for edit in edits {
+            match edit {
+                SpecEdit::SetMemoryLimit { to, .. } => self.set_memory_limit(to.get())?,
+                SpecEdit::SetCgroupParent { to, .. } => {
+                    self.set_annotation(GVISOR_CGROUP_PARENT, &to.to_string())
+                }
+                SpecEdit::RemoveCgroupParent { .. } => self.remove_annotation(GVISOR_CGROUP_PARENT),
+                SpecEdit::SetCgroupsPath { to, .. } => self.set_cgroups_path(&to.to_string())?,
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove_annotation(&mut self, key: &str) {
+        if let Some(annotations) = self
+            .raw
+            .get_mut("annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.remove(key);
+        }
+        self.annotations.remove(key);
+        self.spec.set_annotations(Some(self.annotations.clone()));
+    }
+
+    /// Sets `linux.cgroupsPath`.
+    pub fn set_cgroups_path(&mut self, path: &str) -> Result<()> {
+        let root = object(&mut self.raw);
+        let linux = object(root.entry("linux").or_insert(Value::Null));
+        linux.insert("cgroupsPath".to_string(), Value::from(path));
+        self.reparse("setting linux.cgroupsPath")
+    }
+
+    fn reparse(&mut self, what: &str) -> Result<()> {
         self.spec = serde_json::from_value(self.raw.clone())
-            .map_err(|e| Error::Other(format!("setting the memory limit in config.json: {e}")))?;
+            .map_err(|e| Error::Other(format!("{what} in config.json: {e}")))?;
         Ok(())
     }
 
