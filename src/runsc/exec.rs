@@ -35,13 +35,37 @@ pub struct TokioExecutor;
 #[async_trait]
 impl Executor for TokioExecutor {
     async fn run(&self, mut cmd: Command) -> std::io::Result<Output> {
-        let out = cmd.output().await?;
+        // Not `Command::output`: tokio's forces piped stdout and stderr, and a sandbox that
+        // inherits them would hold the call until it exits.
+        let mut child = cmd.spawn()?;
+        let (stdout, stderr) = drain(&mut child).await;
+        let status = child.wait().await?;
         Ok(Output {
-            status: exit_code(&out.status),
-            stdout: out.stdout,
-            stderr: out.stderr,
+            status: exit_code(&status),
+            stdout,
+            stderr,
         })
     }
+}
+
+/// Reads whatever pipes the command was given, to their end.
+async fn drain(child: &mut tokio::process::Child) -> (Vec<u8>, Vec<u8>) {
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let out_pipe = child.stdout.take();
+    let err_pipe = child.stderr.take();
+    let read_out = async {
+        if let Some(mut p) = out_pipe {
+            let _ = p.read_to_end(&mut stdout).await;
+        }
+    };
+    let read_err = async {
+        if let Some(mut p) = err_pipe {
+            let _ = p.read_to_end(&mut stderr).await;
+        }
+    };
+    tokio::join!(read_out, read_err);
+    (stdout, stderr)
 }
 
 fn exit_code(status: &std::process::ExitStatus) -> i32 {
@@ -103,21 +127,7 @@ impl Executor for ReaperExecutor {
             .id()
             .ok_or_else(|| std::io::Error::other("spawned process has no pid"))?
             as i32;
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let out_pipe = child.stdout.take();
-        let err_pipe = child.stderr.take();
-        let read_out = async {
-            if let Some(mut p) = out_pipe {
-                let _ = p.read_to_end(&mut stdout).await;
-            }
-        };
-        let read_err = async {
-            if let Some(mut p) = err_pipe {
-                let _ = p.read_to_end(&mut stderr).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
+        let (stdout, stderr) = drain(&mut child).await;
         let status = watch.exit_of(pid).await?;
         Ok(Output {
             status,

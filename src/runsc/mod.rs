@@ -170,23 +170,43 @@ impl Runsc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let out = self.execute(sub, cmd).await?;
+        let out = self.execute(sub, cmd, None).await?;
         Ok(out.stdout)
     }
 
-    /// Runs a sub-command whose stdio is the container's: nothing is captured, errors come
-    /// from runsc's log.
+    /// Runs a sub-command whose stdio is the container's. The processes runsc starts (sandbox,
+    /// gofer) inherit that stdio and outlive the call, so nothing here may be a pipe the shim
+    /// reads to EOF: without a container stderr, runsc's stderr goes to an unlinked temporary
+    /// file, read back only if the call fails (it may hold the only explanation of a failure
+    /// that happens before runsc opens its log).
     async fn run_with_io(&self, sub: &[&str], io: ProcessIo) -> Result<()> {
         let mut cmd = self.command(sub);
-        // Without a container stderr, runsc's own stderr is captured: it may hold the only
-        // explanation of a failure that happens before runsc opens its log.
+        let mut stderr_file = None;
+        let stderr = match io.stderr {
+            Some(fd) => Stdio::from(fd),
+            None => {
+                let file = tempfile::tempfile().map_err(|e| {
+                    Error::Other(format!("creating a file for runsc's stderr: {e}"))
+                })?;
+                let ours = file
+                    .try_clone()
+                    .map_err(|e| Error::Other(format!("duplicating runsc's stderr file: {e}")))?;
+                stderr_file = Some(ours);
+                Stdio::from(file)
+            }
+        };
         cmd.stdin(io.stdin.map_or_else(Stdio::null, Stdio::from))
             .stdout(io.stdout.map_or_else(Stdio::null, Stdio::from))
-            .stderr(io.stderr.map_or_else(Stdio::piped, Stdio::from));
-        self.execute(sub, cmd).await.map(|_| ())
+            .stderr(stderr);
+        self.execute(sub, cmd, stderr_file).await.map(|_| ())
     }
 
-    async fn execute(&self, sub: &[&str], cmd: Command) -> Result<Output> {
+    async fn execute(
+        &self,
+        sub: &[&str],
+        cmd: Command,
+        stderr_file: Option<std::fs::File>,
+    ) -> Result<Output> {
         let name = sub.first().copied().unwrap_or_default().to_string();
         let log_offset = log::current_len(&self.flags.log);
         let out = self.executor.run(cmd).await.map_err(|e| {
@@ -204,8 +224,12 @@ impl Runsc {
             }
         })?;
         if out.status != 0 {
+            let stderr = match stderr_file {
+                Some(file) => read_from_start(file),
+                None => out.stderr.clone(),
+            };
             let message = log::last_error_since(&self.flags.log, log_offset)
-                .or_else(|| log::last_stderr_line(&out.stderr))
+                .or_else(|| log::last_stderr_line(&stderr))
                 .unwrap_or_else(|| format!("exit status {}", out.status));
             return Err(Error::Runsc {
                 command: name,
@@ -289,6 +313,18 @@ impl Runsc {
     }
 }
 
+/// What a process wrote into a file it shared with the shim (at most the last 64 KiB).
+fn read_from_start(mut file: std::fs::File) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.seek(SeekFrom::End(0)).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_ok() {
+        let _ = file.read_to_end(&mut bytes);
+    }
+    bytes
+}
+
 /// Whether a runsc error means the container or sandbox is gone. runsc has no error codes, so
 /// this is the one place that reads its words.
 pub fn is_gone(err: &Error) -> bool {
@@ -369,6 +405,46 @@ mod tests {
         assert!(is_gone(&gone("sandbox is not running")));
         assert!(is_gone(&gone("container \"x\" does not exist")));
         assert!(!is_gone(&gone("permission denied")));
+    }
+
+    /// runsc create leaves the sandbox running with runsc's stdio: the call must return when
+    /// runsc exits, not when the sandbox does (it once waited on a stderr pipe the sandbox held).
+    #[tokio::test]
+    async fn create_returns_while_its_children_hold_stdio() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("runsc");
+        let child_pid = dir.path().join("child.pid");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nsleep 60 &\necho $! > {}\nexit 0\n",
+                child_pid.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let r = Runsc::new(
+            script,
+            GlobalFlags::new(dir.path().join("root"), dir.path(), BTreeMap::new()),
+            Arc::new(TokioExecutor),
+        );
+        let opts = CreateOpts {
+            bundle: dir.path(),
+            pid_file: &dir.path().join("init.pid"),
+            console_socket: None,
+            user_log: None,
+        };
+        let done = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            r.create("c", &opts, ProcessIo::default()),
+        )
+        .await;
+        if let Ok(pid) = std::fs::read_to_string(&child_pid) {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+        done.expect("create waited for the sandbox's stdio")
+            .unwrap();
     }
 
     #[tokio::test]
