@@ -13,6 +13,10 @@
 //!
 //! A test steers a container through annotations of its OCI spec, read from `config.json` at
 //! `create`: see the `KNOB_*` constants.
+//!
+//! When `RUNSC_GUARD_PROC_ROOT` is set (the shim's guard reads the sandbox process from there),
+//! `create` of a sandbox also leaves what the guard verifies: `<proc root>/<pid>/cgroup` and
+//! `<proc root>/<pid>/cmdline`, see [`SandboxProcess`]. `delete` removes them.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -35,6 +39,19 @@ const KNOB_FAIL_MESSAGE: &str = "dev.runsc-guard.test/fail-message";
 /// Text written to stdout where the container's stdio is attached: at `create` for a sandbox,
 /// at `start` for a container joining a sandbox.
 const KNOB_STDOUT: &str = "dev.runsc-guard.test/stdout";
+/// The whole `/proc/<pid>/cgroup` text of the sandbox process (e.g. `0::/system.slice/escaped`),
+/// instead of the computed one.
+const KNOB_SANDBOX_CGROUP: &str = "dev.runsc-guard.test/sandbox-cgroup";
+/// The sandbox process' `--total-memory` (bytes), instead of the computed one.
+const KNOB_TOTAL_MEMORY: &str = "dev.runsc-guard.test/total-memory";
+
+/// Where the shim's guard looks for the sandbox process; unset, no process is faked.
+const PROC_ROOT_ENV: &str = "RUNSC_GUARD_PROC_ROOT";
+/// The fixture cgroup tree the shim's guard reads; the fake reads limits from it too. Unset, the
+/// fake reads no cgroup tree at all (never the host's).
+const CGROUP_ROOT_ENV: &str = "RUNSC_GUARD_CGROUP_ROOT";
+/// runsc's annotation naming the cgroup it records for the sandbox (gvisor-shim.md §5.4).
+const GVISOR_CGROUP_PARENT: &str = "dev.gvisor.spec.cgroup-parent";
 
 const CONTAINER_TYPE: [&str; 2] = [
     "io.kubernetes.cri.container-type",
@@ -426,6 +443,142 @@ fn one_id(inv: &Invocation, extra: usize) -> Result<&str, String> {
     }
 }
 
+/// The `runsc-sandbox` process runsc leaves for a sandbox, as the shim's guard reads it from
+/// `<proc root>/<pid>`. A test double, not a model of runsc: by default it does what runsc
+/// 20221219 does with the cgroupfs paths the guard hands it on a host without systemd
+/// (gvisor-shim.md §5.1–5.4); `--systemd-cgroup` is not modelled, a test sets the knobs instead.
+#[derive(Debug, PartialEq)]
+struct SandboxProcess {
+    /// The text of `/proc/<pid>/cgroup`.
+    cgroup: String,
+    /// The command line, NUL-separated in `/proc/<pid>/cmdline`.
+    argv: Vec<String>,
+}
+
+impl SandboxProcess {
+    /// `cgroup_root` is the fixture tree to read existing cgroups' limits from, if any;
+    /// `host_memory` is runsc's cap on the guest (the host's MemTotal).
+    fn new(
+        id: &str,
+        bundle: &str,
+        spec: &Value,
+        globals: &BTreeMap<String, String>,
+        cgroup_root: Option<&Path>,
+        host_memory: u64,
+    ) -> Result<Self, String> {
+        let annotations = &spec["annotations"];
+        let cgroups_path = match spec["linux"]["cgroupsPath"].as_str().unwrap_or_default() {
+            // runsc gives a sandbox without a path /<id>.
+            "" => format!("/{id}"),
+            path => path.to_string(),
+        };
+        // The processes sit in linux.cgroupsPath's cgroup: it is the parent without the
+        // annotation, and the sub cgroup runsc joins with it (cgroupfs on v2).
+        let own = resolve_cgroup(&cgroups_path);
+        let cgroup = match annotations[KNOB_SANDBOX_CGROUP].as_str() {
+            Some(text) => format!("{}\n", text.trim_end()),
+            None => format!("0::{own}\n"),
+        };
+        let total = match annotations[KNOB_TOTAL_MEMORY].as_str() {
+            Some(knob) => knob.to_string(),
+            None => {
+                // --total-memory = min(host memory, the limit of the cgroup runsc records: the
+                // annotation's when present, else the path's).
+                let recorded = annotations[GVISOR_CGROUP_PARENT]
+                    .as_str()
+                    .map(resolve_cgroup)
+                    .unwrap_or(own);
+                let spec_limit = spec["linux"]["resources"]["memory"]["limit"]
+                    .as_i64()
+                    .filter(|l| *l > 0)
+                    .map(|l| l.unsigned_abs());
+                let limit = recorded_cgroup_limit(&recorded, spec_limit, cgroup_root)?;
+                limit
+                    .map_or(host_memory, |l| l.min(host_memory))
+                    .to_string()
+            }
+        };
+        let mut argv = vec!["runsc-sandbox".to_string()];
+        argv.extend(globals.iter().map(|(k, v)| format!("--{k}={v}")));
+        argv.extend(["boot", "--bundle", bundle, "--total-memory", &total, id].map(String::from));
+        Ok(SandboxProcess { cgroup, argv })
+    }
+
+    fn write(&self, proc_root: &Path, pid: u32) -> Result<(), String> {
+        let dir = proc_root.join(pid.to_string());
+        let mut cmdline = self.argv.join("\0");
+        cmdline.push('\0');
+        fs::create_dir_all(&dir)
+            .and_then(|()| fs::write(dir.join("cgroup"), &self.cgroup))
+            .and_then(|()| fs::write(dir.join("cmdline"), cmdline))
+            .map_err(|e| {
+                format!(
+                    "fake-runsc: writing the sandbox process {}: {e}",
+                    dir.display()
+                )
+            })
+    }
+
+    fn remove(proc_root: &Path, pid: u64) -> Result<(), String> {
+        let dir = proc_root.join(pid.to_string());
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!(
+                "fake-runsc: removing the sandbox process {}: {e}",
+                dir.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A cgroupfs path as runsc resolves it: an absolute one is under the cgroup root; a relative
+/// one is joined to the parent of runsc's own cgroup, which the fake takes to be
+/// `/system.slice/containerd.service` (the incident's escape).
+fn resolve_cgroup(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/system.slice/{path}")
+    }
+}
+
+/// runsc 20221219's `MemoryLimit()` of the cgroup it records, None for no limit. A cgroup that
+/// exists in the fixture tree keeps its own `memory.max` (runsc 20221219 reads no parent); one
+/// that does not is created by runsc with the spec's limit, which the kernel keeps in pages.
+fn recorded_cgroup_limit(
+    cgroup: &str,
+    spec_limit: Option<u64>,
+    cgroup_root: Option<&Path>,
+) -> Result<Option<u64>, String> {
+    let dir = cgroup_root.map(|root| root.join(cgroup.trim_start_matches('/')));
+    let Some(dir) = dir.filter(|d| d.is_dir()) else {
+        return Ok(spec_limit.map(|l| l / 4096 * 4096));
+    };
+    let file = dir.join("memory.max");
+    match fs::read_to_string(&file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("fake-runsc: reading {}: {e}", file.display())),
+        Ok(text) if text.trim() == "max" => Ok(None),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("fake-runsc: {} holds {text:?}", file.display())),
+    }
+}
+
+/// `MemTotal` from /proc/meminfo, in bytes: what runsc caps the guest at.
+fn host_memory() -> Result<u64, String> {
+    let meminfo = fs::read_to_string("/proc/meminfo")
+        .map_err(|e| format!("fake-runsc: reading /proc/meminfo: {e}"))?;
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| "fake-runsc: no MemTotal in /proc/meminfo".to_string())
+}
+
 fn create(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     let id = one_id(inv, 0)?;
     let bundle = inv
@@ -459,6 +612,18 @@ fn create(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
         _ => fake_pid(id),
     };
     fs::write(pid_file, pid.to_string()).map_err(|e| format!("writing {pid_file}: {e}"))?;
+    if let (false, Some(proc_root)) = (joins_sandbox, std::env::var_os(PROC_ROOT_ENV)) {
+        let cgroup_root = std::env::var_os(CGROUP_ROOT_ENV).map(PathBuf::from);
+        SandboxProcess::new(
+            id,
+            bundle,
+            &spec,
+            &inv.globals,
+            cgroup_root.as_deref(),
+            host_memory()?,
+        )?
+        .write(Path::new(&proc_root), pid)?;
+    }
     let container = Container {
         value: json!({
             "id": id,
@@ -557,6 +722,12 @@ fn delete(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     c.check_fail("delete")?;
     if !force && !matches!(c.status(), "created" | "stopped") {
         return Err("cannot delete container that is not stopped without --force flag".into());
+    }
+    if let (true, Some(proc_root)) = (c.is_sandbox(), std::env::var_os(PROC_ROOT_ENV)) {
+        SandboxProcess::remove(
+            Path::new(&proc_root),
+            c.value["pid"].as_u64().unwrap_or_default(),
+        )?;
     }
     let path = ctx.state_path(id)?;
     fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))
@@ -709,6 +880,134 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_798_761_599_000), "2026-12-31T23:59:59.000Z");
+    }
+
+    /// A fixture cgroup tree in a fresh temp directory, removed on drop.
+    struct Tree(PathBuf);
+
+    impl Tree {
+        fn new(name: &str, files: &[(&str, &str)]) -> Tree {
+            let dir = std::env::temp_dir().join(format!(
+                "fake-runsc-{name}-{}-{}",
+                std::process::id(),
+                now_ms()
+            ));
+            for (path, text) in files {
+                let file = dir.join(path);
+                fs::create_dir_all(file.parent().unwrap()).unwrap();
+                fs::write(file, text).unwrap();
+            }
+            Tree(dir)
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const POD: &str = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu1.slice";
+    const GIB: u64 = 1 << 30;
+
+    fn sandbox(spec: Value, tree: Option<&Tree>) -> SandboxProcess {
+        let globals = BTreeMap::from([("root".to_string(), "/r".to_string())]);
+        let root = tree.map(|t| t.0.as_path());
+        SandboxProcess::new("s1", "/b", &spec, &globals, root, 16 * GIB).unwrap()
+    }
+
+    fn total_memory(p: &SandboxProcess) -> &str {
+        let i = p.argv.iter().position(|a| a == "--total-memory").unwrap();
+        &p.argv[i + 1]
+    }
+
+    #[test]
+    fn a_sandbox_under_the_pod_parent_is_sized_by_the_pod() {
+        let tree = Tree::new(
+            "parent",
+            &[(&format!("{}/memory.max", &POD[1..]), "268435456\n")],
+        );
+        let leaf = format!("{POD}/cri-containerd-s1.scope");
+        let spec = json!({
+            "linux": {"cgroupsPath": leaf},
+            "annotations": {GVISOR_CGROUP_PARENT: POD},
+        });
+        let p = sandbox(spec, Some(&tree));
+        assert_eq!(p.cgroup, format!("0::{leaf}\n"));
+        assert_eq!(
+            p.argv,
+            [
+                "runsc-sandbox",
+                "--root=/r",
+                "boot",
+                "--bundle",
+                "/b",
+                "--total-memory",
+                "268435456",
+                "s1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_leaf_takes_the_spec_limit_and_an_unlimited_cgroup_the_host_memory() {
+        let leaf = format!("{POD}/cri-containerd-s1.scope");
+        let spec = json!({"linux": {"cgroupsPath": leaf,
+                                    "resources": {"memory": {"limit": 268435457_u64}}}});
+        assert_eq!(total_memory(&sandbox(spec, None)), "268435456");
+        let spec = json!({"linux": {"cgroupsPath": leaf,
+                                    "resources": {"memory": {"limit": 64 * GIB}}}});
+        assert_eq!(total_memory(&sandbox(spec, None)), (16 * GIB).to_string());
+
+        // An existing cgroup keeps its own limit ("max"), whatever the spec says.
+        let tree = Tree::new("max", &[(&format!("{}/memory.max", &POD[1..]), "max\n")]);
+        let spec = json!({"linux": {"cgroupsPath": leaf,
+                                    "resources": {"memory": {"limit": GIB}}},
+                          "annotations": {GVISOR_CGROUP_PARENT: POD}});
+        assert_eq!(
+            total_memory(&sandbox(spec, Some(&tree))),
+            (16 * GIB).to_string()
+        );
+    }
+
+    #[test]
+    fn a_relative_path_escapes_and_an_empty_one_is_the_id() {
+        let spec =
+            json!({"linux": {"cgroupsPath": "kubepods-burstable-podu1.slice:cri-containerd:s1"}});
+        let p = sandbox(spec, None);
+        assert_eq!(
+            p.cgroup,
+            "0::/system.slice/kubepods-burstable-podu1.slice:cri-containerd:s1\n"
+        );
+        assert_eq!(total_memory(&p), (16 * GIB).to_string());
+        assert_eq!(sandbox(json!({}), None).cgroup, "0::/s1\n");
+    }
+
+    #[test]
+    fn knobs_override_the_cgroup_and_the_total_memory() {
+        let spec = json!({
+            "linux": {"cgroupsPath": format!("{POD}/cri-containerd-s1.scope")},
+            "annotations": {KNOB_SANDBOX_CGROUP: "0::/system.slice/escaped",
+                            KNOB_TOTAL_MEMORY: "12345"},
+        });
+        let p = sandbox(spec, None);
+        assert_eq!(p.cgroup, "0::/system.slice/escaped\n");
+        assert_eq!(total_memory(&p), "12345");
+    }
+
+    #[test]
+    fn the_process_is_written_and_removed() {
+        let proc_root = Tree::new("proc", &[]);
+        let p = sandbox(json!({}), None);
+        p.write(&proc_root.0, 7).unwrap();
+        let dir = proc_root.0.join("7");
+        assert_eq!(fs::read_to_string(dir.join("cgroup")).unwrap(), "0::/s1\n");
+        let cmdline = fs::read(dir.join("cmdline")).unwrap();
+        assert!(cmdline.starts_with(b"runsc-sandbox\0--root=/r\0boot\0"));
+        assert!(cmdline.ends_with(b"\0s1\0"));
+        SandboxProcess::remove(&proc_root.0, 7).unwrap();
+        assert!(!dir.exists());
+        SandboxProcess::remove(&proc_root.0, 7).unwrap();
     }
 
     #[test]
