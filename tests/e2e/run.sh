@@ -1,0 +1,229 @@
+#!/bin/bash
+# The e2e VM suite, host side (what `make e2e` and .ci/run call):
+#   tests/e2e/run.sh [SUITE...]          default: bookworm trixie sid (or $SUITES)
+#
+# For each suite: a Debian guest with that suite's containerd, runc and runsc boots under qemu,
+# becomes a kubelet-less node and runs the CRI driver (tests/e2e/driver) against three runtime
+# handlers: runsc (this project's shim), runsc-stock (runsc behind containerd's runc shim, as in
+# the incident) and runc. Results land in tests/e2e/out/<suite>/; the last line printed is
+# "N passed, N failed" over all suites (the guest's pre-checks plus the driver's scenarios; a
+# suite whose VM died counts as a failure).
+#
+# Pre-flight: root, qemu, debootstrap, gcc, cargo and (if an image must be built) a reachable
+# package archive. If one is missing the suite prints "e2e: SKIPPED: <why>" and exits 0, except
+# under CI (CI=true), where a skip is a failure.
+#
+# Environment:
+#   SUITES               suites to run when none are given on the command line
+#   RUNSC_GUARD_CACHE    cache root (default $XDG_CACHE_HOME/runsc-guard or ~/.cache/runsc-guard);
+#                        images live in $RUNSC_GUARD_CACHE/e2e/images and survive new checkouts
+#   E2E_INSTALL_DEPS     1 (default when root): run install-deps.sh first; 0: don't
+#   E2E_BUDGET           seconds for all VM runs together (default 3600); each VM gets at most
+#                        what is left, so a hanging guest cannot eat CI's whole time
+#   E2E_VM_TIMEOUT       seconds per VM (default 1500); the guest stops its suite 120 s earlier
+#   E2E_RUNSC_DEBUG      1 (default): runsc and shim debug logs in the results; 0: off
+#   E2E_DRIVER_ARGS      extra arguments for the driver, e.g. "--scenario NAME --timeout-scale 2"
+#   E2E_IMAGE_REBUILD    1: rebuild the guest images even if cached
+#   E2E_MIRROR           Debian archive URL for debootstrap (default: from the host's apt sources)
+#   E2E_ACCEL, E2E_VM_MEMORY, E2E_VM_CPUS: see run-vm.sh
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+repo=$(e2e_repo_root)
+out=$here/out
+
+if [[ $# -gt 0 ]]; then
+    suites=("$@")
+else
+    read -r -a suites <<<"${SUITES:-${E2E_SUITES_ALL[*]}}"
+fi
+[[ ${#suites[@]} -gt 0 ]] || e2e_die "no suites to run"
+for s in "${suites[@]}"; do e2e_check_suite "$s"; done
+
+skip() {
+    if [[ ${CI:-} == true ]]; then
+        printf 'e2e: FAILED: the VM suite cannot run under CI: %s\n' "$*"
+        exit 1
+    fi
+    printf 'e2e: SKIPPED: %s\n' "$*"
+    exit 0
+}
+
+# --- pre-flight ---
+[[ $(id -u) -eq 0 ]] || skip "needs root (debootstrap builds the guest image; run as root)"
+if [[ ${E2E_INSTALL_DEPS:-1} == 1 ]]; then
+    "$here/install-deps.sh" || skip "tests/e2e/install-deps.sh could not install the dependencies"
+fi
+for cmd in qemu-system-x86_64 debootstrap mkfs.ext4 gcc python3 cargo flock; do
+    command -v "$cmd" >/dev/null || skip "$cmd is missing (tests/e2e/install-deps.sh installs it)"
+done
+
+# The archive is needed only for what is not cached yet: a guest image or busybox-static.
+need_archive=""
+for s in "${suites[@]}"; do
+    cached=$(find "$(e2e_cache_dir)/images" -maxdepth 1 -type d -name "$s-*" 2>/dev/null | head -n1)
+    [[ -n $cached ]] || need_archive+=" image:$s"
+done
+if [[ -n $need_archive ]]; then
+    mirror=$(e2e_debian_mirror) || skip "no Debian archive in the host's apt sources (set E2E_MIRROR)"
+    # debootstrap's first request is the suite's Release file; ask for it the same way.
+    if ! timeout 60 python3 - "$mirror/dists/${suites[0]}/Release" <<'EOF' 2>/dev/null; then
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=30).read(1)
+EOF
+        skip "the package archive $mirror is not reachable (needed for:$need_archive)"
+    fi
+fi
+
+# --- payload: what the guests get read-only ---
+t_start=$SECONDS
+mkdir -p "$out"
+payload=$out/payload
+rm -rf "$payload"
+mkdir -p "$payload/bin" "$payload/images"
+
+target_dir() { # target_dir MANIFEST: cargo's target directory for that manifest
+    cargo metadata --format-version 1 --no-deps --manifest-path "$1" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
+e2e_log "building the shim (cargo build --release)"
+t=$SECONDS
+(cd "$repo" && cargo build --release --bin containerd-shim-runsc-v1) ||
+    e2e_die "cargo build of containerd-shim-runsc-v1 failed"
+install -m 0755 "$(target_dir "$repo/Cargo.toml")/release/containerd-shim-runsc-v1" "$payload/bin/"
+e2e_log "shim built in $((SECONDS - t))s"
+
+driver_manifest=$here/driver/Cargo.toml
+if [[ -f $driver_manifest ]]; then
+    e2e_log "building the CRI driver"
+    t=$SECONDS
+    cargo build --release --manifest-path "$driver_manifest" || e2e_die "cargo build of the e2e driver failed"
+    install -m 0755 "$(target_dir "$driver_manifest")/release/e2e-driver" "$payload/bin/"
+    e2e_log "driver built in $((SECONDS - t))s"
+else
+    e2e_log "no CRI driver yet ($driver_manifest): the guests run their pre-checks only"
+fi
+
+e2e_log "building the OCI images"
+"$here/images/build-images.sh" "$payload/images"
+install -m 0644 "$here/guest-suite.sh" "$payload/guest-suite.sh"
+e2e_log "payload ready in $((SECONDS - t_start))s"
+
+# --- one VM per suite, one after the other: under TCG a VM uses both cores ---
+budget=${E2E_BUDGET:-3600}
+vm_timeout=${E2E_VM_TIMEOUT:-1500}
+budget_start=$SECONDS
+declare -A vm_ok image_s vm_s
+for s in "${suites[@]}"; do
+    results=$out/$s
+    rm -rf "$results"
+    mkdir -p "$results"
+
+    t=$SECONDS
+    if ! image=$("$here/image/build-image.sh" "$s"); then
+        e2e_log "suite $s: the guest image could not be built"
+        vm_ok[$s]=0
+        continue
+    fi
+    image_s[$s]=$((SECONDS - t))
+
+    left=$((budget - (SECONDS - budget_start)))
+    if [[ $left -lt 300 ]]; then
+        e2e_log "suite $s: not run, the e2e budget (E2E_BUDGET=${budget}s) is spent"
+        vm_ok[$s]=0
+        continue
+    fi
+    this_timeout=$((vm_timeout < left ? vm_timeout : left))
+    {
+        printf 'E2E_SUITE=%s\n' "$s"
+        printf 'E2E_GUEST_TIMEOUT=%s\n' "$((this_timeout - 120))"
+        printf 'E2E_RUNSC_DEBUG=%s\n' "${E2E_RUNSC_DEBUG:-1}"
+        printf 'E2E_DRIVER_ARGS=%q\n' "${E2E_DRIVER_ARGS:-}"
+    } >"$payload/env"
+
+    t=$SECONDS
+    if E2E_IMAGE_DIR=$image E2E_VM_TIMEOUT=$this_timeout "$here/run-vm.sh" "$s" "$payload" "$results"; then
+        vm_ok[$s]=1
+    else
+        vm_ok[$s]=0
+    fi
+    vm_s[$s]=$((SECONDS - t))
+done
+
+# --- report ---
+count() { # count FILE KEY: an integer field of a small JSON file, or empty
+    python3 - "$1" "$2" <<'EOF' 2>/dev/null
+import json, sys
+v = json.load(open(sys.argv[1])).get(sys.argv[2])
+if isinstance(v, int):
+    print(v)
+EOF
+}
+
+total_passed=0
+total_failed=0
+failed_suites=()
+for s in "${suites[@]}"; do
+    results=$out/$s
+    printf '\n===== e2e suite %s =====\n' "$s"
+    [[ -f $results/versions.txt ]] && sed 's/^/  /' "$results/versions.txt"
+    printf '  image %ss, vm %ss (boot to poweroff)\n' "${image_s[$s]:--}" "${vm_s[$s]:--}"
+    p=0
+    f=0
+    if [[ ${vm_ok[$s]} != 1 ]]; then
+        printf '  FAIL the guest did not finish (no guest-done): see %s/serial.log\n' "$results"
+        f=$((f + 1))
+    fi
+    if [[ -f $results/guest-checks.json ]]; then
+        gp=$(count "$results/guest-checks.json" passed)
+        gf=$(count "$results/guest-checks.json" failed)
+        p=$((p + ${gp:-0}))
+        f=$((f + ${gf:-1}))
+        printf '  guest pre-checks: %s passed, %s failed\n' "${gp:-?}" "${gf:-?}"
+        grep -h 'FAIL ' "$results/guest-suite.log" 2>/dev/null | sed 's/^/    /' || true
+    fi
+    if [[ -f $results/driver/summary.json ]]; then
+        dp=$(count "$results/driver/summary.json" passed)
+        df=$(count "$results/driver/summary.json" failed)
+        p=$((p + ${dp:-0}))
+        f=$((f + ${df:-1}))
+        if [[ -f $results/driver/report.md ]]; then
+            cat "$results/driver/report.md"
+        else
+            printf '  driver: %s passed, %s failed\n' "${dp:-?}" "${df:-?}"
+        fi
+    elif [[ -f $driver_manifest ]]; then
+        printf '  FAIL the driver wrote no summary.json (see %s/guest-suite.log)\n' "$results"
+        f=$((f + 1))
+    fi
+    printf '  suite %s: %d passed, %d failed\n' "$s" "$p" "$f"
+    total_passed=$((total_passed + p))
+    total_failed=$((total_failed + f))
+    [[ $f -gt 0 ]] && failed_suites+=("$s")
+done
+
+# The logs a failure needs, after the reports so the reports stay readable.
+for s in "${failed_suites[@]}"; do
+    logs=$out/$s/logs
+    printf '\n===== %s: guest logs (all of them in %s) =====\n' "$s" "$logs"
+    if [[ -f $logs/containerd.log ]]; then
+        printf -- '--- containerd (last 60 lines) ---\n'
+        tail -n 60 "$logs/containerd.log"
+    fi
+    for f in "$logs"/_var_log_runsc-shim/*; do
+        [[ -f $f ]] || continue
+        printf -- '--- shim log %s (last 40 lines) ---\n' "${f##*/}"
+        tail -n 40 "$f"
+    done
+    if [[ ! -f $out/$s/guest-done && -f $out/$s/serial.log ]]; then
+        printf -- '--- serial console (last 40 lines) ---\n'
+        tail -n 40 "$out/$s/serial.log"
+    fi
+done
+
+printf '\ne2e: results in %s (total %ss)\n' "$out" "$((SECONDS - t_start))"
+printf '%d passed, %d failed\n' "$total_passed" "$total_failed"
+[[ $total_failed -eq 0 ]]
