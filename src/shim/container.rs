@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::annotations::ContainerRole;
 use crate::runsc::{ProcessIo, Runsc};
 use crate::shim::io::{StdioCopies, StdioPaths};
+use crate::shim::oom::OomCounter;
 
 /// The init process' status, in containerd's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct Container {
     /// The sandbox's pid: runsc writes it into every container's pid file.
     pub pid: i32,
     pub stdio: StdioPaths,
+    /// The pod's OOM kills since create: tells an OOM kill from any other death of the sandbox.
+    pub oom: Option<OomCounter>,
     status: Mutex<Status>,
     exit: watch::Sender<Option<Exit>>,
     copies: Mutex<Option<StdioCopies>>,
@@ -60,6 +63,7 @@ impl Container {
         runsc: Runsc,
         pid: i32,
         stdio: AttachedStdio,
+        oom: Option<OomCounter>,
     ) -> Self {
         Container {
             id,
@@ -68,6 +72,7 @@ impl Container {
             runsc,
             pid,
             stdio: stdio.paths,
+            oom,
             status: Mutex::new(Status::Created),
             exit: watch::channel(None).0,
             copies: Mutex::new(Some(stdio.copies)),
@@ -166,6 +171,7 @@ mod tests {
             runsc,
             0x4000_0001,
             AttachedStdio::default(),
+            None,
         )
     }
 

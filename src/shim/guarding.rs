@@ -22,6 +22,7 @@ use crate::guard::{self, GuardInput, GuardRecord, HostFacts, RelaxTarget, Role, 
 use crate::options::{GuardMode, ShimConfig};
 use crate::runsc::version::{resolve_binary, RunscVersion};
 use crate::runsc::Executor;
+use crate::shim::oom::OomCounter;
 
 /// Overrides the cgroup root the guard reads (default /sys/fs/cgroup): for tests and for
 /// diagnosing a node from a container that mounts the host's cgroupfs elsewhere.
@@ -240,6 +241,14 @@ impl Guard {
             }
             RelaxTarget::Cgroup { .. } => relax.apply(tree, &guard::SystemCommands),
         }
+    }
+}
+
+impl Planned {
+    /// Starts counting OOM kills in the pod's cgroup, when there is one.
+    pub fn oom_counter(&self) -> Option<OomCounter> {
+        let pod = self.plan.pod_cgroup.as_ref()?;
+        OomCounter::start(&self.tree, pod)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod info;
 pub mod io;
 pub mod logging;
 pub mod mount;
+pub mod oom;
 pub mod pod;
 pub mod service;
 pub mod spec;

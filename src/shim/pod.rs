@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use containerd_shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExit, TaskIO, TaskOOM, TaskStart,
+};
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
@@ -271,6 +273,7 @@ impl Pod {
                 copies,
                 start_io,
             },
+            planned.and_then(Planned::oom_counter),
         );
         Ok(Arc::new(container))
     }
@@ -462,6 +465,20 @@ async fn watch_exit(c: Arc<Container>, events: EventSender) {
             );
             128
         }
+    };
+    // The host's OOM killer took the sandbox: say so before the exit, so CRI reports OOMKilled.
+    let status = if status != 0 && c.oom.as_ref().is_some_and(|o| o.fired()) {
+        warn!(
+            "{}: the pod's cgroup recorded an OOM kill; reporting OOM and exit status 137",
+            c.id
+        );
+        events.send(TaskOOM {
+            container_id: c.id.clone(),
+            ..Default::default()
+        });
+        128 + libc::SIGKILL as u32
+    } else {
+        status
     };
     // What still runs of the container goes with its init process.
     if let Err(e) = c.runsc.kill(&c.id, libc::SIGKILL as u32, true).await {
