@@ -167,8 +167,9 @@ impl Cri {
         Ok(r.container_id)
     }
 
-    pub async fn start_container(&mut self, id: &str) -> Result<()> {
-        let limit = self.limit(120);
+    /// StartContainer with a caller-chosen limit: giving up on it cancels the RPC, and containerd
+    /// then kills the task, so callers that watch the container meanwhile pass a long one.
+    pub async fn start_container(&mut self, id: &str, limit: Duration) -> Result<()> {
         answer(
             "StartContainer",
             limit,
@@ -238,7 +239,7 @@ impl Cri {
     }
 
     pub async fn stop_pod_sandbox(&mut self, id: &str) -> Result<()> {
-        let limit = self.limit(120);
+        let limit = self.limit(60);
         answer(
             "StopPodSandbox",
             limit,
@@ -251,7 +252,7 @@ impl Cri {
     }
 
     pub async fn remove_pod_sandbox(&mut self, id: &str) -> Result<()> {
-        let limit = self.limit(120);
+        let limit = self.limit(60);
         answer(
             "RemovePodSandbox",
             limit,

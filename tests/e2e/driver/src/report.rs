@@ -174,6 +174,11 @@ pub struct Evidence {
     pub pod_slice_end: Option<CgroupFacts>,
     pub sandbox_cgroup_end: Option<CgroupFacts>,
     pub sandbox_alive_at_end: Option<bool>,
+    /// The most memory the sandbox's own cgroup was seen holding (memory.peak where the kernel
+    /// has it, else the largest memory.current seen): progress the log may not show.
+    pub sandbox_cgroup_memory_max_bytes: Option<u64>,
+    /// StartContainer never returned while the pod lived.
+    pub start_blocked: bool,
     pub exec: Option<ExecRecord>,
     pub stats: Option<StatsRecord>,
     pub leftovers: Option<Leftovers>,
@@ -414,6 +419,10 @@ fn row(s: &ScenarioReport) -> Vec<String> {
             (None, _) => "no output".into(),
         })
         .unwrap_or_else(|| "–".into());
+    let eater = match e.sandbox_cgroup_memory_max_bytes {
+        Some(b) => format!("{eater} (sandbox cgroup max {})", bytes_mib(b)),
+        None => eater,
+    };
     let oom = match &e.container_final {
         Some(c) => {
             let kills = e

@@ -53,6 +53,8 @@ impl Ctx {
 struct Created {
     sandboxes: Vec<String>,
     removed: BTreeSet<String>,
+    /// Sandboxes StopPodSandbox was already sent for.
+    stop_tried: BTreeSet<String>,
     slices: Vec<String>,
     pod_uid: Option<String>,
 }
@@ -176,7 +178,7 @@ pub async fn run_scenario(ctx: &Ctx, sc: &Scenario) -> ScenarioReport {
 /// Stops and removes any sandbox the scenario left, then its pod slice. Never fails: problems
 /// become notes.
 async fn cleanup(ctx: &Ctx, run: &Run) {
-    let (sandboxes, slices, uid) = {
+    let (sandboxes, tried, slices, uid) = {
         let s = run.lock();
         let left: Vec<String> = s
             .created
@@ -185,7 +187,12 @@ async fn cleanup(ctx: &Ctx, run: &Run) {
             .filter(|id| !s.created.removed.contains(*id))
             .cloned()
             .collect();
-        (left, s.created.slices.clone(), s.created.pod_uid.clone())
+        (
+            left,
+            s.created.stop_tried.clone(),
+            s.created.slices.clone(),
+            s.created.pod_uid.clone(),
+        )
     };
     let mut cri = ctx.cri.clone();
     let mut all = sandboxes;
@@ -198,15 +205,15 @@ async fn cleanup(ctx: &Ctx, run: &Run) {
     all.sort();
     all.dedup();
     for id in all {
-        run.step(format!("clean-up: stopping and removing sandbox {id}"));
-        if let Err(e) = cri.stop_pod_sandbox(&id).await {
-            run.note(format!("clean-up: {e:#}"));
+        // A sandbox whose StopPodSandbox already failed once gets its runsc processes killed
+        // first: asking again would only wait for the same time-out, and an escaped sandbox
+        // left running would distort every scenario after it.
+        if tried.contains(&id) {
+            force_kill_runsc(run, &id).await;
         }
-        match cri.remove_pod_sandbox(&id).await {
-            Ok(()) => {
-                run.lock().created.removed.insert(id);
-            }
-            Err(e) => run.note(format!("clean-up: {e:#}")),
+        if stop_and_remove(ctx, run, &id, "clean-up").await.is_err() && !tried.contains(&id) {
+            force_kill_runsc(run, &id).await;
+            let _ = stop_and_remove(ctx, run, &id, "clean-up after kill").await;
         }
     }
     for unit in slices {
@@ -224,6 +231,60 @@ async fn cleanup(ctx: &Ctx, run: &Run) {
             run.step(format!("removed {unit}"));
         }
     }
+}
+
+/// StopPodSandbox + RemovePodSandbox, failures noted; Ok when the sandbox is gone.
+async fn stop_and_remove(ctx: &Ctx, run: &Run, id: &str, why: &str) -> Result<()> {
+    let mut cri = ctx.cri.clone();
+    run.step(format!("{why}: stopping and removing sandbox {id}"));
+    run.lock().created.stop_tried.insert(id.to_string());
+    if let Err(e) = cri.stop_pod_sandbox(id).await {
+        run.note(format!("{why}: {e:#}"));
+    }
+    match cri.remove_pod_sandbox(id).await {
+        Ok(()) => {
+            run.lock().created.removed.insert(id.to_string());
+            Ok(())
+        }
+        Err(e) => {
+            run.note(format!("{why}: {e:#}"));
+            Err(e)
+        }
+    }
+}
+
+/// Last resort for a sandbox containerd cannot stop: SIGKILL its runsc processes (only those
+/// naming this sandbox id). The guest is a throw-away VM; the report says it happened.
+async fn force_kill_runsc(run: &Run, sandbox_id: &str) {
+    let all = procs::snapshot();
+    let ids = [sandbox_id.to_string()];
+    let pids: Vec<String> = procs::runtime_procs_for(&all, &ids)
+        .into_iter()
+        .filter(|p| RUNSC_PROCS.contains(&p.name()))
+        .map(|p| p.pid.to_string())
+        .collect();
+    if pids.is_empty() {
+        return;
+    }
+    run.note(format!(
+        "killing the runsc processes of sandbox {sandbox_id} (pids {}) so the pod can go",
+        pids.join(" ")
+    ));
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new("kill")
+            .arg("-KILL")
+            .args(&pids)
+            .status(),
+    )
+    .await;
+    if !matches!(r, Ok(Ok(st)) if st.success()) {
+        run.note(format!(
+            "kill -KILL {} did not succeed: {r:?}",
+            pids.join(" ")
+        ));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
 /// Creates the pod slice like kubelet: a systemd slice with MemoryMax, controllers enabled down
@@ -335,6 +396,12 @@ fn observe_processes(ctx: &Ctx, run: &Run, sandbox_id: &str, container_id: &str,
             .cgroup
             .as_deref()
             .map(|c| cgroup::read_facts(&ctx.cgroup_root, c));
+        let seen = facts
+            .as_ref()
+            .and_then(|f| match (f.memory_peak, f.memory_current) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            });
         let sp = SandboxProc {
             pid: p.pid,
             total_memory: raw.as_deref().and_then(|r| r.parse().ok()),
@@ -352,6 +419,10 @@ fn observe_processes(ctx: &Ctx, run: &Run, sandbox_id: &str, container_id: &str,
         run.ev(|e| {
             e.sandbox_alive_at_end = Some(true);
             e.runsc_sandbox = Some(sp);
+            e.sandbox_cgroup_memory_max_bytes = match (e.sandbox_cgroup_memory_max_bytes, seen) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
         });
     } else if run.ev(|e| e.runsc_sandbox.is_some()) {
         run.ev(|e| e.sandbox_alive_at_end = Some(false));
@@ -567,6 +638,16 @@ struct Baseline {
     cgroups: Vec<String>,
 }
 
+/// Runtime processes (runsc, shims) that were not there at `before`, with their arguments.
+fn new_runtime_procs(before: &Baseline) -> Vec<String> {
+    procs::snapshot()
+        .iter()
+        .filter(|p| RUNSC_PROCS.contains(&p.name()) || SHIM_PROCS.contains(&p.name()))
+        .filter(|p| !before.pids.contains(&p.pid))
+        .map(|p| format!("{} {}", p.pid, p.argv.join(" ")))
+        .collect()
+}
+
 fn baseline(ctx: &Ctx) -> Baseline {
     Baseline {
         pids: procs::snapshot()
@@ -592,6 +673,46 @@ fn pod_info(sc: &Scenario, id: &PodIdentity, slice: &PodSlice, created: bool) ->
         sandbox_memory_limit: shape.sandbox_memory_limit,
         overhead_memory: shape.overhead_memory,
         container_memory_limit: shape.container_memory_limit,
+    }
+}
+
+/// The StartContainer call running in the background.
+struct StartCall {
+    task: Option<tokio::task::JoinHandle<(Result<()>, u64)>>,
+}
+
+impl StartCall {
+    /// Its result, the first time it is seen finished.
+    async fn poll(&mut self, run: &Run) -> Option<Result<()>> {
+        if !self.task.as_ref().is_some_and(|t| t.is_finished()) {
+            return None;
+        }
+        let t = self.task.take()?;
+        let (r, ms) = t.await.unwrap_or_else(|e| (Err(anyhow!("{e}")), 0));
+        run.ms(|m| m.start_container_ms = Some(ms));
+        run.step(format!(
+            "StartContainer returned after {ms} ms: {}",
+            match &r {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("{e:#}"),
+            }
+        ));
+        Some(r)
+    }
+
+    /// Before the pod goes: record the result, or that it never came (then give up on it).
+    async fn finish(&mut self, run: &Run, sent: Instant) {
+        if let Some(Err(e)) = self.poll(run).await {
+            run.note(format!("StartContainer failed: {e:#}"));
+        }
+        if let Some(t) = self.task.take() {
+            run.note(format!(
+                "StartContainer had not returned {:.0} s after it was sent",
+                sent.elapsed().as_secs_f64()
+            ));
+            run.ev(|e| e.start_blocked = true);
+            t.abort();
+        }
     }
 }
 
@@ -628,6 +749,7 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
 
     // RunPodSandbox → RUNNING, timed like kubelet would see it.
     let sandbox_config = pod::sandbox_config(&id, &shape);
+    let before = baseline(ctx);
     let t0 = Instant::now();
     run.step(format!(
         "RunPodSandbox (handler {}, cgroup_parent {})",
@@ -640,6 +762,16 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
         Ok(id) => id,
         Err(e) => {
             run.ev(|ev| ev.run_pod_sandbox_error = Some(format!("{e:#}")));
+            // What the runtime had started by then tells a hang from a refusal.
+            let new = new_runtime_procs(&before);
+            run.note(format!(
+                "runtime processes started since RunPodSandbox was sent: {}",
+                if new.is_empty() {
+                    "none".to_string()
+                } else {
+                    new.join("; ")
+                }
+            ));
             return Err(e);
         }
     };
@@ -691,39 +823,30 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
     run.ev(|e| e.container_id = Some(container_id.clone()));
     run.step(format!("container {container_id} created"));
 
-    // StartContainer may block (a runc-style shim driving runsc hands the FIFOs over at the
-    // wrong moment), so it runs on its own and the driver watches the container meanwhile.
+    // StartContainer may block (containerd's runc shim driving runsc hands the FIFOs over at
+    // the wrong moment and waits until the container exits), so it runs on its own and the
+    // driver watches the container meanwhile. Its limit is the scenario's: giving up on the RPC
+    // makes containerd kill the task.
     let t_start = Instant::now();
     let start_task = {
         let mut cri = ctx.cri.clone();
         let cid = container_id.clone();
+        let limit = ctx.limit(sc.time_limit_secs());
         tokio::spawn(async move {
-            let r = cri.start_container(&cid).await;
+            let r = cri.start_container(&cid, limit).await;
             (r, elapsed_ms(t_start))
         })
     };
-    let mut start_task = Some(start_task);
-    let mut start_result: Option<Result<()>> = None;
-    let deadline = Instant::now() + ctx.limit(120);
+    let mut start = StartCall {
+        task: Some(start_task),
+    };
+    let running_limit = ctx.limit(120);
+    // An eater whose StartContainer hangs may be running all the same: after this long, watch it.
+    let blocked_limit = ctx.limit(30);
+    let deadline = Instant::now() + running_limit;
     let mut seen_state = String::new();
     loop {
-        if let Some(t) = start_task.as_ref() {
-            if t.is_finished() {
-                if let Some(t) = start_task.take() {
-                    let (r, ms) = t.await.unwrap_or_else(|e| (Err(anyhow!("{e}")), 0));
-                    run.ms(|m| m.start_container_ms = Some(ms));
-                    run.step(format!(
-                        "StartContainer returned after {ms} ms: {}",
-                        match &r {
-                            Ok(()) => "ok".to_string(),
-                            Err(e) => format!("{e:#}"),
-                        }
-                    ));
-                    start_result = Some(r);
-                }
-            }
-        }
-        if let Some(Err(e)) = &start_result {
+        if let Some(Err(e)) = start.poll(run).await {
             bail!("StartContainer failed: {e:#}");
         }
         match cri.container_state(&container_id).await {
@@ -744,10 +867,31 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
             }
             Err(e) => run.note(format!("ContainerStatus while starting: {e:#}")),
         }
+        let pending = start.task.is_some();
+        if pending && t_start.elapsed() >= blocked_limit && matches!(sc.kind, Kind::Eater(_)) {
+            let sandbox_up = procs::find_sandbox(&procs::snapshot(), &sandbox_id).is_some();
+            let said_something = !read_log(&log_file).is_empty();
+            if sandbox_up || said_something {
+                run.note(format!(
+                    "StartContainer has not returned after {:.0} s (container {seen_state}); \
+                     watching the container anyway",
+                    t_start.elapsed().as_secs_f64()
+                ));
+                break;
+            }
+        }
         if Instant::now() >= deadline {
+            if pending {
+                run.note(format!(
+                    "the container was not running {:.0} s after StartContainer (state \
+                     {seen_state}, StartContainer still pending); watching it anyway",
+                    running_limit.as_secs_f64()
+                ));
+                break;
+            }
             bail!(
                 "the container was not running {:.0} s after StartContainer (last state {seen_state})",
-                ctx.limit(120).as_secs_f64()
+                running_limit.as_secs_f64()
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -803,22 +947,6 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
         Kind::Refusal => {}
     }
 
-    if let Some(t) = start_task.take() {
-        if t.is_finished() {
-            let (r, ms) = t.await.unwrap_or_else(|e| (Err(anyhow!("{e}")), 0));
-            run.ms(|m| m.start_container_ms = Some(ms));
-            if let Err(e) = r {
-                run.note(format!("StartContainer failed: {e:#}"));
-            }
-        } else {
-            run.note(format!(
-                "StartContainer had not returned {:.0} s after it was sent",
-                t_start.elapsed().as_secs_f64()
-            ));
-            t.abort();
-        }
-    }
-
     // Last looks before the pod goes.
     record_final_status(ctx, run, &container_id).await;
     let messages = read_log(&log_file);
@@ -840,16 +968,24 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
         e.sandbox_cgroup_end = sandbox_cgroup.map(|c| cgroup::read_facts(&ctx.cgroup_root, &c));
     });
     let sockets = shim_socket_paths(run);
+    start.finish(run, t_start).await;
 
-    // Stop and remove, timed.
+    // Stop and remove, timed. A failure is evidence (leftovers), not the end of the scenario.
+    run.lock().created.stop_tried.insert(sandbox_id.clone());
     let t = Instant::now();
-    cri.stop_pod_sandbox(&sandbox_id).await?;
-    run.ms(|m| m.stop_pod_sandbox_ms = Some(elapsed_ms(t)));
+    match cri.stop_pod_sandbox(&sandbox_id).await {
+        Ok(()) => run.ms(|m| m.stop_pod_sandbox_ms = Some(elapsed_ms(t))),
+        Err(e) => run.note(format!("{e:#}")),
+    }
     let t = Instant::now();
-    cri.remove_pod_sandbox(&sandbox_id).await?;
-    run.ms(|m| m.remove_pod_sandbox_ms = Some(elapsed_ms(t)));
-    run.lock().created.removed.insert(sandbox_id.clone());
-    run.step("pod stopped and removed");
+    match cri.remove_pod_sandbox(&sandbox_id).await {
+        Ok(()) => {
+            run.ms(|m| m.remove_pod_sandbox_ms = Some(elapsed_ms(t)));
+            run.lock().created.removed.insert(sandbox_id.clone());
+            run.step("pod stopped and removed");
+        }
+        Err(e) => run.note(format!("{e:#}")),
+    }
 
     let ids = vec![sandbox_id, container_id];
     settle_leftovers(ctx, run, &ids, &uid, &sockets, None).await;
@@ -889,7 +1025,9 @@ async fn wait_exit(ctx: &Ctx, run: &Run, container_id: &str, log_file: &Path) {
     }
 }
 
-/// Follows the eater until it is killed, says `done`, or the time is up.
+/// Follows the eater until it is killed, says `done`, or the time is up. Progress comes from its
+/// log and, where the log stays empty (a shim that loses the container's stdio), from the memory
+/// its sandbox's cgroup holds.
 async fn watch_eater(
     ctx: &Ctx,
     run: &Run,
@@ -902,8 +1040,11 @@ async fn watch_eater(
     let mut cri = ctx.cri.clone();
     let t = Instant::now();
     let limit = ctx.limit(360);
+    let stall_limit = ctx.limit(90);
     let mut last_mib = 0u64;
-    let mut last_observe = Instant::now();
+    let mut last_mem = 0u64;
+    let mut last_progress = Instant::now();
+    let mut last_observe = Instant::now() - Duration::from_secs(10);
     let mut sandbox_gone_at: Option<Instant> = None;
     loop {
         let progress = logs::eater_progress(&read_log(log_file));
@@ -915,6 +1056,7 @@ async fn watch_eater(
                     run.step(format!("eater at {m} MiB"));
                 }
                 last_mib = m;
+                last_progress = Instant::now();
             }
         }
         if progress.done() {
@@ -936,7 +1078,28 @@ async fn watch_eater(
         if last_observe.elapsed() >= Duration::from_secs(3) {
             observe_processes(ctx, run, sandbox_id, container_id, pod_path);
             last_observe = Instant::now();
-            let gone = run.ev(|e| e.sandbox_alive_at_end == Some(false));
+            let (gone, mem) = run.ev(|e| {
+                (
+                    e.sandbox_alive_at_end == Some(false),
+                    e.sandbox_cgroup_memory_max_bytes,
+                )
+            });
+            let mem = mem.unwrap_or(0);
+            if mem >= last_mem + MIB {
+                if mem / (128 * MIB) > last_mem / (128 * MIB) && last_mib == 0 {
+                    run.step(format!("sandbox cgroup holds {} MiB", mem / MIB));
+                }
+                last_mem = mem;
+                last_progress = Instant::now();
+            }
+            if last_mib == 0 && mem >= target_mib * MIB {
+                run.note(format!(
+                    "the eater's log is silent, but its sandbox's cgroup holds {} MiB: at least \
+                     the {target_mib} MiB it was asked to eat",
+                    mem / MIB
+                ));
+                break;
+            }
             if gone && sandbox_gone_at.is_none() {
                 run.note(format!(
                     "the runsc-sandbox process is gone (eater at {last_mib} MiB) while the \
@@ -948,6 +1111,14 @@ async fn watch_eater(
         // A dead sandbox whose container never shows as exited: give containerd a moment.
         if sandbox_gone_at.is_some_and(|g| g.elapsed() >= ctx.limit(20)) {
             run.note("the container was still not reported exited 20 s after its sandbox died");
+            break;
+        }
+        if last_progress.elapsed() >= stall_limit {
+            run.note(format!(
+                "no progress for {:.0} s (log at {last_mib} MiB, sandbox cgroup at {} MiB)",
+                stall_limit.as_secs_f64(),
+                last_mem / MIB
+            ));
             break;
         }
         if t.elapsed() >= limit {
@@ -997,6 +1168,13 @@ async fn refusal_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
             let msg = format!("{e:#}");
             run.ms(|m| m.run_pod_sandbox_ms = Some(elapsed_ms(t0)));
             run.step(format!("RunPodSandbox failed: {msg}"));
+            let new = new_runtime_procs(&before);
+            if !new.is_empty() {
+                run.note(format!(
+                    "runtime processes still there after the failure: {}",
+                    new.join("; ")
+                ));
+            }
             ids.extend(evidence::hex_ids(&msg));
             run.ev(|ev| ev.run_pod_sandbox_error = Some(msg));
         }

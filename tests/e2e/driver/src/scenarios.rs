@@ -354,6 +354,14 @@ fn eater_max(ev: &Evidence) -> Option<u64> {
 }
 
 fn eater_text(ev: &Evidence) -> String {
+    let text = eater_log_text(ev);
+    match ev.sandbox_cgroup_memory_max_bytes {
+        Some(b) => format!("{text}; sandbox cgroup held up to {} MiB", b / MIB),
+        None => text,
+    }
+}
+
+fn eater_log_text(ev: &Evidence) -> String {
     match &ev.eater {
         Some(e) => match (e.max_mib(), e.done()) {
             (Some(m), true) => format!("eater done at {m} MiB"),
@@ -421,9 +429,17 @@ fn total_memory_exact(ev: &Evidence, want: u64) -> Check {
 }
 
 /// Escaped: the sandbox is outside the pod slice, or the eater got beyond the limit.
+/// Memory counts from the eater's log or, when the log is silent, from the sandbox's cgroup.
 pub fn incident_verdict(ev: &Evidence, limit_mib: u64) -> Option<&'static str> {
     let outside = ev.runsc_sandbox.as_ref().map(|p| !p.under_pod_slice);
-    let beyond = eater_max(ev).map(|m| m > limit_mib);
+    let by_log = eater_max(ev).map(|m| m > limit_mib);
+    let by_cgroup = ev
+        .sandbox_cgroup_memory_max_bytes
+        .map(|b| b > limit_mib.saturating_mul(MIB));
+    let beyond = match (by_log, by_cgroup) {
+        (None, None) => None,
+        (a, b) => Some(a == Some(true) || b == Some(true)),
+    };
     match (outside, beyond) {
         (Some(true), _) | (_, Some(true)) => Some("escaped"),
         (Some(false), Some(false)) => Some("bounded"),
@@ -761,6 +777,20 @@ mod tests {
         let (c, v) = judge(&s, &ev);
         assert!(failed(&c).is_empty());
         assert_eq!(v.as_deref(), Some("bounded"));
+        // A silent log (StartContainer blocked, stdio lost) under the pod slice: the cgroup
+        // decides.
+        let ev = Evidence {
+            eater: Some(EaterProgress::default()),
+            runsc_sandbox: sandbox(true, 4103303168),
+            sandbox_cgroup_memory_max_bytes: Some(200 * MIB),
+            ..Default::default()
+        };
+        assert_eq!(incident_verdict(&ev, 256), Some("bounded"));
+        let ev = Evidence {
+            sandbox_cgroup_memory_max_bytes: Some(1100 * MIB),
+            ..ev
+        };
+        assert_eq!(incident_verdict(&ev, 256), Some("escaped"));
         // No sandbox process seen: the evidence is not complete.
         let ev = Evidence {
             eater: eater(224, false),
