@@ -16,7 +16,9 @@
 //!
 //! When `RUNSC_GUARD_PROC_ROOT` is set (the shim's guard reads the sandbox process from there),
 //! `create` of a sandbox also leaves what the guard verifies: `<proc root>/<pid>/cgroup` and
-//! `<proc root>/<pid>/cmdline`, see [`SandboxProcess`]. `delete` removes them.
+//! `<proc root>/<pid>/cmdline`, see [`SandboxProcess`]; and, in the fixture tree named by
+//! `RUNSC_GUARD_CGROUP_ROOT`, the sandbox's cgroup when runsc would create it. `delete` removes
+//! what `create` left.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -453,6 +455,9 @@ struct SandboxProcess {
     cgroup: String,
     /// The command line, NUL-separated in `/proc/<pid>/cmdline`.
     argv: Vec<String>,
+    /// The cgroup runsc creates in the fixture tree, with its `memory.max`, when the path's
+    /// cgroup does not exist yet (its parent must: the fake makes one directory, no more).
+    new_cgroup: Option<(PathBuf, String)>,
 }
 
 impl SandboxProcess {
@@ -487,7 +492,7 @@ impl SandboxProcess {
                 let recorded = annotations[GVISOR_CGROUP_PARENT]
                     .as_str()
                     .map(resolve_cgroup)
-                    .unwrap_or(own);
+                    .unwrap_or_else(|| own.clone());
                 let spec_limit = spec["linux"]["resources"]["memory"]["limit"]
                     .as_i64()
                     .filter(|l| *l > 0)
@@ -498,10 +503,41 @@ impl SandboxProcess {
                     .to_string()
             }
         };
+        // runsc writes the spec's limit into the cgroup it records, when it creates it; the sub
+        // cgroup below a named parent gets no resources.
+        let new_cgroup = cgroup_root
+            .filter(|_| own.starts_with('/'))
+            .map(|root| root.join(own.trim_start_matches('/')))
+            .filter(|dir| !dir.exists() && dir.parent().is_some_and(Path::is_dir))
+            .map(|dir| {
+                let spec_limit = spec["linux"]["resources"]["memory"]["limit"].as_i64();
+                let limit = match spec_limit.filter(|l| *l > 0) {
+                    Some(l) if annotations[GVISOR_CGROUP_PARENT].is_null() => {
+                        (l.unsigned_abs() / 4096 * 4096).to_string()
+                    }
+                    _ => "max".to_string(),
+                };
+                (dir, limit)
+            });
         let mut argv = vec!["runsc-sandbox".to_string()];
         argv.extend(globals.iter().map(|(k, v)| format!("--{k}={v}")));
         argv.extend(["boot", "--bundle", bundle, "--total-memory", &total, id].map(String::from));
-        Ok(SandboxProcess { cgroup, argv })
+        Ok(SandboxProcess {
+            cgroup,
+            argv,
+            new_cgroup,
+        })
+    }
+
+    /// Creates the new cgroup in the fixture tree, if any, and returns its directory.
+    fn create_cgroup(&self) -> Result<Option<&Path>, String> {
+        let Some((dir, limit)) = &self.new_cgroup else {
+            return Ok(None);
+        };
+        fs::create_dir(dir)
+            .and_then(|()| fs::write(dir.join("memory.max"), format!("{limit}\n")))
+            .map_err(|e| format!("fake-runsc: creating the cgroup {}: {e}", dir.display()))?;
+        Ok(Some(dir))
     }
 
     fn write(&self, proc_root: &Path, pid: u32) -> Result<(), String> {
@@ -520,14 +556,17 @@ impl SandboxProcess {
     }
 
     fn remove(proc_root: &Path, pid: u64) -> Result<(), String> {
-        let dir = proc_root.join(pid.to_string());
-        match fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!(
-                "fake-runsc: removing the sandbox process {}: {e}",
-                dir.display()
-            )),
-            _ => Ok(()),
+        remove_dir(&proc_root.join(pid.to_string()))
+    }
+}
+
+/// Removes a fixture directory (a fake process, a fake cgroup) that may be gone already.
+fn remove_dir(dir: &Path) -> Result<(), String> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("fake-runsc: removing {}: {e}", dir.display()))
         }
+        _ => Ok(()),
     }
 }
 
@@ -612,17 +651,19 @@ fn create(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
         _ => fake_pid(id),
     };
     fs::write(pid_file, pid.to_string()).map_err(|e| format!("writing {pid_file}: {e}"))?;
+    let mut cgroup_dir = None;
     if let (false, Some(proc_root)) = (joins_sandbox, std::env::var_os(PROC_ROOT_ENV)) {
         let cgroup_root = std::env::var_os(CGROUP_ROOT_ENV).map(PathBuf::from);
-        SandboxProcess::new(
+        let process = SandboxProcess::new(
             id,
             bundle,
             &spec,
             &inv.globals,
             cgroup_root.as_deref(),
             host_memory()?,
-        )?
-        .write(Path::new(&proc_root), pid)?;
+        )?;
+        process.write(Path::new(&proc_root), pid)?;
+        cgroup_dir = process.create_cgroup()?.map(|d| d.display().to_string());
     }
     let container = Container {
         value: json!({
@@ -635,6 +676,7 @@ fn create(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
             "created_ms": now_ms(),
             "annotations": annotations,
             "globals": inv.globals,
+            "cgroup_dir": cgroup_dir,
         }),
     };
     ctx.save(&container)?;
@@ -728,6 +770,10 @@ fn delete(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
             Path::new(&proc_root),
             c.value["pid"].as_u64().unwrap_or_default(),
         )?;
+    }
+    // runsc removes the cgroup it created.
+    if let Some(dir) = c.value["cgroup_dir"].as_str() {
+        remove_dir(Path::new(dir))?;
     }
     let path = ctx.state_path(id)?;
     fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))
@@ -993,6 +1039,37 @@ mod tests {
         let p = sandbox(spec, None);
         assert_eq!(p.cgroup, "0::/system.slice/escaped\n");
         assert_eq!(total_memory(&p), "12345");
+    }
+
+    #[test]
+    fn runsc_creates_a_missing_leaf_with_the_spec_limit_unless_a_parent_is_named() {
+        let tree = Tree::new("leaf", &[(&format!("{}/memory.max", &POD[1..]), "max\n")]);
+        let leaf = format!("{POD}/cri-containerd-s1.scope");
+        let dir = tree.0.join(&leaf[1..]);
+        let spec = json!({"linux": {"cgroupsPath": leaf,
+                                    "resources": {"memory": {"limit": 268435457_u64}}}});
+        let p = sandbox(spec.clone(), Some(&tree));
+        assert_eq!(p.new_cgroup, Some((dir.clone(), "268435456".to_string())));
+        assert_eq!(p.create_cgroup().unwrap(), Some(dir.as_path()));
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.max")).unwrap(),
+            "268435456\n"
+        );
+        // Now it exists: runsc would not create it again.
+        assert_eq!(sandbox(spec, Some(&tree)).new_cgroup, None);
+        remove_dir(&dir).unwrap();
+
+        let spec = json!({"linux": {"cgroupsPath": leaf,
+                                    "resources": {"memory": {"limit": GIB}}},
+                          "annotations": {GVISOR_CGROUP_PARENT: POD}});
+        let p = sandbox(spec, Some(&tree));
+        assert_eq!(p.new_cgroup, Some((dir, "max".to_string())));
+
+        // Not in the tree's reach: nothing is made.
+        let spec = json!({"linux": {"cgroupsPath": "/elsewhere/deep/leaf"}});
+        assert_eq!(sandbox(spec, Some(&tree)).new_cgroup, None);
+        let spec = json!({"linux": {"cgroupsPath": "relative:path:s1"}});
+        assert_eq!(sandbox(spec, Some(&tree)).new_cgroup, None);
     }
 
     #[test]
