@@ -61,6 +61,8 @@ pub const KNOB_RUN_MS: &str = "dev.runsc-guard.test/run-ms";
 pub const KNOB_FAIL: &str = "dev.runsc-guard.test/fail";
 pub const KNOB_FAIL_MESSAGE: &str = "dev.runsc-guard.test/fail-message";
 pub const KNOB_STDOUT: &str = "dev.runsc-guard.test/stdout";
+pub const KNOB_SANDBOX_CGROUP: &str = "dev.runsc-guard.test/sandbox-cgroup";
+pub const KNOB_TOTAL_MEMORY: &str = "dev.runsc-guard.test/total-memory";
 
 /// fake-runsc writes pids from here up, above any pid_max.
 pub const FAKE_PID_BASE: u32 = 0x4000_0000;
@@ -239,6 +241,7 @@ impl TestEnv {
             env: self,
             id: id.to_string(),
             annotations: BTreeMap::new(),
+            cgroups_path: None,
             stdout: false,
             config_json: None,
         }
@@ -573,6 +576,7 @@ pub struct BundleBuilder<'a> {
     env: &'a TestEnv,
     id: String,
     annotations: BTreeMap<String, String>,
+    cgroups_path: Option<String>,
     stdout: bool,
     config_json: Option<String>,
 }
@@ -580,6 +584,12 @@ pub struct BundleBuilder<'a> {
 impl BundleBuilder<'_> {
     pub fn annotation(mut self, key: &str, value: impl Into<String>) -> Self {
         self.annotations.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Sets `linux.cgroupsPath` (absent by default, as ctr leaves it).
+    pub fn cgroups_path(mut self, path: &str) -> Self {
+        self.cgroups_path = Some(path.to_string());
         self
     }
 
@@ -599,7 +609,7 @@ impl BundleBuilder<'_> {
         let path = self.env.path(&format!("bundles/{}", self.id));
         fs::create_dir_all(path.join("rootfs")).unwrap();
         let config = self.config_json.unwrap_or_else(|| {
-            let spec = json!({
+            let mut spec = json!({
                 "ociVersion": "1.0.2-dev",
                 "process": {
                     "terminal": false,
@@ -618,6 +628,9 @@ impl BundleBuilder<'_> {
                 },
                 "annotations": self.annotations,
             });
+            if let Some(path) = &self.cgroups_path {
+                spec["linux"]["cgroupsPath"] = json!(path);
+            }
             serde_json::to_string_pretty(&spec).unwrap()
         });
         fs::write(path.join("config.json"), config).unwrap();
