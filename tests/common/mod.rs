@@ -251,8 +251,12 @@ impl TestEnv {
     /// -id`), run in the bundle with TTRPC_ADDRESS set.
     pub fn shim_command(&self, bundle: &Bundle) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(shim_binary());
+        // The guard reads a cgroup tree: by default an empty v2 tree of the test's own, so no
+        // test ever depends on (or reads) the host's /sys/fs/cgroup. Tests that need pods pass
+        // their fixture tree in the environment, which overrides this.
         cmd.current_dir(&bundle.path)
             .env("TTRPC_ADDRESS", &self.events_socket)
+            .env("RUNSC_GUARD_CGROUP_ROOT", self.empty_cgroup_tree())
             .arg("-namespace")
             .arg(&self.namespace)
             .arg("-address")
@@ -262,6 +266,15 @@ impl TestEnv {
             .arg("-id")
             .arg(&bundle.id);
         cmd
+    }
+
+    /// An empty cgroup v2 tree (just `cgroup.controllers`) inside the test's temp directory.
+    pub fn empty_cgroup_tree(&self) -> PathBuf {
+        let dir = self.path("empty-cgroup-tree");
+        fs::create_dir_all(&dir).expect("creating the empty cgroup tree");
+        fs::write(dir.join("cgroup.controllers"), "cpu memory pids\n")
+            .expect("writing cgroup.controllers");
+        dir
     }
 
     /// Runs `containerd-shim-runsc-v1 ... start` in the bundle and connects to the daemon.
