@@ -184,6 +184,7 @@ async fn run_suite(args: &Args) -> Result<()> {
         cgroup_root: run::default_cgroup_root(),
         node_mem_total: run::node_memory_bytes(),
         images: args.images.clone(),
+        results: args.results.clone(),
     };
     env.setup_problems = run::setup_node(&ctx).await;
     for p in &env.setup_problems {

@@ -31,6 +31,7 @@ pub struct PodInfo {
     pub uid: String,
     pub qos: Option<Qos>,
     pub cgroup_parent: String,
+    pub log_directory: String,
     pub slice_path: String,
     /// Whether the driver created the slice (the refusal scenario deliberately does not).
     pub slice_created: bool,

@@ -40,6 +40,8 @@ pub struct Ctx {
     pub node_mem_total: u64,
     /// Image name prefix (`--images`).
     pub images: String,
+    /// The results directory: each pod's log directory is copied to `<results>/pods/<scenario>`.
+    pub results: PathBuf,
 }
 
 impl Ctx {
@@ -194,6 +196,13 @@ async fn cleanup(ctx: &Ctx, run: &Run) {
             s.created.pod_uid.clone(),
         )
     };
+    if let Some(dir) = run.ev(|e| e.pod.as_ref().map(|p| p.log_directory.clone())) {
+        let name = run.lock().report.name.clone();
+        let dest = ctx.results.join("pods").join(name);
+        if let Err(e) = copy_logs(Path::new(&dir), &dest, 0) {
+            run.note(format!("copying the pod's logs from {dir}: {e}"));
+        }
+    }
     let mut cri = ctx.cri.clone();
     let mut all = sandboxes;
     if let Some(uid) = uid {
@@ -231,6 +240,31 @@ async fn cleanup(ctx: &Ctx, run: &Run) {
             run.step(format!("removed {unit}"));
         }
     }
+}
+
+/// Copies a pod's log directory (container logs, the shim's and runsc's logs when they write
+/// there) into the results, each file cut at 4 MiB.
+fn copy_logs(from: &Path, to: &Path, depth: usize) -> std::io::Result<()> {
+    const MAX: u64 = 4 * MIB;
+    if !from.is_dir() || depth > 3 {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)?.flatten() {
+        let ty = e.file_type()?;
+        let dest = to.join(e.file_name());
+        if ty.is_dir() {
+            copy_logs(&e.path(), &dest, depth + 1)?;
+        } else if ty.is_file() {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            std::fs::File::open(e.path())?
+                .take(MAX)
+                .read_to_end(&mut buf)?;
+            std::fs::write(dest, buf)?;
+        }
+    }
+    Ok(())
 }
 
 /// StopPodSandbox + RemovePodSandbox, failures noted; Ok when the sandbox is gone.
@@ -666,6 +700,7 @@ fn pod_info(sc: &Scenario, id: &PodIdentity, slice: &PodSlice, created: bool) ->
         uid: id.uid.clone(),
         qos: Some(shape.qos),
         cgroup_parent: id.cgroup_parent.clone(),
+        log_directory: id.log_directory.clone(),
         slice_path: slice.path.clone(),
         slice_created: created,
         slice_memory_max_configured: shape.slice_memory_max,
@@ -740,6 +775,8 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
              it (ctr -n k8s.io images import) before the driver runs"
         );
     }
+    // kubelet creates the pod's log directory before RunPodSandbox (runsc shims log there);
+    // the container's directory below it too.
     let cname = sc.container_name();
     let log_file = Path::new(&id.log_directory).join(pod::container_log_path(cname));
     if let Some(dir) = log_file.parent() {
@@ -1147,6 +1184,9 @@ async fn refusal_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
             slice.path
         );
     }
+    // kubelet creates the pod's log directory before RunPodSandbox (runsc shims log there).
+    std::fs::create_dir_all(&id.log_directory)
+        .with_context(|| format!("creating the log directory {}", id.log_directory))?;
     let before = baseline(ctx);
     let config = pod::sandbox_config(&id, &shape);
     run.step(format!(
