@@ -938,6 +938,8 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
     match cri.container_status(&container_id, true).await {
         Ok(st) => {
             let (pid, cgroups_path) = evidence::info_pid_and_cgroups_path(&st.info);
+            // containerd reports pid 0 for a container that has not started.
+            let pid = pid.filter(|p| *p != 0);
             let cg = pid.and_then(|p| {
                 std::fs::read_to_string(format!("/proc/{p}/cgroup"))
                     .ok()

@@ -471,7 +471,13 @@ pub fn judge(s: &Scenario, ev: &Evidence) -> (Vec<Check>, Option<String>) {
         Kind::Eater(spec) => {
             let limit = spec.container_limit_mib.unwrap_or(u64::MAX);
             let started = ev.eater.as_ref().is_some_and(|e| e.started);
-            checks.push(check("eater-started", started, eater_text(ev)));
+            if spec.expect == Expect::IncidentVerdict {
+                // Behind containerd's runc shim, runsc loses the container's stdio: the log
+                // stays empty and the sandbox cgroup's memory tells the story instead.
+                checks.push(advisory("eater-started", started, eater_text(ev)));
+            } else {
+                checks.push(check("eater-started", started, eater_text(ev)));
+            }
             match spec.expect {
                 Expect::IncidentVerdict => {
                     let v = incident_verdict(ev, limit);
@@ -791,6 +797,10 @@ mod tests {
             ..ev
         };
         assert_eq!(incident_verdict(&ev, 256), Some("escaped"));
+        // As seen in the bookworm guest: silent log, sandbox under system.slice, 1 GiB held.
+        let (c, v) = judge(&s, &ev);
+        assert!(failed(&c).is_empty(), "{c:?}");
+        assert_eq!(v.as_deref(), Some("escaped"));
         // No sandbox process seen: the evidence is not complete.
         let ev = Evidence {
             eater: eater(224, false),
