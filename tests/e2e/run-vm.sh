@@ -72,8 +72,9 @@ serial=$results/serial.log
 # console=ttyS0: everything the guest prints (kernel, systemd, the suite) lands in serial.log.
 # panic=1 with -no-reboot: a kernel panic ends qemu at once instead of waiting for the timeout.
 # mitigations=off: the guest is a throw-away test machine and emulation is slow enough already.
+# fsck.mode=skip: every boot starts from the same clean image (snapshot=on).
 cmdline="console=ttyS0 root=/dev/vda rw rootfstype=ext4 systemd.unified_cgroup_hierarchy=1"
-cmdline+=" panic=1 quiet loglevel=4 mitigations=off"
+cmdline+=" panic=1 quiet loglevel=4 mitigations=off fsck.mode=skip"
 
 qemu=(qemu-system-x86_64 -name "e2e-$suite" -machine pc "${accel_args[@]}"
     -smp "$cpus" -m "$memory"
