@@ -519,7 +519,60 @@ pub fn markdown(report: &Report) -> String {
                 cell(&c.detail)
             );
         }
-        for n in &s.evidence.notes {
+        let e = &s.evidence;
+        if let Some(x) = &e.exec {
+            let what = match (&x.error, x.exit_code) {
+                (Some(err), _) => format!("failed: {err}"),
+                (None, Some(code)) => format!("exit {code}"),
+                (None, None) => "no answer".into(),
+            };
+            let _ = writeln!(md, "- ExecSync {:?}: {}", x.command, cell(&what));
+        }
+        if let Some(st) = &e.stats {
+            let what = match &st.error {
+                Some(err) => format!("failed: {err}"),
+                None => format!(
+                    "working set {:?} B, usage {:?} B",
+                    st.working_set_bytes, st.usage_bytes
+                ),
+            };
+            let _ = writeln!(md, "- ContainerStats: {}", cell(&what));
+        }
+        let m = &s.measurements;
+        if m.run_pod_sandbox_ms.is_some() {
+            let _ = writeln!(
+                md,
+                "- times: RunPodSandbox {}, CreateContainer {}, StartContainer {}, to RUNNING {}, \
+                 StopPodSandbox {}, RemovePodSandbox {}",
+                opt_ms(m.run_pod_sandbox_ms),
+                opt_ms(m.create_container_ms),
+                opt_ms(m.start_container_ms),
+                opt_ms(m.to_running_ms),
+                opt_ms(m.stop_pod_sandbox_ms),
+                opt_ms(m.remove_pod_sandbox_ms)
+            );
+        }
+        if !m.shims.is_empty() || !m.runsc.is_empty() {
+            let list = |v: &[ProcRss]| {
+                v.iter()
+                    .map(|p| {
+                        format!(
+                            "{} {} KiB",
+                            p.name,
+                            p.rss_kib.map(|k| k.to_string()).unwrap_or("?".into())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                md,
+                "- RSS: shims [{}]; runsc [{}]",
+                list(&m.shims),
+                list(&m.runsc)
+            );
+        }
+        for n in &e.notes {
             let _ = writeln!(md, "- note: {}", cell(n));
         }
     }
@@ -603,9 +656,24 @@ mod tests {
                 swap_total_kib: None,
                 setup_problems: vec![],
             },
-            scenarios: vec![scenario("busybox-exit", false)],
+            scenarios: vec![{
+                let mut s = scenario("busybox-exit", false);
+                s.evidence.exec = Some(ExecRecord {
+                    command: vec!["/eater".into()],
+                    error: Some("Exec is not supported".into()),
+                    ..Default::default()
+                });
+                s.measurements.shims.push(ProcRss {
+                    pid: 1,
+                    name: "containerd-shim-runsc-v1".into(),
+                    rss_kib: Some(7648),
+                });
+                s
+            }],
         };
         let md = markdown(&report);
+        assert!(md.contains("- ExecSync [\"/eater\"]: failed: Exec is not supported"));
+        assert!(md.contains("- RSS: shims [containerd-shim-runsc-v1 7648 KiB]; runsc []"));
         assert!(md.contains("0 passed, 1 failed"));
         assert!(md.contains("| busybox-exit | runsc | failed |"));
         assert!(md.contains("exit 3 \\| wanted 3"));
