@@ -230,11 +230,7 @@ async fn a_failing_runsc_start_returns_runscs_logged_error_and_delete_still_clea
         .annotation(KNOB_FAIL_MESSAGE, "start refused: out of quota")
         .build();
     let shim = env.start_shim(&bundle).await;
-    shim.ok(
-        "Create",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    shim.create_ok("Create", &env, &bundle, &config).await;
     let err = shim.start().await.expect_err("Start must fail");
     assert!(
         error_message(&err).contains("start refused: out of quota"),

@@ -6,14 +6,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use containerd_shim_protos::api::DeleteResponse;
 use containerd_shim_protos::protobuf::Message;
 use nix::mount::{mount, MsFlags};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 fn delete_response(out: &std::process::Output, bundle: &Bundle) -> DeleteResponse {
     assert!(
@@ -45,25 +41,14 @@ async fn delete_after_the_shim_was_killed_uses_the_configured_runsc_and_cleans_u
         .build();
     let shim = env.start_shim(&bundle).await;
     let id = shim.id().to_string();
-    shim.ok(
-        "Create",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    shim.create_ok("Create", &env, &bundle, &config).await;
     shim.ok("Start", shim.start().await);
     assert!(bundle.rootfs_is_mounted());
     // Everything the shim runs before it dies is recorded before the count below.
     env.await_call("wait").await;
 
     // The shim dies without a word, as under the OOM killer.
-    let trace = shim.trace.clone();
-    drop(shim);
-    kill(Pid::from_raw(trace.pid), Signal::SIGKILL).expect("killing the shim daemon");
-    let deadline = Instant::now() + TIMEOUT;
-    while process_is_ours(trace.pid, &env.namespace) {
-        assert!(Instant::now() < deadline, "the shim survived SIGKILL");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let trace = kill_shim_daemon(&env, shim).await;
     let before = env.calls().len();
 
     let out = env.run_delete_action(&bundle, &[]).await;

@@ -17,11 +17,10 @@ mod common;
 use std::ffi::OsString;
 use std::fs;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use common::*;
 use containerd_shim_protos::ttrpc::Code;
-use runsc_guard::guard::{GuardRecord, Role, Verdict};
+use runsc_guard::guard::{GuardRecord, Role, Verdict, Verification};
 use runsc_guard::options::GuardMode;
 use serde_json::Value;
 
@@ -144,22 +143,6 @@ fn config_json(bundle: &Bundle) -> Value {
     serde_json::from_str(&text).expect("config.json is JSON")
 }
 
-/// `runsc <globals> <guard flags> create --bundle B --pid-file B/init.pid <id>`.
-fn create_argv(env: &TestEnv, bundle: &Bundle, guard_flags: &[&str]) -> Vec<String> {
-    let b = bundle.path.display().to_string();
-    let pid_file = bundle.path.join("init.pid").display().to_string();
-    let mut rest = guard_flags.to_vec();
-    rest.extend([
-        "create",
-        "--bundle",
-        &b,
-        "--pid-file",
-        &pid_file,
-        &bundle.id,
-    ]);
-    env.argv(bundle, &rest)
-}
-
 /// Expects Create to fail with FAILED_PRECONDITION and a message containing every `expected`;
 /// returns the message.
 async fn expect_refusal(
@@ -189,17 +172,6 @@ async fn expect_refusal(
     message
 }
 
-/// Start, Kill, Wait, Delete, Shutdown of a created container, then nothing left.
-async fn run_to_the_end(env: &TestEnv, shim: Shim) {
-    shim.ok("Start", shim.start().await);
-    shim.ok("Kill (SIGKILL)", shim.kill(9, false).await);
-    let waited = shim.ok("Wait", shim.wait().await);
-    assert_eq!(waited.exit_status, 137);
-    shim.ok("Delete", shim.delete().await);
-    shim.shutdown().await;
-    env.assert_nothing_left().await;
-}
-
 /// The runsc calls of a container run to the end by [`run_to_the_end`] (without the `wait`),
 /// each with `guard_flags` after the shim's own global flags.
 fn lifecycle_argvs(env: &TestEnv, bundle: &Bundle, guard_flags: &[&str]) -> Vec<Vec<String>> {
@@ -210,7 +182,7 @@ fn lifecycle_argvs(env: &TestEnv, bundle: &Bundle, guard_flags: &[&str]) -> Vec<
         env.argv(bundle, &all)
     };
     vec![
-        create_argv(env, bundle, guard_flags),
+        env.create_argv(bundle, guard_flags),
         with(&["start", id]),
         with(&["kill", id, "9"]),
         with(&["kill", "--all", id, "9"]),
@@ -227,6 +199,41 @@ fn assert_calls(env: &TestEnv, expected: &[Vec<String>], what: &str) {
         env.show(&others),
         env.show(expected)
     );
+}
+
+/// A sandbox whose verification failed: its rootfs unmounted, no mount or runsc state left, and
+/// its process gone from the fixture /proc.
+fn assert_failed_sandbox_is_gone(env: &TestEnv, node: &Node, bundle: &Bundle) {
+    assert!(!bundle.rootfs_is_mounted(), "the rootfs is unmounted");
+    env.assert_no_mounts_or_runsc_state();
+    assert_eq!(
+        node.processes(),
+        Vec::<String>::new(),
+        "the sandbox is gone"
+    );
+}
+
+/// The only runsc calls were the create and the `delete --force` the guard runs when the created
+/// sandbox fails verification.
+fn assert_deleted_right_after_create(env: &TestEnv, bundle: &Bundle, what: &str) {
+    assert_calls(
+        env,
+        &[
+            env.create_argv(bundle, &[]),
+            env.argv(bundle, &["delete", "--force", &bundle.id]),
+        ],
+        what,
+    );
+}
+
+/// The names of the checks of a verification that did not pass, in order.
+fn failed_checks(verification: &Verification) -> Vec<&str> {
+    verification
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,11 +313,7 @@ async fn the_incidents_pod_is_bounded_by_its_slice() {
     let bundle = sandbox_bundle(&env, "gbounded-s1", Some(POD_LIMIT)).build();
     let shim = env.start_shim_with(&bundle, &node.vars(), &[]).await;
 
-    let created = shim.ok(
-        "Create",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    let created = shim.create_ok("Create", &env, &bundle, &config).await;
     assert_eq!(created.pid, bundle.init_pid());
     assert!(bundle.rootfs_is_mounted());
 
@@ -444,13 +447,7 @@ async fn a_sandbox_that_escaped_its_pod_is_deleted_and_create_fails() {
     )
     .await;
 
-    assert!(!bundle.rootfs_is_mounted(), "the rootfs is unmounted");
-    env.assert_no_mounts_or_runsc_state();
-    assert_eq!(
-        node.processes(),
-        Vec::<String>::new(),
-        "the sandbox is gone"
-    );
+    assert_failed_sandbox_is_gone(&env, &node, &bundle);
     let rec = record(&bundle);
     assert_eq!(rec.plan.verdict, Verdict::Adjusted);
     let verification = rec
@@ -458,12 +455,7 @@ async fn a_sandbox_that_escaped_its_pod_is_deleted_and_create_fails() {
         .as_ref()
         .expect("the failed verification is kept");
     assert!(!verification.passed);
-    let failed: Vec<&str> = verification
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name.as_str())
-        .collect();
+    let failed = failed_checks(verification);
     assert_eq!(failed, ["placement"], "only the placement is wrong");
     assert_eq!(
         verification.observation.cgroup.as_deref(),
@@ -473,12 +465,9 @@ async fn a_sandbox_that_escaped_its_pod_is_deleted_and_create_fails() {
     shim.shutdown().await;
     env.assert_nothing_left().await;
     assert_eq!(env.topics(), Vec::<String>::new(), "nothing published");
-    assert_calls(
+    assert_deleted_right_after_create(
         &env,
-        &[
-            create_argv(&env, &bundle, &[]),
-            env.argv(&bundle, &["delete", "--force", &bundle.id]),
-        ],
+        &bundle,
         "an escaped sandbox is deleted right after create",
     );
 }
@@ -494,11 +483,8 @@ async fn in_warn_mode_an_escaped_sandbox_runs_and_its_record_keeps_the_failure()
     let bundle = escaped_sandbox(&env, "gwarn-s1");
     let shim = env.start_shim_with(&bundle, &node.vars(), &[]).await;
 
-    shim.ok(
-        "Create (warn mode)",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    shim.create_ok("Create (warn mode)", &env, &bundle, &config)
+        .await;
     let rec = record(&bundle);
     assert_eq!(rec.plan.mode, GuardMode::Warn);
     assert_eq!(
@@ -552,32 +538,18 @@ async fn a_guest_sized_to_the_host_is_refused() {
     )
     .await;
 
-    assert!(!bundle.rootfs_is_mounted(), "the rootfs is unmounted");
-    env.assert_no_mounts_or_runsc_state();
-    assert_eq!(
-        node.processes(),
-        Vec::<String>::new(),
-        "the sandbox is gone"
-    );
+    assert_failed_sandbox_is_gone(&env, &node, &bundle);
     let verification = record(&bundle)
         .verification
         .expect("the failed verification is kept");
-    let failed: Vec<&str> = verification
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name.as_str())
-        .collect();
+    let failed = failed_checks(&verification);
     assert_eq!(failed, ["guest memory", "pod bound"]);
 
     shim.shutdown().await;
     env.assert_nothing_left().await;
-    assert_calls(
+    assert_deleted_right_after_create(
         &env,
-        &[
-            create_argv(&env, &bundle, &[]),
-            env.argv(&bundle, &["delete", "--force", &bundle.id]),
-        ],
+        &bundle,
         "a wrongly sized sandbox is deleted right after create",
     );
 }
@@ -602,19 +574,13 @@ async fn a_container_joining_the_pod_gets_the_sandboxs_flags_and_no_verification
     let sandbox_shim = env.start_shim_with(&sandbox, &node.vars(), &[]).await;
     let app_shim = env.start_shim_with(&app, &node.vars(), &[]).await;
 
-    let created = sandbox_shim.ok(
-        "Create (sandbox)",
-        sandbox_shim
-            .create(sandbox.create_request(Some(env.options(&config))))
-            .await,
-    );
+    let created = sandbox_shim
+        .create_ok("Create (sandbox)", &env, &sandbox, &config)
+        .await;
     sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
-    let joined = app_shim.ok(
-        "Create (container)",
-        app_shim
-            .create(app.create_request(Some(env.options(&config))))
-            .await,
-    );
+    let joined = app_shim
+        .create_ok("Create (container)", &env, &app, &config)
+        .await;
     assert_eq!(
         joined.pid, created.pid,
         "the container's pid is its sandbox's"
@@ -662,9 +628,9 @@ async fn a_container_joining_the_pod_gets_the_sandboxs_flags_and_no_verification
     };
     assert_eq!(
         create_of(&sandbox),
-        create_argv(&env, &sandbox, &[guard_flag])
+        env.create_argv(&sandbox, &[guard_flag])
     );
-    assert_eq!(create_of(&app), create_argv(&env, &app, &[guard_flag]));
+    assert_eq!(create_of(&app), env.create_argv(&app, &[guard_flag]));
     // Every call for either container carries the flag, right after the shim's own.
     for argv in &calls {
         assert_eq!(
@@ -675,19 +641,13 @@ async fn a_container_joining_the_pod_gets_the_sandboxs_flags_and_no_verification
         );
     }
 
-    for (shim, what) in [(&app_shim, "container"), (&sandbox_shim, "sandbox")] {
-        shim.ok(&format!("Kill ({what})"), shim.kill(9, false).await);
-        let waited = shim.ok(&format!("Wait ({what})"), shim.wait().await);
-        assert_eq!(waited.exit_status, 137, "{what}");
-        shim.ok(&format!("Delete ({what})"), shim.delete().await);
-        if what == "container" {
-            assert_eq!(
-                node.processes(),
-                [created.pid.to_string()],
-                "the sandbox process outlives a container of the pod"
-            );
-        }
-    }
+    app_shim.kill_wait_delete("container").await;
+    assert_eq!(
+        node.processes(),
+        [created.pid.to_string()],
+        "the sandbox process outlives a container of the pod"
+    );
+    sandbox_shim.kill_wait_delete("sandbox").await;
     app_shim.shutdown().await;
     sandbox_shim.shutdown().await;
     env.assert_nothing_left().await;
@@ -706,11 +666,9 @@ async fn with_the_guard_off_nothing_is_changed_or_verified() {
     let before = fs::read(bundle.path.join("config.json")).unwrap();
     let shim = env.start_shim_with(&bundle, &node.vars(), &[]).await;
 
-    let created = shim.ok(
-        "Create (guard off)",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    let created = shim
+        .create_ok("Create (guard off)", &env, &bundle, &config)
+        .await;
     assert_eq!(
         fs::read(bundle.path.join("config.json")).unwrap(),
         before,
@@ -762,11 +720,7 @@ async fn with_a_runtimeclass_overhead_the_guest_gets_the_annotation_and_the_leaf
     let bundle = sandbox_bundle(&env, "goverhead-s1", Some(POD_LIMIT)).build();
     let shim = env.start_shim_with(&bundle, &node.vars(), &[]).await;
 
-    let created = shim.ok(
-        "Create",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    let created = shim.create_ok("Create", &env, &bundle, &config).await;
     // runsc must size the guest from its own leaf: the pod slice would give it 320 MiB.
     let spec = config_json(&bundle);
     let leaf = scope(&bundle.id);
@@ -825,26 +779,11 @@ async fn delete_after_the_shim_died_runs_runsc_with_the_guards_flags() {
     let config = env.write_runsc_toml("[runsc_config]\nsystemd-cgroup = \"true\"");
     let bundle = sandbox_bundle(&env, "gdied-s1", Some(POD_LIMIT)).build();
     let shim = env.start_shim_with(&bundle, &node.vars(), &[]).await;
-    shim.ok(
-        "Create",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    shim.create_ok("Create", &env, &bundle, &config).await;
     shim.ok("Start", shim.start().await);
     env.await_call("wait").await;
 
-    let trace = shim.trace.clone();
-    drop(shim);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(trace.pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("killing the shim daemon");
-    let deadline = Instant::now() + TIMEOUT;
-    while process_is_ours(trace.pid, &env.namespace) {
-        assert!(Instant::now() < deadline, "the shim survived SIGKILL");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    kill_shim_daemon(&env, shim).await;
     let before = env.calls().len();
 
     let out = env.run_delete_action(&bundle, &node.vars()).await;

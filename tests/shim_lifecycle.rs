@@ -11,6 +11,18 @@ use common::*;
 use containerd_shim_protos::api::Status;
 use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
 
+/// Shutdown of a deleted container, then nothing left, and the four task events were published
+/// in lifecycle order.
+async fn shut_down_after_every_task_event(env: &TestEnv, shim: Shim) {
+    shim.shutdown().await;
+    env.assert_nothing_left().await;
+    assert_eq!(
+        env.topics(),
+        [TOPIC_CREATE, TOPIC_START, TOPIC_EXIT, TOPIC_DELETE],
+        "events, in order"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_lifecycle_runs_the_exact_runsc_commands_and_publishes_the_events() {
     if skip_unless_root("full_lifecycle_runs_the_exact_runsc_commands_and_publishes_the_events") {
@@ -32,11 +44,7 @@ async fn full_lifecycle_runs_the_exact_runsc_commands_and_publishes_the_events()
     let id = shim.id().to_string();
     let b = bundle.path.display().to_string();
 
-    let created = shim.ok(
-        "Create",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    let created = shim.create_ok("Create", &env, &bundle, &config).await;
     let pid = bundle.init_pid();
     assert!(
         pid >= FAKE_PID_BASE,
@@ -96,13 +104,7 @@ async fn full_lifecycle_runs_the_exact_runsc_commands_and_publishes_the_events()
     assert_eq!(ev.pid, pid);
     assert!(!bundle.rootfs_is_mounted(), "Delete unmounts the rootfs");
 
-    shim.shutdown().await;
-    env.assert_nothing_left().await;
-    assert_eq!(
-        env.topics(),
-        [TOPIC_CREATE, TOPIC_START, TOPIC_EXIT, TOPIC_DELETE],
-        "events, in order"
-    );
+    shut_down_after_every_task_event(&env, shim).await;
     for e in env.events() {
         assert_eq!(e.namespace, env.namespace, "namespace of {}", e.topic);
     }
@@ -171,11 +173,7 @@ async fn a_container_that_exits_by_itself_reports_its_status() {
         .build();
     let shim = env.start_shim(&bundle).await;
     let id = shim.id().to_string();
-    shim.ok(
-        "Create",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    shim.create_ok("Create", &env, &bundle, &config).await;
     let pid = bundle.init_pid();
     shim.ok("Start", shim.start().await);
 
@@ -207,13 +205,7 @@ async fn a_container_that_exits_by_itself_reports_its_status() {
     let ev: TaskDelete = env.event(TOPIC_DELETE, &id).await;
     assert_eq!(ev.exit_status, 3);
 
-    shim.shutdown().await;
-    env.assert_nothing_left().await;
-    assert_eq!(
-        env.topics(),
-        [TOPIC_CREATE, TOPIC_START, TOPIC_EXIT, TOPIC_DELETE],
-        "events, in order"
-    );
+    shut_down_after_every_task_event(&env, shim).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,29 +221,17 @@ async fn without_options_the_shim_runs_runsc_from_path_with_the_default_root() {
         .build();
     let path = env.path_with_fake_runsc();
     let shim = env.start_shim_with(&bundle, &[("PATH", path)], &[]).await;
-    let id = shim.id().to_string();
 
     shim.ok(
         "Create without options",
         shim.create(bundle.create_request(None)).await,
     );
-    let b = bundle.path.display().to_string();
-    let pid_file = bundle.path.join("init.pid").display().to_string();
     let calls = env.calls();
     assert_eq!(
         calls.first(),
-        Some(&env.argv(
-            &bundle,
-            &["create", "--bundle", &b, "--pid-file", &pid_file, &id]
-        )),
+        Some(&env.create_argv(&bundle, &[])),
         "runsc from PATH with --root={DEFAULT_RUNSC_ROOT}/<namespace>:\n{}",
         env.show(&calls)
     );
-    shim.ok("Start", shim.start().await);
-    shim.ok("Kill (SIGKILL)", shim.kill(9, false).await);
-    let waited = shim.ok("Wait", shim.wait().await);
-    assert_eq!(waited.exit_status, 137);
-    shim.ok("Delete", shim.delete().await);
-    shim.shutdown().await;
-    env.assert_nothing_left().await;
+    run_to_the_end(&env, shim).await;
 }

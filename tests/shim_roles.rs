@@ -37,21 +37,15 @@ async fn a_sandbox_gets_stdio_at_create_and_a_container_joining_it_at_start() {
     let sandbox_shim = env.start_shim(&sandbox).await;
     let app_shim = env.start_shim(&app).await;
 
-    let sandbox_created = sandbox_shim.ok(
-        "Create (sandbox)",
-        sandbox_shim
-            .create(sandbox.create_request(Some(env.options(&config))))
-            .await,
-    );
+    let sandbox_created = sandbox_shim
+        .create_ok("Create (sandbox)", &env, &sandbox, &config)
+        .await;
     sandbox_out.read_until("sandbox output at create\n").await;
     sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
 
-    let app_created = app_shim.ok(
-        "Create (container)",
-        app_shim
-            .create(app.create_request(Some(env.options(&config))))
-            .await,
-    );
+    let app_created = app_shim
+        .create_ok("Create (container)", &env, &app, &config)
+        .await;
     assert_eq!(
         app_created.pid, sandbox_created.pid,
         "a container's pid is its sandbox's (runsc writes the sandbox pid into every pid file)"
@@ -59,12 +53,8 @@ async fn a_sandbox_gets_stdio_at_create_and_a_container_joining_it_at_start() {
     app_shim.ok("Start (container)", app_shim.start().await);
     app_out.read_until("app output at start\n").await;
 
-    for (shim, what) in [(&app_shim, "container"), (&sandbox_shim, "sandbox")] {
-        shim.ok(&format!("Kill ({what})"), shim.kill(9, false).await);
-        let waited = shim.ok(&format!("Wait ({what})"), shim.wait().await);
-        assert_eq!(waited.exit_status, 137, "{what}");
-        shim.ok(&format!("Delete ({what})"), shim.delete().await);
-    }
+    app_shim.kill_wait_delete("container").await;
+    sandbox_shim.kill_wait_delete("sandbox").await;
     app_shim.shutdown().await;
     sandbox_shim.shutdown().await;
     env.assert_nothing_left().await;
@@ -86,21 +76,12 @@ async fn a_spec_without_cri_annotations_is_a_sandbox_of_its_own() {
     let shim = env.start_shim(&bundle).await;
     let id = shim.id().to_string();
 
-    shim.ok(
-        "Create",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    shim.create_ok("Create", &env, &bundle, &config).await;
     out.read_until("plain output at create\n").await;
-    let b = bundle.path.display().to_string();
-    let pid_file = bundle.path.join("init.pid").display().to_string();
     let calls = env.calls();
     assert_eq!(
         calls.first(),
-        Some(&env.argv(
-            &bundle,
-            &["create", "--bundle", &b, "--pid-file", &pid_file, &id]
-        )),
+        Some(&env.create_argv(&bundle, &[])),
         "a plain `runsc create` (no --user-log without a log directory):\n{}",
         env.show(&calls)
     );

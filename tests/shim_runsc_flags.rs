@@ -31,11 +31,7 @@ async fn runsc_config_flags_come_sorted_before_every_subcommand_with_the_id_expa
     let shim = env.start_shim_with(&bundle, &[], &["-debug"]).await;
     let id = shim.id().to_string();
 
-    shim.ok(
-        "Create",
-        shim.create(bundle.create_request(Some(env.options(&config))))
-            .await,
-    );
+    shim.create_ok("Create", &env, &bundle, &config).await;
     assert!(
         logs.join(&id).is_dir(),
         "the parent directory of debug-log ({}/<id>) is created",

@@ -402,6 +402,23 @@ impl TestEnv {
         argv
     }
 
+    /// `runsc <globals> <flags> create --bundle B --pid-file B/init.pid <id>`: the create the
+    /// shim runs for a bundle without a log directory, `flags` being what the guard adds.
+    pub fn create_argv(&self, bundle: &Bundle, flags: &[&str]) -> Vec<String> {
+        let b = bundle.path.display().to_string();
+        let pid_file = bundle.path.join("init.pid").display().to_string();
+        let mut rest = flags.to_vec();
+        rest.extend([
+            "create",
+            "--bundle",
+            &b,
+            "--pid-file",
+            &pid_file,
+            &bundle.id,
+        ]);
+        self.argv(bundle, &rest)
+    }
+
     /// Command lines for failure messages, one a line, the temp directory shown as $TMP.
     pub fn show(&self, calls: &[Vec<String>]) -> String {
         let tmp = self.root.display().to_string();
@@ -785,6 +802,31 @@ impl Shim {
         self.client.create(ctx(), &req).await
     }
 
+    /// Create with the runtime options CRI sends for the runsc.toml at `config`, which must
+    /// succeed (`what` names the call in the failure).
+    pub async fn create_ok(
+        &self,
+        what: &str,
+        env: &TestEnv,
+        bundle: &Bundle,
+        config: &Path,
+    ) -> CreateTaskResponse {
+        self.ok(
+            what,
+            self.create(bundle.create_request(Some(env.options(config))))
+                .await,
+        )
+    }
+
+    /// Kill (SIGKILL), Wait for the exit status 137 (128 + SIGKILL), Delete: how one container of
+    /// a pod is taken down; `what` names the container in every failure.
+    pub async fn kill_wait_delete(&self, what: &str) {
+        self.ok(&format!("Kill ({what})"), self.kill(9, false).await);
+        let waited = self.ok(&format!("Wait ({what})"), self.wait().await);
+        assert_eq!(waited.exit_status, 137, "{what}");
+        self.ok(&format!("Delete ({what})"), self.delete().await);
+    }
+
     pub async fn start(&self) -> ttrpc::Result<StartResponse> {
         let req = StartRequest {
             id: self.id().to_string(),
@@ -859,6 +901,35 @@ impl Shim {
             Err(e) => panic!("Shutdown failed: {e:?}\nshim log:\n{}", self.log()),
         }
     }
+}
+
+/// Start, Kill (SIGKILL), Wait, Delete, Shutdown of a created container, then nothing left.
+pub async fn run_to_the_end(env: &TestEnv, shim: Shim) {
+    shim.ok("Start", shim.start().await);
+    shim.ok("Kill (SIGKILL)", shim.kill(9, false).await);
+    let waited = shim.ok("Wait", shim.wait().await);
+    assert_eq!(waited.exit_status, 137);
+    shim.ok("Delete", shim.delete().await);
+    shim.shutdown().await;
+    env.assert_nothing_left().await;
+}
+
+/// Kills the shim daemon with SIGKILL, without a word to it as under the OOM killer, and waits
+/// (bounded) until it is gone. Returns its trace: the socket it could not remove.
+pub async fn kill_shim_daemon(env: &TestEnv, shim: Shim) -> ShimTrace {
+    let trace = shim.trace.clone();
+    drop(shim);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(trace.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("killing the shim daemon");
+    let deadline = Instant::now() + TIMEOUT;
+    while process_is_ours(trace.pid, &env.namespace) {
+        assert!(Instant::now() < deadline, "the shim survived SIGKILL");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    trace
 }
 
 /// The message of a ttrpc error (the status message for an RPC error).
