@@ -81,6 +81,28 @@ fn pod_slice(qos: &str) -> String {
     }
 }
 
+/// The incident's pod: Burstable under the systemd driver, 256 MiB on its slice and no limit
+/// above it.
+fn incident_pod() -> Fixture {
+    systemd_pod("burstable", "max", "max", "268435456")
+}
+
+/// The sandbox spec containerd writes for the incident's pod: its systemd cgroupsPath, no memory
+/// limit of its own, no annotation.
+fn incident_spec() -> Spec {
+    spec(Some(&systemd_path("burstable")), None, &[])
+}
+
+/// [`incident_spec`] with CRI's sandbox-memory annotation set to `value` (as written, so a test
+/// can give garbage).
+fn incident_spec_with_sandbox_memory(value: &str) -> Spec {
+    spec(
+        Some(&systemd_path("burstable")),
+        None,
+        &[(SANDBOX_MEMORY, value)],
+    )
+}
+
 fn spec(cgroups_path: Option<&str>, limit: Option<i64>, annotations: &[(&str, &str)]) -> Spec {
     let mut linux = json!({});
     if let Some(p) = cgroups_path {
@@ -162,6 +184,11 @@ fn run(fx: &Fixture, spec: &Spec, setup: &Setup) -> SandboxPlan {
     plan(&input)
 }
 
+/// [`run`] on the incident's node: [`Setup`]'s defaults.
+fn run_with_defaults(fx: &Fixture, spec: &Spec) -> SandboxPlan {
+    run(fx, spec, &Setup::default())
+}
+
 fn all_text(p: &SandboxPlan) -> String {
     [p.reasons.clone(), p.warnings.clone(), p.refusals.clone()]
         .concat()
@@ -236,6 +263,24 @@ fn check(name: &str, p: &SandboxPlan, e: &Expect<'_>) {
 const SET_LIMIT: &str = "linux.resources.memory.limit: unset -> ";
 const FLAG_SYSTEMD: &[&str] = &["--systemd-cgroup=true"];
 
+/// The incident's plan: the systemd driver places the sandbox in the Burstable pod slice and the
+/// guest gets the slice's 256 MiB through a limit on the leaf. A test names what differs from it
+/// and takes the rest with `..incident_expect()`.
+fn incident_expect() -> Expect<'static> {
+    Expect {
+        driver: Driver::Systemd,
+        verdict: Verdict::Adjusted,
+        pod_cgroup: Some(pod_slice("burstable")),
+        pod_memory_limit: Some(256 * MIB),
+        limit_source: Some("memory.max"),
+        total_memory: Some(256 * MIB),
+        runsc_flags: FLAG_SYSTEMD,
+        spec_changes: &[SET_LIMIT],
+        relax: None,
+        says: &[],
+    }
+}
+
 #[test]
 fn systemd_driver_by_qos_class_and_limit_placement() {
     struct Row {
@@ -297,11 +342,7 @@ fn systemd_driver_by_qos_class_and_limit_placement() {
         } else {
             systemd_pod(row.qos, row.kubepods, row.qos_limit, row.pod)
         };
-        let p = run(
-            &fx,
-            &spec(Some(&systemd_path(row.qos)), None, &[]),
-            &Setup::default(),
-        );
+        let p = run_with_defaults(&fx, &spec(Some(&systemd_path(row.qos)), None, &[]));
         let bound = row.bound.unwrap();
         check(
             row.name,
@@ -335,8 +376,8 @@ fn systemd_driver_by_qos_class_and_limit_placement() {
 
 #[test]
 fn the_incident_on_old_and_new_runsc() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
-    let s = spec(Some(&systemd_path("burstable")), None, &[]);
+    let fx = incident_pod();
+    let s = incident_spec();
     for (version, says) in [
         ("0.0~20221219.0", "reads only its own cgroup's limit"),
         ("release-20240729.0", "only one level up"),
@@ -346,16 +387,11 @@ fn the_incident_on_old_and_new_runsc() {
             version,
             &p,
             &Expect {
-                driver: Driver::Systemd,
-                verdict: Verdict::Adjusted,
-                pod_cgroup: Some(pod_slice("burstable")),
                 pod_memory_limit: Some(268435456),
-                limit_source: Some("memory.max"),
                 total_memory: Some(268435456),
-                runsc_flags: FLAG_SYSTEMD,
                 spec_changes: &["linux.resources.memory.limit: unset -> 268435456"],
-                relax: None,
                 says: &[says, "cri-containerd-abc123.scope"],
+                ..incident_expect()
             },
         );
     }
@@ -363,50 +399,28 @@ fn the_incident_on_old_and_new_runsc() {
 
 #[test]
 fn spec_limits_below_and_above_the_pod() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
+    let fx = incident_pod();
     let path = systemd_path("burstable");
     // Below: the spec's own limit sizes the guest and stays; nothing to relax past it.
-    let p = run(
-        &fx,
-        &spec(Some(&path), Some(128 * MIB as i64), &[]),
-        &Setup::default(),
-    );
+    let p = run_with_defaults(&fx, &spec(Some(&path), Some(128 * MIB as i64), &[]));
     check(
         "spec below pod",
         &p,
         &Expect {
-            driver: Driver::Systemd,
-            verdict: Verdict::Adjusted,
-            pod_cgroup: Some(pod_slice("burstable")),
-            pod_memory_limit: Some(256 * MIB),
-            limit_source: Some("memory.max"),
             total_memory: Some(128 * MIB),
-            runsc_flags: FLAG_SYSTEMD,
             spec_changes: &[],
-            relax: None,
             says: &["spec's own memory limit 128 MiB is below"],
+            ..incident_expect()
         },
     );
     // Above: lowered to the pod's bound.
-    let p = run(
-        &fx,
-        &spec(Some(&path), Some(GIB as i64), &[]),
-        &Setup::default(),
-    );
+    let p = run_with_defaults(&fx, &spec(Some(&path), Some(GIB as i64), &[]));
     check(
         "spec above pod",
         &p,
         &Expect {
-            driver: Driver::Systemd,
-            verdict: Verdict::Adjusted,
-            pod_cgroup: Some(pod_slice("burstable")),
-            pod_memory_limit: Some(256 * MIB),
-            limit_source: Some("memory.max"),
-            total_memory: Some(256 * MIB),
-            runsc_flags: FLAG_SYSTEMD,
             spec_changes: &["linux.resources.memory.limit: 1073741824 -> 268435456"],
-            relax: None,
-            says: &[],
+            ..incident_expect()
         },
     );
 }
@@ -414,26 +428,17 @@ fn spec_limits_below_and_above_the_pod() {
 #[test]
 fn runtimeclass_overhead_sizes_the_guest_by_the_annotation_and_relaxes_the_leaf() {
     let fx = systemd_pod("burstable", "max", "max", &(320 * MIB).to_string());
-    let s = spec(
-        Some(&systemd_path("burstable")),
-        None,
-        &[(SANDBOX_MEMORY, "268435456")],
-    );
-    let p = run(&fx, &s, &Setup::default());
+    let s = incident_spec_with_sandbox_memory("268435456");
+    let p = run_with_defaults(&fx, &s);
     check(
         "overhead",
         &p,
         &Expect {
-            driver: Driver::Systemd,
-            verdict: Verdict::Adjusted,
-            pod_cgroup: Some(pod_slice("burstable")),
             pod_memory_limit: Some(320 * MIB),
-            limit_source: Some("memory.max"),
-            total_memory: Some(256 * MIB),
-            runsc_flags: FLAG_SYSTEMD,
             spec_changes: &["linux.resources.memory.limit: unset -> 268435456"],
             relax: Some((256 * MIB, 320 * MIB)),
             says: &["RuntimeClass overhead", "raised"],
+            ..incident_expect()
         },
     );
     let relax = p.relax.as_ref().unwrap();
@@ -454,36 +459,22 @@ fn annotations_never_widen_or_invent_a_bound() {
     // node's allocatable. The annotation sums only the declared limits: using it would impose
     // a limit Kubernetes did not, so the guest gets the bound the kernel enforces.
     let fx = systemd_pod("burstable", &(4 * GIB).to_string(), "max", "max");
-    let path = systemd_path("burstable");
-    let p = run(
-        &fx,
-        &spec(Some(&path), None, &[(SANDBOX_MEMORY, "268435456")]),
-        &Setup::default(),
-    );
+    let p = run_with_defaults(&fx, &incident_spec_with_sandbox_memory("268435456"));
     check(
         "annotation on an unbounded pod",
         &p,
         &Expect {
-            driver: Driver::Systemd,
-            verdict: Verdict::Adjusted,
-            pod_cgroup: Some(pod_slice("burstable")),
             pod_memory_limit: Some(4 * GIB),
             limit_source: Some("/kubepods.slice/memory.max"),
             total_memory: Some(4 * GIB),
-            runsc_flags: FLAG_SYSTEMD,
-            spec_changes: &[SET_LIMIT],
-            relax: None,
             says: &["is not used", "pod's own cgroup has no limit"],
+            ..incident_expect()
         },
     );
 
     // Above the bound: the tree wins.
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
-    let p = run(
-        &fx,
-        &spec(Some(&path), None, &[(SANDBOX_MEMORY, "536870912")]),
-        &Setup::default(),
-    );
+    let fx = incident_pod();
+    let p = run_with_defaults(&fx, &incident_spec_with_sandbox_memory("536870912"));
     assert_eq!(p.total_memory, Some(Bytes(256 * MIB)));
     assert!(
         all_text(&p).contains("above the pod's bound"),
@@ -492,18 +483,10 @@ fn annotations_never_widen_or_invent_a_bound() {
     );
 
     // "0" means unset; garbage is reported and ignored.
-    let p = run(
-        &fx,
-        &spec(Some(&path), None, &[(SANDBOX_MEMORY, "0")]),
-        &Setup::default(),
-    );
+    let p = run_with_defaults(&fx, &incident_spec_with_sandbox_memory("0"));
     assert_eq!(p.total_memory, Some(Bytes(256 * MIB)));
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
-    let p = run(
-        &fx,
-        &spec(Some(&path), None, &[(SANDBOX_MEMORY, "256Mi")]),
-        &Setup::default(),
-    );
+    let p = run_with_defaults(&fx, &incident_spec_with_sandbox_memory("256Mi"));
     assert_eq!(p.total_memory, Some(Bytes(256 * MIB)));
     assert!(p.warnings[0].contains(SANDBOX_MEMORY), "{:?}", p.warnings);
 }
@@ -512,7 +495,7 @@ fn annotations_never_widen_or_invent_a_bound() {
 fn a_pod_without_any_limit_is_placed_but_not_sized() {
     let fx = systemd_pod("besteffort", "max", "max", "max");
     let s = spec(Some(&systemd_path("besteffort")), None, &[]);
-    let p = run(&fx, &s, &Setup::default());
+    let p = run_with_defaults(&fx, &s);
     check(
         "no limit anywhere",
         &p,
@@ -592,7 +575,7 @@ fn containers_that_are_not_pods_keep_working() {
         flags,
     } in rows
     {
-        let p = run(&fx, &s, &Setup::default());
+        let p = run_with_defaults(&fx, &s);
         assert_eq!(p.verdict, verdict, "{name}: {}", all_text(&p));
         assert_eq!(p.driver, driver, "{name}");
         assert_eq!(p.pod_cgroup, None, "{name}");
@@ -619,7 +602,7 @@ fn cgroupfs_driver_on_v2_uses_the_pod_parent_when_it_gives_the_right_size() {
             (&pod, Some("268435456")),
         ],
     );
-    let p = run(&fx, &spec(Some(&leaf), None, &[]), &Setup::default());
+    let p = run_with_defaults(&fx, &spec(Some(&leaf), None, &[]));
     check(
         "cgroupfs v2",
         &p,
@@ -640,7 +623,7 @@ fn cgroupfs_driver_on_v2_uses_the_pod_parent_when_it_gives_the_right_size() {
 
     // The annotation already names the pod: nothing to change.
     let s = spec(Some(&leaf), None, &[(GVISOR_CGROUP_PARENT, pod.as_str())]);
-    assert_eq!(run(&fx, &s, &Setup::default()).verdict, Verdict::Ok);
+    assert_eq!(run_with_defaults(&fx, &s).verdict, Verdict::Ok);
 
     // An operator's systemd-cgroup=true would make runsc reject the path.
     let p = run(
@@ -666,7 +649,7 @@ fn cgroupfs_overhead_and_v1_size_the_leaf_instead() {
             (&pod, Some(&(320 * MIB).to_string())),
         ],
     );
-    let p = run(&fx, &spec(Some(&leaf), None, &ann), &Setup::default());
+    let p = run_with_defaults(&fx, &spec(Some(&leaf), None, &ann));
     check(
         "cgroupfs v2 overhead",
         &p,
@@ -701,7 +684,7 @@ fn cgroupfs_overhead_and_v1_size_the_leaf_instead() {
             (&pod, Some("268435456")),
         ],
     );
-    let p = run(&fx, &spec(Some(&leaf), None, &[]), &Setup::default());
+    let p = run_with_defaults(&fx, &spec(Some(&leaf), None, &[]));
     check(
         "cgroupfs v1",
         &p,
@@ -733,8 +716,8 @@ fn systemd_paths_without_a_usable_systemd_driver_are_translated() {
             (&slice, Some("268435456")),
         ],
     );
-    let s = spec(Some(&systemd_path("burstable")), None, &[]);
-    let p = run(&fx, &s, &Setup::default());
+    let s = incident_spec();
+    let p = run_with_defaults(&fx, &s);
     check(
         "hybrid",
         &p,
@@ -766,7 +749,7 @@ fn systemd_paths_without_a_usable_systemd_driver_are_translated() {
     );
 
     // v2 without systemd running: same translation, and systemd-cgroup must stay off.
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
+    let fx = incident_pod();
     let p = run(
         &fx,
         &s,
@@ -780,8 +763,8 @@ fn systemd_paths_without_a_usable_systemd_driver_are_translated() {
 
 #[test]
 fn operator_systemd_cgroup_false_in_each_mode() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
-    let s = spec(Some(&systemd_path("burstable")), None, &[]);
+    let fx = incident_pod();
+    let s = incident_spec();
     let base = Setup::default().flag("systemd-cgroup", "false");
 
     let p = run(&fx, &s, &base.clone().mode(GuardMode::Enforce));
@@ -824,8 +807,8 @@ fn operator_systemd_cgroup_false_in_each_mode() {
 
 #[test]
 fn ignore_cgroups_is_overridden_for_a_pod() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
-    let s = spec(Some(&systemd_path("burstable")), None, &[]);
+    let fx = incident_pod();
+    let s = incident_spec();
     let p = run(&fx, &s, &Setup::default().flag("ignore-cgroups", "true"));
     assert_eq!(p.runsc_config_overrides["ignore-cgroups"], "false");
     assert_eq!(p.verdict, Verdict::Adjusted);
@@ -847,30 +830,18 @@ fn ignore_cgroups_is_overridden_for_a_pod() {
 #[test]
 fn a_missing_pod_cgroup_falls_back_to_the_annotation_or_is_refused() {
     let fx = fixture(CgroupLayout::Unified, &[("/kubepods.slice", Some("max"))]);
-    let path = systemd_path("burstable");
-    let p = run(
-        &fx,
-        &spec(Some(&path), None, &[(SANDBOX_MEMORY, "268435456")]),
-        &Setup::default(),
-    );
+    let p = run_with_defaults(&fx, &incident_spec_with_sandbox_memory("268435456"));
     check(
         "missing pod, annotation",
         &p,
         &Expect {
-            driver: Driver::Systemd,
-            verdict: Verdict::Adjusted,
-            pod_cgroup: Some(pod_slice("burstable")),
-            pod_memory_limit: Some(256 * MIB),
             limit_source: Some("annotation"),
-            total_memory: Some(256 * MIB),
-            runsc_flags: FLAG_SYSTEMD,
-            spec_changes: &[SET_LIMIT],
-            relax: None,
             says: &["does not exist", "becomes the sandbox leaf's limit"],
+            ..incident_expect()
         },
     );
-    let s = spec(Some(&path), None, &[]);
-    let p = run(&fx, &s, &Setup::default());
+    let s = incident_spec();
+    let p = run_with_defaults(&fx, &s);
     assert_eq!(p.verdict, Verdict::Refused);
     assert!(
         p.refusals[0].contains("without any limit"),
@@ -895,7 +866,7 @@ fn a_missing_pod_cgroup_falls_back_to_the_annotation_or_is_refused() {
 #[test]
 fn bad_input_is_refused_with_the_field_named() {
     let slice = pod_slice("burstable");
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
+    let fx = incident_pod();
     let garbage = fixture(
         CgroupLayout::Unified,
         &[
@@ -957,7 +928,7 @@ fn bad_input_is_refused_with_the_field_named() {
         (
             "garbage in memory.max",
             &garbage,
-            spec(Some(&systemd_path("burstable")), None, &[]),
+            incident_spec(),
             &[
                 "kubepods-burstable.slice/memory.max",
                 "\"lots",
@@ -967,16 +938,12 @@ fn bad_input_is_refused_with_the_field_named() {
         (
             "symlinked pod slice",
             &symlinked,
-            spec(
-                Some(&systemd_path("burstable")),
-                None,
-                &[(SANDBOX_MEMORY, "268435456")],
-            ),
+            incident_spec_with_sandbox_memory("268435456"),
             &["symlink"],
         ),
     ];
     for (name, fx, s, says) in rows {
-        let p = run(fx, &s, &Setup::default());
+        let p = run_with_defaults(fx, &s);
         assert_eq!(p.verdict, Verdict::Refused, "{name}: {}", all_text(&p));
         let refusals = p.refusals.join("\n");
         for word in says {
@@ -992,28 +959,20 @@ fn bad_input_is_refused_with_the_field_named() {
         );
     }
     // Garbage in the tree with the annotation to fall back on: adjusted, with the file named.
-    let p = run(
-        &garbage,
-        &spec(
-            Some(&systemd_path("burstable")),
-            None,
-            &[(SANDBOX_MEMORY, "268435456")],
-        ),
-        &Setup::default(),
-    );
+    let p = run_with_defaults(&garbage, &incident_spec_with_sandbox_memory("268435456"));
     assert_eq!(p.verdict, Verdict::Adjusted);
     assert!(p.warnings[0].contains("memory.max"), "{:?}", p.warnings);
 }
 
 #[test]
 fn a_pass_through_cgroup_parent_annotation_cannot_place_the_sandbox() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
+    let fx = incident_pod();
     let s = spec(
         Some(&systemd_path("burstable")),
         None,
         &[(GVISOR_CGROUP_PARENT, "/")],
     );
-    let p = run(&fx, &s, &Setup::default());
+    let p = run_with_defaults(&fx, &s);
     assert_eq!(p.verdict, Verdict::Adjusted);
     assert!(p
         .edits
@@ -1030,7 +989,7 @@ fn a_pass_through_cgroup_parent_annotation_cannot_place_the_sandbox() {
 
 #[test]
 fn containers_joining_the_sandbox_get_the_same_driver_and_no_sizing() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
+    let fx = incident_pod();
     let s = spec(
         Some(&format!(
             "kubepods-burstable-pod{UID}.slice:cri-containerd:ctr1"
@@ -1052,8 +1011,8 @@ fn containers_joining_the_sandbox_get_the_same_driver_and_no_sizing() {
 
 #[test]
 fn an_unknown_runsc_is_treated_as_the_oldest() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
-    let s = spec(Some(&systemd_path("burstable")), None, &[]);
+    let fx = incident_pod();
+    let s = incident_spec();
     let p = run(&fx, &s, &Setup::default().version("VERSION_MISSING"));
     assert_eq!(p.total_memory, Some(Bytes(256 * MIB)));
     assert!(
@@ -1065,9 +1024,9 @@ fn an_unknown_runsc_is_treated_as_the_oldest() {
 
 #[test]
 fn apply_edits_the_spec_and_nothing_else() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
-    let s = spec(Some(&systemd_path("burstable")), None, &[]);
-    let p = run(&fx, &s, &Setup::default());
+    let fx = incident_pod();
+    let s = incident_spec();
+    let p = run_with_defaults(&fx, &s);
     let mut applied = s.clone();
     p.apply(&mut applied);
     let linux = applied.linux().as_ref().unwrap();
@@ -1095,12 +1054,7 @@ fn apply_edits_the_spec_and_nothing_else() {
 
 #[test]
 fn the_plan_serializes_with_the_issue_fields() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
-    let p = run(
-        &fx,
-        &spec(Some(&systemd_path("burstable")), None, &[]),
-        &Setup::default(),
-    );
+    let (_fx, p) = incident_plan();
     let v = serde_json::to_value(&p).unwrap();
     for field in [
         "container_id",
@@ -1141,13 +1095,10 @@ fn cmdline(args: &[&str]) -> Vec<u8> {
     out
 }
 
+/// The incident's plan, with the fixture tree it was made from.
 fn incident_plan() -> (Fixture, SandboxPlan) {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
-    let p = run(
-        &fx,
-        &spec(Some(&systemd_path("burstable")), None, &[]),
-        &Setup::default(),
-    );
+    let fx = incident_pod();
+    let p = run_with_defaults(&fx, &incident_spec());
     (fx, p)
 }
 
@@ -1256,7 +1207,7 @@ fn verification_reads_v1_and_a_fake_proc() {
         CgroupLayout::Legacy,
         &[("/kubepods", Some(V1_MAX)), (&pod, Some("268435456"))],
     );
-    let p = run(&fx, &spec(Some(&leaf), None, &[]), &Setup::default());
+    let p = run_with_defaults(&fx, &spec(Some(&leaf), None, &[]));
     let proc_root = tempfile::tempdir().unwrap();
     let pid_dir = proc_root.path().join("31337");
     std::fs::create_dir_all(&pid_dir).unwrap();
@@ -1365,7 +1316,7 @@ fn cgroupfs_bound_on_the_qos_cgroup_depends_on_the_runsc_release() {
     let new = run(&fx, &s, &Setup::default().version("release-20240729.0"));
     assert!(new.spec_changes[0].starts_with("annotations[dev.gvisor.spec.cgroup-parent]"));
     assert_eq!(new.total_memory, Some(Bytes(GIB)));
-    let old = run(&fx, &s, &Setup::default());
+    let old = run_with_defaults(&fx, &s);
     assert_eq!(
         old.spec_changes,
         ["linux.resources.memory.limit: unset -> 1073741824 (1 GiB)"]
@@ -1386,18 +1337,14 @@ fn a_leaf_left_over_with_another_limit_is_refused_before_create() {
         CgroupLayout::Unified,
         &[(&slice, Some("268435456")), (&scope, Some("max"))],
     );
-    let p = run(
-        &fx,
-        &spec(Some(&systemd_path("burstable")), None, &[]),
-        &Setup::default(),
-    );
+    let p = run_with_defaults(&fx, &incident_spec());
     assert_eq!(p.verdict, Verdict::Refused);
     assert!(p.refusals[0].contains("exists already"), "{:?}", p.refusals);
 }
 
 #[test]
 fn warn_mode_adjusts_but_never_refuses() {
-    let fx = systemd_pod("burstable", "max", "max", "268435456");
+    let fx = incident_pod();
     let s = spec(Some("kubepods/burstable/pod1/abc"), None, &[]);
     let p = run(&fx, &s, &Setup::default().mode(GuardMode::Warn));
     assert_ne!(p.verdict, Verdict::Refused);
@@ -1414,11 +1361,7 @@ fn a_symlinked_leaf_is_refused_even_outside_a_pod() {
     let fx = fixture(CgroupLayout::Unified, &[("/default", Some("max"))]);
     let elsewhere = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), fx.dir.path().join("default/abc123")).unwrap();
-    let p = run(
-        &fx,
-        &spec(Some("/default/abc123"), None, &[]),
-        &Setup::default(),
-    );
+    let p = run_with_defaults(&fx, &spec(Some("/default/abc123"), None, &[]));
     assert_eq!(p.verdict, Verdict::Refused);
     assert!(p.refusals[0].contains("symlink"), "{:?}", p.refusals);
 }
