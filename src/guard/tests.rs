@@ -281,6 +281,30 @@ fn incident_expect() -> Expect<'static> {
     }
 }
 
+/// A plan under the cgroupfs driver for the pod cgroup `pod` with the incident's 256 MiB, sized
+/// through a limit on the leaf and with no runsc flag. A test names what differs from it.
+fn cgroupfs_pod_expect(pod: &str) -> Expect<'static> {
+    Expect {
+        driver: Driver::Cgroupfs,
+        verdict: Verdict::Adjusted,
+        pod_cgroup: Some(pod.to_string()),
+        pod_memory_limit: Some(256 * MIB),
+        limit_source: Some("memory.max"),
+        total_memory: Some(256 * MIB),
+        runsc_flags: &[],
+        spec_changes: &[SET_LIMIT],
+        relax: None,
+        says: &[],
+    }
+}
+
+/// The kubelet's cgroupfs layout for the Burstable pod: `(pod cgroup, the sandbox's leaf)`.
+fn cgroupfs_pod_and_leaf() -> (String, String) {
+    let pod = format!("/kubepods/burstable/pod{UID}");
+    let leaf = format!("{pod}/{ID}");
+    (pod, leaf)
+}
+
 #[test]
 fn systemd_driver_by_qos_class_and_limit_placement() {
     struct Row {
@@ -592,8 +616,7 @@ fn containers_that_are_not_pods_keep_working() {
 
 #[test]
 fn cgroupfs_driver_on_v2_uses_the_pod_parent_when_it_gives_the_right_size() {
-    let pod = format!("/kubepods/burstable/pod{UID}");
-    let leaf = format!("{pod}/{ID}");
+    let (pod, leaf) = cgroupfs_pod_and_leaf();
     let fx = fixture(
         CgroupLayout::Unified,
         &[
@@ -607,16 +630,9 @@ fn cgroupfs_driver_on_v2_uses_the_pod_parent_when_it_gives_the_right_size() {
         "cgroupfs v2",
         &p,
         &Expect {
-            driver: Driver::Cgroupfs,
-            verdict: Verdict::Adjusted,
-            pod_cgroup: Some(pod.clone()),
-            pod_memory_limit: Some(256 * MIB),
-            limit_source: Some("memory.max"),
-            total_memory: Some(256 * MIB),
-            runsc_flags: &[],
             spec_changes: &["annotations[dev.gvisor.spec.cgroup-parent]: unset -> /kubepods/"],
-            relax: None,
             says: &["as gVisor's shim sets it"],
+            ..cgroupfs_pod_expect(&pod)
         },
     );
     assert_eq!(p.leaf_cgroup.as_ref().unwrap().as_str(), leaf);
@@ -637,8 +653,7 @@ fn cgroupfs_driver_on_v2_uses_the_pod_parent_when_it_gives_the_right_size() {
 
 #[test]
 fn cgroupfs_overhead_and_v1_size_the_leaf_instead() {
-    let pod = format!("/kubepods/burstable/pod{UID}");
-    let leaf = format!("{pod}/{ID}");
+    let (pod, leaf) = cgroupfs_pod_and_leaf();
     let ann = [(SANDBOX_MEMORY, "268435456")];
 
     // v2 with an overhead: through the pod cgroup runsc would see 320 MiB.
@@ -654,18 +669,13 @@ fn cgroupfs_overhead_and_v1_size_the_leaf_instead() {
         "cgroupfs v2 overhead",
         &p,
         &Expect {
-            driver: Driver::Cgroupfs,
-            verdict: Verdict::Adjusted,
-            pod_cgroup: Some(pod.clone()),
             pod_memory_limit: Some(320 * MIB),
-            limit_source: Some("memory.max"),
-            total_memory: Some(256 * MIB),
-            runsc_flags: &[],
             spec_changes: &["linux.resources.memory.limit: unset -> 268435456"],
             relax: Some((256 * MIB, 320 * MIB)),
             says: &[
                 "is not set: with it runsc would size the guest from the pod cgroup to 320 MiB",
             ],
+            ..cgroupfs_pod_expect(&pod)
         },
     );
     assert_eq!(
@@ -689,16 +699,9 @@ fn cgroupfs_overhead_and_v1_size_the_leaf_instead() {
         "cgroupfs v1",
         &p,
         &Expect {
-            driver: Driver::Cgroupfs,
-            verdict: Verdict::Adjusted,
-            pod_cgroup: Some(pod.clone()),
-            pod_memory_limit: Some(256 * MIB),
             limit_source: Some("memory/kubepods/burstable/pod1a2b_3c4d/memory.limit_in_bytes"),
-            total_memory: Some(256 * MIB),
-            runsc_flags: &[],
-            spec_changes: &[SET_LIMIT],
-            relax: None,
             says: &["on cgroup v1"],
+            ..cgroupfs_pod_expect(&pod)
         },
     );
     assert_eq!(p.leaf_cgroup.as_ref().unwrap().as_str(), leaf);
@@ -1201,8 +1204,7 @@ fn verification_names_what_was_expected_and_found() {
 
 #[test]
 fn verification_reads_v1_and_a_fake_proc() {
-    let pod = format!("/kubepods/burstable/pod{UID}");
-    let leaf = format!("{pod}/{ID}");
+    let (pod, leaf) = cgroupfs_pod_and_leaf();
     let fx = fixture(
         CgroupLayout::Legacy,
         &[("/kubepods", Some(V1_MAX)), (&pod, Some("268435456"))],
@@ -1279,8 +1281,7 @@ fn role_follows_the_annotations_module() {
 
 #[test]
 fn guard_off_does_what_gvisors_shim_does_and_no_more() {
-    let pod = format!("/kubepods/burstable/pod{UID}");
-    let leaf = format!("{pod}/{ID}");
+    let (pod, leaf) = cgroupfs_pod_and_leaf();
     let fx = fixture(CgroupLayout::Unified, &[(&pod, Some("268435456"))]);
     let s = spec(Some(&leaf), None, &[(SANDBOX_MEMORY, "268435456")]);
     let p = run(&fx, &s, &Setup::default().mode(GuardMode::Off));
@@ -1303,8 +1304,7 @@ fn cgroupfs_bound_on_the_qos_cgroup_depends_on_the_runsc_release() {
     // The pod is unbounded, its QoS cgroup is not: runsc from 20231106 reads one level up from
     // the pod cgroup and gets it right through the annotation; 20221219 does not, so the leaf
     // carries the limit instead.
-    let pod = format!("/kubepods/burstable/pod{UID}");
-    let leaf = format!("{pod}/{ID}");
+    let (pod, leaf) = cgroupfs_pod_and_leaf();
     let fx = fixture(
         CgroupLayout::Unified,
         &[
