@@ -142,16 +142,21 @@ fn flag_name(arg: &str) -> Option<&str> {
     arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))
 }
 
+/// The flag at `argv[*i]`, or `None` where flags stop, as in Go's flag package: at the end, at
+/// the first argument that is not a flag, or at `--`, which is skipped.
+fn next_flag<'a>(argv: &'a [String], i: &mut usize) -> Option<&'a str> {
+    let arg = argv.get(*i)?;
+    if arg == "--" {
+        *i += 1;
+        return None;
+    }
+    flag_name(arg)
+}
+
 fn parse(argv: &[String]) -> Result<Invocation, String> {
     let mut inv = Invocation::default();
     let mut i = 0;
-    while i < argv.len() {
-        let arg = &argv[i];
-        if arg == "--" {
-            i += 1;
-            break;
-        }
-        let Some(flag) = flag_name(arg) else { break };
+    while let Some(flag) = next_flag(argv, &mut i) {
         if let Some((k, v)) = flag.split_once('=') {
             if k == "version" {
                 inv.version = v != "false";
@@ -182,13 +187,7 @@ fn parse(argv: &[String]) -> Result<Invocation, String> {
         return Err(format!("unknown subcommand {command:?}"));
     };
     // Like Go's flag package: flags stop at the first argument that is not one.
-    while i < argv.len() {
-        let arg = &argv[i];
-        if arg == "--" {
-            i += 1;
-            break;
-        }
-        let Some(flag) = flag_name(arg) else { break };
+    while let Some(flag) = next_flag(argv, &mut i) {
         let (name, value) = match flag.split_once('=') {
             Some((k, v)) => (k, Some(v.to_string())),
             None => (flag, None),
