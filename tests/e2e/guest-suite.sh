@@ -138,7 +138,9 @@ stock_flags=(--network=host)
 if [[ $E2E_RUNSC_DEBUG == 1 ]]; then
     stock_flags+=(--debug --debug-log=/var/log/runsc-stock/)
 fi
-if runsc help run 2>&1 | grep -q -- '-network' || runsc flags 2>&1 | grep -q -- '-network'; then
+# Captured first: `runsc ... | grep -q` under pipefail fails whenever grep stops reading early.
+runsc_flags_text=$( (runsc help run; runsc flags) 2>&1)
+if grep -q -- '-network' <<<"$runsc_flags_text"; then
     check runsc-network-flag 0 "runsc $runsc_date knows --network"
 else
     check runsc-network-flag 1 "runsc $runsc_date does not list --network in 'runsc flags'"

@@ -18,6 +18,8 @@
 #   RUNSC_GUARD_CACHE    cache root (default $XDG_CACHE_HOME/runsc-guard or ~/.cache/runsc-guard);
 #                        images live in $RUNSC_GUARD_CACHE/e2e/images and survive new checkouts
 #   E2E_INSTALL_DEPS     1 (default when root): run install-deps.sh first; 0: don't
+#   E2E_CARGO_PROFILE    cargo profile for the shim and the driver (default release; dev reuses
+#                        the artifacts of `cargo test`)
 #   E2E_BUDGET           seconds for all VM runs together (default 3600); each VM gets at most
 #                        what is left, so a hanging guest cannot eat CI's whole time
 #   E2E_VM_TIMEOUT       seconds per VM (default 1500); the guest stops its suite 120 s earlier
@@ -63,9 +65,12 @@ done
 # The archive is needed only for what is not cached yet: a guest image or busybox-static.
 need_archive=""
 for s in "${suites[@]}"; do
-    cached=$(find "$(e2e_cache_dir)/images" -maxdepth 1 -type d -name "$s-*" 2>/dev/null | head -n1)
-    [[ -n $cached ]] || need_archive+=" image:$s"
+    "$here/image/build-image.sh" --cached "$s" >/dev/null 2>&1 || need_archive+=" image:$s"
 done
+if [[ -z ${E2E_BUSYBOX:-} ]] &&
+    ! compgen -G "$(e2e_cache_dir)/debs/host/busybox-static_*.deb" >/dev/null; then
+    need_archive+=" busybox-static"
+fi
 if [[ -n $need_archive ]]; then
     mirror=$(e2e_debian_mirror) || skip "no Debian archive in the host's apt sources (set E2E_MIRROR)"
     # debootstrap's first request is the suite's Release file; ask for it the same way.
@@ -89,19 +94,28 @@ target_dir() { # target_dir MANIFEST: cargo's target directory for that manifest
         python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
 }
 
-e2e_log "building the shim (cargo build --release)"
+# The cargo profile of both binaries. release by default; CI may pick dev to reuse what
+# `cargo test` compiled instead of a second, optimised build of every dependency.
+profile=${E2E_CARGO_PROFILE:-release}
+case "$profile" in
+    dev) profile_dir=debug ;;
+    *) profile_dir=$profile ;;
+esac
+
+e2e_log "building the shim (cargo build --profile $profile)"
 t=$SECONDS
-(cd "$repo" && cargo build --release --bin containerd-shim-runsc-v1) ||
+(cd "$repo" && cargo build --profile "$profile" --bin containerd-shim-runsc-v1) ||
     e2e_die "cargo build of containerd-shim-runsc-v1 failed"
-install -m 0755 "$(target_dir "$repo/Cargo.toml")/release/containerd-shim-runsc-v1" "$payload/bin/"
+install -m 0755 "$(target_dir "$repo/Cargo.toml")/$profile_dir/containerd-shim-runsc-v1" "$payload/bin/"
 e2e_log "shim built in $((SECONDS - t))s"
 
 driver_manifest=$here/driver/Cargo.toml
 if [[ -f $driver_manifest ]]; then
     e2e_log "building the CRI driver"
     t=$SECONDS
-    cargo build --release --manifest-path "$driver_manifest" || e2e_die "cargo build of the e2e driver failed"
-    install -m 0755 "$(target_dir "$driver_manifest")/release/e2e-driver" "$payload/bin/"
+    cargo build --profile "$profile" --manifest-path "$driver_manifest" ||
+        e2e_die "cargo build of the e2e driver failed"
+    install -m 0755 "$(target_dir "$driver_manifest")/$profile_dir/e2e-driver" "$payload/bin/"
     e2e_log "driver built in $((SECONDS - t))s"
 else
     e2e_log "no CRI driver yet ($driver_manifest): the guests run their pre-checks only"

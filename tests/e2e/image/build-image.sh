@@ -1,6 +1,7 @@
 #!/bin/bash
 # Builds (or finds in the cache) the Debian guest image for one e2e suite:
-#   build-image.sh SUITE        SUITE: bookworm | trixie | sid
+#   build-image.sh SUITE            SUITE: bookworm | trixie | sid
+#   build-image.sh --cached SUITE   only report a cached image (exit 1 if there is none)
 # Prints the image directory on stdout (everything else goes to stderr). It holds:
 #   disk.raw     raw ext4 root filesystem (sparse), booted read-only via qemu snapshot=on
 #   vmlinuz      the guest kernel, booted directly with -kernel
@@ -21,12 +22,16 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib.sh
 . "$here/../lib.sh"
 
-[[ $# -eq 1 ]] || e2e_die "usage: $0 SUITE (one of ${E2E_SUITES_ALL[*]})"
+# --cached: only say whether this builder's image is in the cache (exit 0 and print its
+# directory) or not (exit 1), without building; run.sh uses it to know if it needs the archive.
+only_cached=0
+if [[ ${1:-} == --cached ]]; then
+    only_cached=1
+    shift
+fi
+[[ $# -eq 1 ]] || e2e_die "usage: $0 [--cached] SUITE (one of ${E2E_SUITES_ALL[*]})"
 suite=$1
 e2e_check_suite "$suite"
-[[ $(id -u) -eq 0 ]] || e2e_die "building a guest image needs root (debootstrap)"
-command -v debootstrap >/dev/null || e2e_die "debootstrap is missing: run tests/e2e/install-deps.sh"
-command -v mkfs.ext4 >/dev/null || e2e_die "mkfs.ext4 is missing: run tests/e2e/install-deps.sh"
 
 # Everything that decides what the image contains. The mirror and the day are not in it: a cached
 # sid image keeps the packages it was built with until the builder changes (or a forced rebuild).
@@ -38,15 +43,25 @@ hash=$( (printf 'suite=%s size=%s\n' "$suite" "${E2E_IMAGE_SIZE:-3G}"; cat "${im
 cache=$(e2e_cache_dir)
 images=$cache/images
 final=$images/$suite-$hash
+
+image_complete() {
+    [[ -s $1/disk.raw && -s $1/vmlinuz && -s $1/initrd.img && -s $1/versions.txt ]]
+}
+
+if [[ $only_cached -eq 1 ]]; then
+    image_complete "$final" || exit 1
+    printf '%s\n' "$final"
+    exit 0
+fi
+
+[[ $(id -u) -eq 0 ]] || e2e_die "building a guest image needs root (debootstrap)"
+command -v debootstrap >/dev/null || e2e_die "debootstrap is missing: run tests/e2e/install-deps.sh"
+command -v mkfs.ext4 >/dev/null || e2e_die "mkfs.ext4 is missing: run tests/e2e/install-deps.sh"
 mkdir -p "$images"
 
 # One builder per suite at a time: a second run of the same suite waits and then reuses.
 exec 9>"$images/.$suite.lock"
 flock 9
-
-image_complete() {
-    [[ -s $1/disk.raw && -s $1/vmlinuz && -s $1/initrd.img && -s $1/versions.txt ]]
-}
 
 if [[ ${E2E_IMAGE_REBUILD:-0} != 1 ]] && image_complete "$final"; then
     e2e_log "image $suite: cached at $final"
