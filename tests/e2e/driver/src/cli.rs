@@ -17,6 +17,11 @@ options:
   --images PREFIX        image name prefix: PREFIX/busybox:1, PREFIX/eater:1 (default localhost/e2e)
   --socket PATH          containerd's socket (default /run/containerd/containerd.sock)
   --timeout-scale F      multiply every time limit by F (default 1)
+  --runsc-debug-log DIR  runsc's debug logs for the runsc handler (default /var/log/runsc)
+  --runsc-stock-debug-log DIR
+                         runsc's debug logs for the runsc-stock handler (default
+                         /var/log/runsc-stock); a failed scenario whose sandbox's boot log
+                         there holds a Go panic is run once more
   --allow-non-vm         run even if systemd-detect-virt finds no VM (it changes cgroups!)
   --list                 list the scenarios and exit
   --help                 this text";
@@ -39,6 +44,7 @@ pub struct Args {
     pub images: String,
     pub timeout_scale: f64,
     pub allow_non_vm: bool,
+    pub debug_logs: crate::panics::DebugLogDirs,
 }
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -54,6 +60,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         images: crate::scenarios::DEFAULT_IMAGE_PREFIX.to_string(),
         timeout_scale: 1.0,
         allow_non_vm: false,
+        debug_logs: crate::panics::DebugLogDirs::default(),
     };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -90,6 +97,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                         ))
                     }
                 };
+            }
+            "--runsc-debug-log" => a.debug_logs.runsc = PathBuf::from(value("--runsc-debug-log")?),
+            "--runsc-stock-debug-log" => {
+                a.debug_logs.runsc_stock = PathBuf::from(value("--runsc-stock-debug-log")?)
             }
             "--allow-non-vm" => a.allow_non_vm = true,
             "--list" => a.command = Command::List,
@@ -130,6 +141,29 @@ mod tests {
         assert_eq!(a.results, PathBuf::from("/mnt/results/bookworm"));
         assert!(a.scenarios.is_empty());
         assert_eq!(a.timeout_scale, 1.0);
+        assert_eq!(
+            a.debug_logs.for_handler("runsc"),
+            Some(std::path::Path::new("/var/log/runsc"))
+        );
+        assert_eq!(
+            a.debug_logs.for_handler("runsc-stock"),
+            Some(std::path::Path::new("/var/log/runsc-stock"))
+        );
+        assert_eq!(a.debug_logs.for_handler("runc"), None);
+    }
+
+    #[test]
+    fn debug_log_dirs() {
+        let a = p(&[
+            "--suite=sid",
+            "--results=out",
+            "--runsc-debug-log",
+            "logs/runsc",
+            "--runsc-stock-debug-log=logs/stock",
+        ])
+        .expect("parses");
+        assert_eq!(a.debug_logs.runsc, PathBuf::from("logs/runsc"));
+        assert_eq!(a.debug_logs.runsc_stock, PathBuf::from("logs/stock"));
     }
 
     #[test]

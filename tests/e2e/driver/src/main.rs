@@ -12,6 +12,7 @@ mod cli;
 mod cri;
 mod evidence;
 mod logs;
+mod panics;
 mod pod;
 mod procs;
 mod report;
@@ -140,6 +141,29 @@ async fn connect(args: &Args) -> Result<cri::Cri> {
     }
 }
 
+/// Moves a first attempt's copied pod logs (`pods/<scenario>`) to `pods/<scenario>.attempt1`
+/// so the retry's do not mix with them. Returns the new place, relative to the results.
+fn set_aside_pod_logs(results: &std::path::Path, scenario: &str) -> Option<String> {
+    let from = results.join("pods").join(scenario);
+    let rel = format!("pods/{scenario}.attempt1");
+    let to = results.join(&rel);
+    if !from.is_dir() {
+        return None;
+    }
+    let _ = std::fs::remove_dir_all(&to);
+    match std::fs::rename(&from, &to) {
+        Ok(()) => Some(rel),
+        Err(e) => {
+            eprintln!(
+                "e2e-driver: moving {} to {}: {e} (the retry's pod logs join them)",
+                from.display(),
+                to.display()
+            );
+            None
+        }
+    }
+}
+
 async fn run_suite(args: &Args) -> Result<()> {
     let selected = scenarios::select(&scenarios::registry(), &args.scenarios, &args.handlers)
         .map_err(anyhow::Error::msg)?;
@@ -193,7 +217,27 @@ async fn run_suite(args: &Args) -> Result<()> {
 
     let mut results = Vec::new();
     for sc in &selected {
-        let r = run::run_scenario(&ctx, sc).await;
+        // run_scenario has cleaned up (sandboxes, pod slice) by the time it returns.
+        let mut r = run::run_scenario(&ctx, sc).await;
+        if let Some(panic) = panics::retry_reason(&r, &args.debug_logs) {
+            eprintln!(
+                "e2e-driver: {}: runsc panicked in {}: {}; running the scenario once more",
+                sc.name,
+                panic.file.display(),
+                panic.line
+            );
+            let pod_logs = set_aside_pod_logs(&args.results, sc.name);
+            let first = r;
+            r = run::run_scenario(&ctx, sc).await;
+            if let Some(again) = panics::retry_reason(&r, &args.debug_logs) {
+                r.evidence.notes.push(format!(
+                    "attempt 2 failed too, again with a runsc panic in {}: {}",
+                    again.file.display(),
+                    again.line
+                ));
+            }
+            panics::mark_retried(&mut r, &first, panic, pod_logs);
+        }
         println!("{}", r.line());
         results.push(r);
         // Keep a report on disk after every scenario: a guest that dies mid-suite still leaves

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cgroup::CgroupFacts;
 use crate::logs::EaterProgress;
+use crate::panics::FirstAttempt;
 use crate::pod::{Qos, MIB};
 
 #[derive(Clone, Debug, Serialize)]
@@ -226,6 +227,10 @@ pub struct ScenarioReport {
     pub measurements: Measurements,
     pub steps: Vec<Step>,
     pub duration_ms: u64,
+    /// The first attempt failed with a runsc panic in its sandbox's boot log and this report is
+    /// of the second, run from scratch (`first_attempt` says what the first found).
+    pub retried: bool,
+    pub first_attempt: Option<FirstAttempt>,
 }
 
 impl ScenarioReport {
@@ -243,6 +248,9 @@ impl ScenarioReport {
         );
         if let Some(v) = &self.verdict {
             let _ = write!(s, " verdict={v}");
+        }
+        if self.retried {
+            s.push_str(" (retried after a runsc panic)");
         }
         if let Some(e) = &self.error {
             let _ = write!(s, " error: {}", one_line(e, 200));
@@ -291,6 +299,7 @@ pub struct SummaryEntry {
     pub verdict: Option<String>,
     pub error: Option<String>,
     pub failed_checks: Vec<String>,
+    pub retried: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -298,6 +307,8 @@ pub struct Summary {
     pub suite: String,
     pub passed: usize,
     pub failed: usize,
+    /// Scenarios run a second time after a runsc panic (counted by their second outcome).
+    pub retried: usize,
     pub scenarios: Vec<SummaryEntry>,
 }
 
@@ -308,6 +319,7 @@ impl Summary {
             suite: suite.to_string(),
             passed,
             failed: scenarios.len() - passed,
+            retried: scenarios.iter().filter(|s| s.retried).count(),
             scenarios: scenarios
                 .iter()
                 .map(|s| SummaryEntry {
@@ -318,6 +330,7 @@ impl Summary {
                     verdict: s.verdict.clone(),
                     error: s.error.clone(),
                     failed_checks: s.failed_checks().iter().map(|c| c.name.clone()).collect(),
+                    retried: s.retried,
                 })
                 .collect(),
         }
@@ -374,6 +387,11 @@ fn row(s: &ScenarioReport) -> Vec<String> {
     let outcome = match &s.verdict {
         Some(v) => format!("{} ({v})", s.outcome),
         None => s.outcome.clone(),
+    };
+    let outcome = if s.retried {
+        format!("{outcome}, retried")
+    } else {
+        outcome
     };
     let (cgroup, under, leaf) = match &e.runsc_sandbox {
         Some(p) => (
@@ -507,6 +525,26 @@ pub fn markdown(report: &Report) -> String {
     }
     for s in &report.scenarios {
         let _ = writeln!(md, "\n## {} ({})\n\n{}\n", s.name, s.handler, s.description);
+        if let Some(f) = &s.first_attempt {
+            let _ = writeln!(
+                md,
+                "- retried: attempt 1 ended `{}` with a runsc panic in {} (line {}): {}{}",
+                f.outcome,
+                f.panic.file.display(),
+                f.panic.line_no,
+                cell(&f.panic.line),
+                f.pod_logs
+                    .as_deref()
+                    .map(|p| format!("; its pod logs are in {p}"))
+                    .unwrap_or_default()
+            );
+            if let Some(e) = &f.error {
+                let _ = writeln!(md, "  - attempt 1 error: {}", cell(e));
+            }
+            for c in &f.failed_checks {
+                let _ = writeln!(md, "  - attempt 1 failed check: {}", cell(c));
+            }
+        }
         if let Some(e) = &s.error {
             let _ = writeln!(md, "- error: {}", cell(e));
         }
@@ -677,6 +715,59 @@ mod tests {
         assert!(md.contains("0 passed, 1 failed"));
         assert!(md.contains("| busybox-exit | runsc | failed |"));
         assert!(md.contains("exit 3 \\| wanted 3"));
+    }
+
+    #[test]
+    fn retried_scenario_in_markdown_line_and_summary() {
+        let mut s = scenario("busybox-exit", true);
+        s.retried = true;
+        s.first_attempt = Some(crate::panics::FirstAttempt {
+            outcome: "timeout".into(),
+            error: Some("the scenario did not finish".into()),
+            failed_checks: vec!["exit-code: no exit code".into()],
+            sandbox_id: None,
+            panic: crate::panics::PanicInfo {
+                file: "/var/log/runsc/runsc.log.1.boot.txt".into(),
+                line_no: 7,
+                line: "panic: running on goroutine 1".into(),
+            },
+            duration_ms: 1,
+            pod_logs: Some("pods/busybox-exit.attempt1".into()),
+        });
+        let report = Report {
+            suite: "sid".into(),
+            driver_version: "0".into(),
+            started_unix: 0,
+            duration_ms: 1,
+            environment: Environment {
+                kernel: None,
+                cri_runtime: None,
+                cri_runtime_version: None,
+                runsc_version: None,
+                mem_total_kib: None,
+                mem_available_kib_before: None,
+                mem_available_kib_after: None,
+                swap_total_kib: None,
+                setup_problems: vec![],
+            },
+            scenarios: vec![s.clone(), scenario("other", false)],
+        };
+        let md = markdown(&report);
+        assert!(
+            md.contains("| busybox-exit | runsc | passed, retried |"),
+            "{md}"
+        );
+        assert!(md.contains(
+            "- retried: attempt 1 ended `timeout` with a runsc panic in \
+             /var/log/runsc/runsc.log.1.boot.txt (line 7): panic: running on goroutine 1; \
+             its pod logs are in pods/busybox-exit.attempt1"
+        ));
+        assert!(md.contains("  - attempt 1 failed check: exit-code: no exit code"));
+        assert!(s.line().contains("(retried after a runsc panic)"));
+        let sum = Summary::of("sid", &report.scenarios);
+        assert_eq!(sum.retried, 1);
+        assert!(sum.scenarios[0].retried && !sum.scenarios[1].retried);
+        assert_eq!(sum.closing_line(), "1 passed, 1 failed");
     }
 
     #[test]
