@@ -58,7 +58,8 @@ skip() {
 if [[ ${E2E_INSTALL_DEPS:-1} == 1 ]]; then
     "$here/install-deps.sh" || skip "tests/e2e/install-deps.sh could not install the dependencies"
 fi
-for cmd in qemu-system-x86_64 debootstrap mkfs.ext4 gcc python3 cargo flock; do
+command -v cargo >/dev/null || skip "cargo is missing (the Rust toolchain builds the shim and the driver)"
+for cmd in qemu-system-x86_64 debootstrap mkfs.ext4 gcc python3 flock; do
     command -v "$cmd" >/dev/null || skip "$cmd is missing (tests/e2e/install-deps.sh installs it)"
 done
 
