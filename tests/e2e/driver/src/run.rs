@@ -839,6 +839,10 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
         }
         Err(e) => run.note(format!("PodSandboxStatus: {e:#}")),
     }
+    // Where the sandbox landed and how big its guest is are fixed once RunPodSandbox returns:
+    // take them now, so a sandbox that dies later (stock runsc 20240729 sometimes panics in its
+    // sentry under emulation) still shows its placement and --total-memory.
+    observe_processes(ctx, run, &sandbox_id, "", &slice.path);
 
     let node_mem = ctx.node_mem_total;
     let oom_adj = match shape.container_memory_limit {
