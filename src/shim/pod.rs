@@ -309,7 +309,7 @@ impl Pod {
         if let Err(e) = c.runsc.start(id, start_io).await {
             // A container that cannot start is stopped, so containerd can delete it.
             if c.set_exited(128) {
-                self.publish_exit(&c);
+                publish_exit(&self.events, &c);
             }
             return Err(e);
         }
@@ -323,10 +323,6 @@ impl Pod {
         let watched = c.clone();
         tokio::spawn(async move { watch_exit(watched, events).await });
         Ok(c.pid)
-    }
-
-    fn publish_exit(&self, c: &Container) {
-        publish_exit(&self.events, c);
     }
 
     /// State: asks runsc while the container lives (a sandbox can die between Create and Start,
@@ -384,7 +380,7 @@ impl Pod {
         }
         // A created container has no `runsc wait` watching it: its end is known right here.
         if c.status() == Status::Created && c.set_exited(128 + signal) {
-            self.publish_exit(&c);
+            publish_exit(&self.events, &c);
         }
         Ok(())
     }
@@ -423,7 +419,7 @@ impl Pod {
                 }
             }
             if c.set_exited(128 + libc::SIGKILL as u32) {
-                self.publish_exit(&c);
+                publish_exit(&self.events, &c);
             }
         }
         if let Err(e) = c.runsc.delete(id, false).await {

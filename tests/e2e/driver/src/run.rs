@@ -751,14 +751,25 @@ impl StartCall {
     }
 }
 
-async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
-    let mut cri = ctx.cri.clone();
+/// A fresh pod for a scenario: its shape, uid, slice and identity, recorded in the report.
+/// `slice_created` says whether the scenario creates the slice (the refusal pod's never exists).
+fn new_pod(
+    sc: &Scenario,
+    run: &Run,
+    slice_created: bool,
+) -> Result<(pod::PodShape, String, pod::PodSlice, PodIdentity)> {
     let shape = sc.shape();
     let uid = new_uid()?;
     let slice = pod::pod_slice(shape.qos, &uid);
     let id = PodIdentity::new(sc.name, &uid, &slice.unit);
     run.lock().created.pod_uid = Some(uid.clone());
-    run.ev(|e| e.pod = Some(pod_info(sc, &id, &slice, true)));
+    run.ev(|e| e.pod = Some(pod_info(sc, &id, &slice, slice_created)));
+    Ok((shape, uid, slice, id))
+}
+
+async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
+    let mut cri = ctx.cri.clone();
+    let (shape, uid, slice, id) = new_pod(sc, run, true)?;
 
     let read = create_pod_slice(ctx, run, &slice, shape.slice_memory_max).await?;
     run.ev(|e| {
@@ -1177,12 +1188,7 @@ async fn watch_eater(
 
 async fn refusal_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
     let mut cri = ctx.cri.clone();
-    let shape = sc.shape();
-    let uid = new_uid()?;
-    let slice = pod::pod_slice(shape.qos, &uid);
-    let id = PodIdentity::new(sc.name, &uid, &slice.unit);
-    run.lock().created.pod_uid = Some(uid.clone());
-    run.ev(|e| e.pod = Some(pod_info(sc, &id, &slice, false)));
+    let (shape, uid, slice, id) = new_pod(sc, run, false)?;
     let slice_dir = cgroup::dir_of(&ctx.cgroup_root, &slice.path);
     if slice_dir.exists() {
         bail!(
