@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 /// containerd CRI: `sandbox` or `container`.
 pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 /// containerd CRI: the id of the pod's sandbox container.
@@ -25,39 +27,36 @@ pub const GVISOR_CGROUP_PARENT: &str = "dev.gvisor.spec.cgroup-parent";
 const TYPE_SANDBOX: &str = "sandbox";
 const TYPE_CONTAINER: &str = "container";
 
-/// A container's role in its pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ContainerRole {
+/// A container's role in its pod: whether it creates the pod's sandbox or joins it. Only the
+/// sandbox's creation sizes the guest; every container of the pod gets the same cgroup driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
     /// The container that creates the sandbox: the pod's pause container, or any container run
     /// without CRI annotations (`ctr run`), which gets a sandbox of its own.
     Sandbox,
-    /// A container that joins the sandbox `sandbox_id`.
-    Container { sandbox_id: String },
+    /// A container that joins the sandbox its annotations name ([`sandbox_id`]).
+    Container,
 }
 
-impl ContainerRole {
+impl Role {
     /// Reads the role from a spec's annotations. A `container` without a sandbox id cannot join
-    /// anything, so it is an error rather than a hang (google/gvisor#4544).
+    /// anything, so it is an error rather than a hang (runsc waits for a sandbox that never
+    /// comes).
     pub fn from_annotations(annotations: &HashMap<String, String>) -> Result<Self, String> {
         let kind = annotations
             .get(CONTAINER_TYPE)
             .or_else(|| annotations.get(CRIO_CONTAINER_TYPE));
         match kind.map(String::as_str) {
-            None | Some(TYPE_SANDBOX) => Ok(ContainerRole::Sandbox),
+            None | Some(TYPE_SANDBOX) => Ok(Role::Sandbox),
             Some(TYPE_CONTAINER) => {
-                let sandbox_id = annotations
-                    .get(SANDBOX_ID)
-                    .or_else(|| annotations.get(CRIO_SANDBOX_ID))
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| {
-                        format!(
-                            "annotation {CONTAINER_TYPE}=container needs {SANDBOX_ID} naming the \
-                             pod's sandbox"
-                        )
-                    })?;
-                Ok(ContainerRole::Container {
-                    sandbox_id: sandbox_id.clone(),
-                })
+                named_sandbox(annotations).ok_or_else(|| {
+                    format!(
+                        "annotation {CONTAINER_TYPE}=container needs {SANDBOX_ID} naming the \
+                         pod's sandbox"
+                    )
+                })?;
+                Ok(Role::Container)
             }
             Some(other) => Err(format!(
                 "annotation {CONTAINER_TYPE}={other:?} is neither \"sandbox\" nor \"container\""
@@ -65,16 +64,33 @@ impl ContainerRole {
         }
     }
 
-    pub fn is_sandbox(&self) -> bool {
-        matches!(self, ContainerRole::Sandbox)
+    pub fn is_sandbox(self) -> bool {
+        self == Role::Sandbox
     }
 
-    /// The sandbox this container belongs to: its own id for a sandbox.
-    pub fn sandbox_id<'a>(&'a self, own_id: &'a str) -> &'a str {
+    pub fn name(self) -> &'static str {
         match self {
-            ContainerRole::Sandbox => own_id,
-            ContainerRole::Container { sandbox_id } => sandbox_id,
+            Role::Sandbox => TYPE_SANDBOX,
+            Role::Container => TYPE_CONTAINER,
         }
+    }
+}
+
+/// The sandbox id the annotations name, when they name one.
+fn named_sandbox(annotations: &HashMap<String, String>) -> Option<&str> {
+    annotations
+        .get(SANDBOX_ID)
+        .or_else(|| annotations.get(CRIO_SANDBOX_ID))
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// The sandbox a container belongs to: its own id for a sandbox, the one its annotations name
+/// for a container that joins one.
+pub fn sandbox_id<'a>(annotations: &'a HashMap<String, String>, own_id: &'a str) -> &'a str {
+    match Role::from_annotations(annotations) {
+        Ok(Role::Container) => named_sandbox(annotations).unwrap_or(own_id),
+        _ => own_id,
     }
 }
 
@@ -89,56 +105,53 @@ mod tests {
             .collect()
     }
 
-    type Case<'a> = (&'a [(&'a str, &'a str)], Result<ContainerRole, ()>);
+    /// Annotations, and the role with the sandbox id they name.
+    type Case<'a> = (&'a [(&'a str, &'a str)], Result<(Role, &'a str), ()>);
 
     #[test]
     fn roles_from_annotations() {
         let cases: &[Case] = &[
-            (&[], Ok(ContainerRole::Sandbox)),
-            (&[(CONTAINER_TYPE, "sandbox")], Ok(ContainerRole::Sandbox)),
+            (&[], Ok((Role::Sandbox, "me"))),
+            (&[(CONTAINER_TYPE, "sandbox")], Ok((Role::Sandbox, "me"))),
             (
                 &[(CRIO_CONTAINER_TYPE, "sandbox")],
-                Ok(ContainerRole::Sandbox),
+                Ok((Role::Sandbox, "me")),
             ),
             (
                 &[(CONTAINER_TYPE, "container"), (SANDBOX_ID, "pod1")],
-                Ok(ContainerRole::Container {
-                    sandbox_id: "pod1".into(),
-                }),
+                Ok((Role::Container, "pod1")),
             ),
             (
                 &[
                     (CRIO_CONTAINER_TYPE, "container"),
                     (CRIO_SANDBOX_ID, "pod2"),
                 ],
-                Ok(ContainerRole::Container {
-                    sandbox_id: "pod2".into(),
-                }),
+                Ok((Role::Container, "pod2")),
             ),
             (&[(CONTAINER_TYPE, "container")], Err(())),
             (&[(CONTAINER_TYPE, "container"), (SANDBOX_ID, "")], Err(())),
             (&[(CONTAINER_TYPE, "podsandbox")], Err(())),
         ];
         for (pairs, want) in cases {
-            let got = ContainerRole::from_annotations(&ann(pairs)).map_err(|_| ());
+            let a = ann(pairs);
+            let got = Role::from_annotations(&a)
+                .map(|r| (r, sandbox_id(&a, "me")))
+                .map_err(|_| ());
             assert_eq!(&got, want, "annotations {pairs:?}");
         }
     }
 
     #[test]
     fn sandbox_id_of_each_role() {
-        assert_eq!(ContainerRole::Sandbox.sandbox_id("me"), "me");
-        let c = ContainerRole::Container {
-            sandbox_id: "pod".into(),
-        };
-        assert_eq!(c.sandbox_id("me"), "pod");
-        assert!(!c.is_sandbox());
+        assert_eq!(sandbox_id(&ann(&[]), "me"), "me");
+        let c = ann(&[(CONTAINER_TYPE, "container"), (SANDBOX_ID, "pod")]);
+        assert_eq!(sandbox_id(&c, "me"), "pod");
+        assert!(!Role::from_annotations(&c).unwrap().is_sandbox());
     }
 
     #[test]
     fn errors_name_the_annotation() {
-        let err =
-            ContainerRole::from_annotations(&ann(&[(CONTAINER_TYPE, "container")])).unwrap_err();
+        let err = Role::from_annotations(&ann(&[(CONTAINER_TYPE, "container")])).unwrap_err();
         assert!(err.contains(SANDBOX_ID), "{err}");
     }
 }

@@ -2,10 +2,11 @@
 //! and a read-only view of the host's cgroup tree (v2, v1 or hybrid) with its memory limits.
 //!
 //! Every path that comes from a spec is hostile until it has been normalised and checked:
-//! [`CgroupsPath::parse`] refuses `..`, NUL, over-long names and invalid slice names before any
+//! [`SpecCgroupsPath::parse`] refuses `..`, NUL, over-long names and invalid slice names before any
 //! file is touched, and [`CgroupTree`] refuses to follow a symlink inside the tree.
 
 mod path;
+mod spec_path;
 mod systemd;
 mod tree;
 
@@ -14,7 +15,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use path::{CgroupPath, CgroupsPath};
+pub use path::CgroupPath;
+pub use spec_path::SpecCgroupsPath;
 pub use systemd::{expand_slice, SystemdPath};
 pub use tree::{CgroupLayout, CgroupTree, EffectiveLimit, DEFAULT_CGROUP_ROOT};
 
@@ -68,6 +70,14 @@ impl From<CgroupError> for crate::Error {
             } => crate::Error::io("cgroup file", path, source),
             other => crate::Error::Other(other.to_string()),
         }
+    }
+}
+
+/// The error for a path the guard will not use; shared by every path parser here.
+pub(crate) fn invalid(path: &str, reason: &str) -> CgroupError {
+    CgroupError::InvalidPath {
+        path: path.to_string(),
+        reason: reason.to_string(),
     }
 }
 

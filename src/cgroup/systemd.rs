@@ -5,8 +5,8 @@
 //! `kubepods-burstable-pod<uid>.slice` lives at
 //! `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice`.
 
-use super::path::{invalid, CgroupPath};
-use super::CgroupError;
+use super::path::CgroupPath;
+use super::{invalid, CgroupError};
 
 /// systemd's UNIT_NAME_MAX.
 const MAX_UNIT_NAME: usize = 256;

@@ -7,9 +7,9 @@ use oci_spec::runtime::Spec;
 
 use super::args::{switch, value};
 use super::{load_config, parse, Failure, EXIT_OK, EXIT_REFUSED};
-use crate::annotations::ContainerRole;
-use crate::cgroup::{CgroupTree, CgroupsPath, DEFAULT_CGROUP_ROOT};
-use crate::guard::{self, GuardInput, GuardRecord, HostFacts, Role, SandboxPlan};
+use crate::annotations::Role;
+use crate::cgroup::{CgroupTree, SpecCgroupsPath, DEFAULT_CGROUP_ROOT};
+use crate::guard::{self, GuardInput, GuardRecord, HostFacts, SandboxPlan};
 use crate::options::GuardMode;
 use crate::runsc::version::{detect, resolve_binary, RunscVersion};
 
@@ -48,7 +48,7 @@ pub(super) fn plan(
     };
     let spec = read_spec(&bundle)?;
     let annotations = spec.annotations().clone().unwrap_or_default();
-    let role = ContainerRole::from_annotations(&annotations)
+    let role = Role::from_annotations(&annotations)
         .map_err(|e| Failure::Error(format!("{}: {e}", bundle.join("config.json").display())))?;
     let tree = CgroupTree::detect(opts.value("cgroup-root").unwrap_or(DEFAULT_CGROUP_ROOT))
         .map_err(|e| Failure::Error(e.to_string()))?;
@@ -60,10 +60,10 @@ pub(super) fn plan(
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .and_then(|p| p.to_str())
-        .is_some_and(|p| CgroupsPath::parse(p).is_ok_and(|c| c.is_systemd()));
+        .is_some_and(|p| SpecCgroupsPath::parse(p).is_ok_and(|c| c.is_systemd()));
     let input = GuardInput {
         container_id: &container_id,
-        role: Role::from(&role),
+        role,
         spec: &spec,
         runsc_config: &config.runsc_config,
         mode,
@@ -211,10 +211,7 @@ fn human(p: &SandboxPlan) -> String {
     if let Some(r) = &p.relax {
         rows.push(("after boot", format!("relax the leaf's limit {r}")));
     }
-    let role = match p.role {
-        Role::Sandbox => "sandbox",
-        Role::Container => "container",
-    };
+    let role = p.role.name();
     let mut s = format!(
         "runsc-guard plan: {role} {} (mode {}, runsc {}, {})\n",
         p.container_id, p.mode, p.runsc_version, p.layout

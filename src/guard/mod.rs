@@ -19,36 +19,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use oci_spec::runtime::Spec;
-use serde::{Deserialize, Serialize};
 
-use crate::annotations::ContainerRole;
 use crate::cgroup::{Bytes, CgroupTree};
 use crate::options::GuardMode;
 use crate::runsc::version::RunscVersion;
 
+pub use crate::annotations::Role;
 pub use plan::{plan, Driver, SandboxPlan, SpecEdit, Verdict};
 pub use record::{GuardRecord, RECORD_FILE};
 pub use relax::{CommandRunner, LeafRelaxation, RelaxTarget, SystemCommands};
 pub use verify::{observe, verify, Check, Observation, Verification};
-
-/// Whether the container creates the pod's sandbox or joins it. Only the sandbox's creation
-/// sizes the guest; every container of the pod gets the same cgroup driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Sandbox,
-    Container,
-}
-
-impl From<&ContainerRole> for Role {
-    fn from(role: &ContainerRole) -> Self {
-        if role.is_sandbox() {
-            Role::Sandbox
-        } else {
-            Role::Container
-        }
-    }
-}
 
 /// What the guard needs to know about the host besides its cgroup tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,5 +1,5 @@
 //! The decision: from a container's spec and the host, the runsc flags, spec edits and guest
-//! size that keep its sandbox bounded by its pod (issue 4, rules 1–5).
+//! size that keep its sandbox bounded by its pod.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,7 +12,7 @@ use super::relax::{LeafRelaxation, RelaxTarget};
 use super::{GuardInput, Role};
 use crate::annotations::{GVISOR_CGROUP_PARENT, SANDBOX_MEMORY};
 use crate::cgroup::{
-    Bytes, CgroupError, CgroupLayout, CgroupPath, CgroupsPath, EffectiveLimit, MemoryLimit,
+    Bytes, CgroupError, CgroupLayout, CgroupPath, EffectiveLimit, MemoryLimit, SpecCgroupsPath,
 };
 use crate::error::Error;
 use crate::options::GuardMode;
@@ -411,7 +411,7 @@ pub fn plan(input: &GuardInput<'_>) -> SandboxPlan {
                  the sandbox at /<id>, outside any pod; containerd always writes one: check \
                  what produced this bundle's config.json",
             );
-            CgroupsPath::Empty
+            SpecCgroupsPath::Empty
         }
         Err(message) => {
             d.refuse(message);
@@ -548,7 +548,7 @@ pub fn plan(input: &GuardInput<'_>) -> SandboxPlan {
 }
 
 /// `linux.cgroupsPath`, parsed. Ok(None) when the spec has no `linux` at all.
-fn read_cgroups_path(spec: &Spec) -> Result<Option<CgroupsPath>, String> {
+fn read_cgroups_path(spec: &Spec) -> Result<Option<SpecCgroupsPath>, String> {
     let Some(linux) = spec.linux() else {
         return Ok(None);
     };
@@ -558,12 +558,18 @@ fn read_cgroups_path(spec: &Spec) -> Result<Option<CgroupsPath>, String> {
             .to_str()
             .ok_or_else(|| format!("linux.cgroupsPath {p:?} is not UTF-8"))?,
     };
-    CgroupsPath::parse(raw).map(Some).map_err(|e| e.to_string())
+    SpecCgroupsPath::parse(raw)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Rule 2. Returns the path as runsc will get it and whether runsc runs with
 /// `--systemd-cgroup`.
-fn decide_driver(d: &mut Draft<'_>, path: &CgroupsPath, out: &mut Outcome) -> (CgroupsPath, bool) {
+fn decide_driver(
+    d: &mut Draft<'_>,
+    path: &SpecCgroupsPath,
+    out: &mut Outcome,
+) -> (SpecCgroupsPath, bool) {
     let layout = d.input.tree.layout();
     let operator = FlagSetting::read(d.input.runsc_config, SYSTEMD_CGROUP);
     if !d.active() {
@@ -571,7 +577,7 @@ fn decide_driver(d: &mut Draft<'_>, path: &CgroupsPath, out: &mut Outcome) -> (C
     }
     let systemd_usable = d.input.host.systemd_running && layout.is_unified();
     match path {
-        CgroupsPath::Systemd(sd) if systemd_usable => {
+        SpecCgroupsPath::Systemd(sd) if systemd_usable => {
             let flag = d.require_flag(
                 SYSTEMD_CGROUP,
                 true,
@@ -592,9 +598,9 @@ fn decide_driver(d: &mut Draft<'_>, path: &CgroupsPath, out: &mut Outcome) -> (C
             };
             (path.clone(), flag)
         }
-        CgroupsPath::Systemd(sd) => {
+        SpecCgroupsPath::Systemd(sd) => {
             // runsc's systemd driver needs cgroup v2 and a running systemd; without them the
-            // same cgroup is reachable through its cgroupfs path (gvisor-shim.md §5.7 F).
+            // same cgroup is reachable through its cgroupfs path, the directory systemd gives the unit.
             let leaf = sd.leaf();
             d.edit(SpecEdit::SetCgroupsPath {
                 from: sd.as_spec_string(),
@@ -620,9 +626,9 @@ fn decide_driver(d: &mut Draft<'_>, path: &CgroupsPath, out: &mut Outcome) -> (C
                 operator.effective()
             };
             out.driver = Driver::Cgroupfs;
-            (CgroupsPath::Absolute(leaf), flag)
+            (SpecCgroupsPath::Absolute(leaf), flag)
         }
-        CgroupsPath::Absolute(_) => {
+        SpecCgroupsPath::Absolute(_) => {
             let flag = if layout.is_unified() {
                 d.require_flag(
                     SYSTEMD_CGROUP,
@@ -635,7 +641,7 @@ fn decide_driver(d: &mut Draft<'_>, path: &CgroupsPath, out: &mut Outcome) -> (C
             out.driver = Driver::Cgroupfs;
             (path.clone(), flag)
         }
-        CgroupsPath::Relative(raw) => {
+        SpecCgroupsPath::Relative(raw) => {
             d.refuse(format!(
                 "linux.cgroupsPath {raw:?} is a relative cgroupfs path: runsc would create it \
                  under the parent of its own cgroup (containerd's), outside any pod, which is \
@@ -645,7 +651,7 @@ fn decide_driver(d: &mut Draft<'_>, path: &CgroupsPath, out: &mut Outcome) -> (C
             out.driver = Driver::Cgroupfs;
             (path.clone(), operator.effective())
         }
-        CgroupsPath::Empty => (path.clone(), operator.effective()),
+        SpecCgroupsPath::Empty => (path.clone(), operator.effective()),
     }
 }
 
@@ -666,14 +672,14 @@ fn describe_bound(pod: &CgroupPath, eff: &EffectiveLimit) -> String {
     }
 }
 
-fn not_a_pod(path: &CgroupsPath) -> String {
+fn not_a_pod(path: &SpecCgroupsPath) -> String {
     let what = match path {
-        CgroupsPath::Empty => "linux.cgroupsPath is empty (ctr, nerdctl or docker without a \
+        SpecCgroupsPath::Empty => "linux.cgroupsPath is empty (ctr, nerdctl or docker without a \
                                cgroup parent)"
             .to_string(),
-        CgroupsPath::Systemd(sd) => format!("linux.cgroupsPath is in the slice {}", sd.slice),
-        CgroupsPath::Absolute(p) => format!("linux.cgroupsPath {p} has no pod<uid> parent"),
-        CgroupsPath::Relative(raw) => format!("linux.cgroupsPath {raw:?} is relative"),
+        SpecCgroupsPath::Systemd(sd) => format!("linux.cgroupsPath is in the slice {}", sd.slice),
+        SpecCgroupsPath::Absolute(p) => format!("linux.cgroupsPath {p} has no pod<uid> parent"),
+        SpecCgroupsPath::Relative(raw) => format!("linux.cgroupsPath {raw:?} is relative"),
     };
     format!(
         "not bounded by a pod: {what}, so this is not a Kubernetes pod's sandbox and it is \
@@ -735,7 +741,7 @@ fn size_guest(
 /// cgroupfs pod path when it gives the right size.
 fn place_sandbox(
     d: &mut Draft<'_>,
-    runsc_path: &CgroupsPath,
+    runsc_path: &SpecCgroupsPath,
     systemd_flag: bool,
     ignore_cgroups: bool,
     pod: Option<&CgroupPath>,
@@ -753,24 +759,24 @@ fn place_sandbox(
         Placement::NoCgroup
     } else {
         match runsc_path {
-            CgroupsPath::Systemd(sd) if systemd_flag => Placement::OwnLeaf {
+            SpecCgroupsPath::Systemd(sd) if systemd_flag => Placement::OwnLeaf {
                 leaf: sd.leaf(),
                 systemd_unit: Some(sd.unit_name()),
             },
-            CgroupsPath::Systemd(sd) => Placement::Elsewhere {
+            SpecCgroupsPath::Systemd(sd) => Placement::Elsewhere {
                 why: format!(
                     "without --systemd-cgroup runsc reads {:?} as a relative cgroupfs path and \
                      creates it under its own cgroup, outside the pod",
                     sd.as_spec_string()
                 ),
             },
-            CgroupsPath::Absolute(_) if systemd_flag && layout.is_unified() => {
+            SpecCgroupsPath::Absolute(_) if systemd_flag && layout.is_unified() => {
                 Placement::Elsewhere {
                     why: "runsc's systemd driver rejects a cgroupfs path, so runsc create fails"
                         .to_string(),
                 }
             }
-            CgroupsPath::Absolute(leaf) => match pod {
+            SpecCgroupsPath::Absolute(leaf) => match pod {
                 Some(pod) if d.active() => choose_cgroupfs_placement(d, pod, leaf, guest),
                 // gVisor's shim names the pod cgroup for runsc (setPodCgroup).
                 Some(pod) => Placement::PodParent {
@@ -782,15 +788,15 @@ fn place_sandbox(
                     systemd_unit: None,
                 },
             },
-            CgroupsPath::Relative(raw) => Placement::Elsewhere {
+            SpecCgroupsPath::Relative(raw) => Placement::Elsewhere {
                 why: format!("runsc joins {raw:?} to the parent of its own cgroup"),
             },
-            CgroupsPath::Empty if systemd_flag => Placement::Elsewhere {
+            SpecCgroupsPath::Empty if systemd_flag => Placement::Elsewhere {
                 why: "with --systemd-cgroup and no path, runsc picks a scope in system.slice (or \
                       fails, on releases before 20240603)"
                     .to_string(),
             },
-            CgroupsPath::Empty => match CgroupPath::root().join(input.container_id) {
+            SpecCgroupsPath::Empty => match CgroupPath::root().join(input.container_id) {
                 Ok(leaf) => Placement::OwnLeaf {
                     leaf,
                     systemd_unit: None,

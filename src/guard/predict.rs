@@ -1,7 +1,7 @@
 //! What runsc will do with a sandbox: which cgroup it records, where its processes sit, and the
-//! `--total-memory` it computes from them. A model of runsc's `container.go` and
-//! `cgroup*.go` (gvisor-shim.md §5), kept apart from the decision so the decision can check
-//! that its own edits produce the size it wants.
+//! `--total-memory` it computes from them. A model of gVisor's `runsc/container/container.go`
+//! and `runsc/cgroup/`, kept apart from the decision so the decision can check that its own
+//! edits produce the size it wants.
 //!
 //! runsc computes `--total-memory = min(host memory, MemoryLimit(recorded cgroup))` at create,
 //! where the recorded cgroup is the one named by `dev.gvisor.spec.cgroup-parent` when the
@@ -131,7 +131,7 @@ fn recorded_cgroup_limit(
             explanation,
         };
     }
-    // PR #9631: on v2, a leaf without a limit sends runsc to its parent, one level only.
+    // gVisor commit 42b69d015 (release-20231106.0): on v2, a leaf without a limit sends runsc to its parent, one level only.
     let parent = cgroup.parent().filter(|p| !p.is_root());
     match parent {
         Some(parent) if tree.layout().is_unified() && version.reads_parent_memory_limit() => {

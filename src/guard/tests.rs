@@ -1,5 +1,5 @@
-//! The decision against fixture cgroup trees made in temp dirs, one table row per situation of
-//! issue 4's list, plus the verification and the record.
+//! The decision against fixture cgroup trees made in temp dirs, one table row per situation the
+//! guard knows, plus the verification and the record.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,7 @@ use oci_spec::runtime::Spec;
 use serde_json::json;
 
 use super::*;
-use crate::annotations::{ContainerRole, GVISOR_CGROUP_PARENT, SANDBOX_MEMORY};
+use crate::annotations::{Role, GVISOR_CGROUP_PARENT, SANDBOX_MEMORY};
 use crate::cgroup::{CgroupLayout, CgroupPath};
 
 const MIB: u64 = 1 << 20;
@@ -195,7 +195,7 @@ fn all_text(p: &SandboxPlan) -> String {
         .join("\n")
 }
 
-/// The expected decision, as the JSON fields the issue names.
+/// The expected decision, as the plan's JSON fields.
 struct Expect<'a> {
     driver: Driver,
     verdict: Verdict,
@@ -1272,11 +1272,16 @@ fn reads_mem_total() {
 
 #[test]
 fn role_follows_the_annotations_module() {
-    assert_eq!(Role::from(&ContainerRole::Sandbox), Role::Sandbox);
-    let c = ContainerRole::Container {
-        sandbox_id: "pod".into(),
+    use crate::annotations::{CONTAINER_TYPE, SANDBOX_ID};
+    let ann = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
-    assert_eq!(Role::from(&c), Role::Container);
+    assert_eq!(Role::from_annotations(&ann(&[])), Ok(Role::Sandbox));
+    let c = ann(&[(CONTAINER_TYPE, "container"), (SANDBOX_ID, "pod")]);
+    assert_eq!(Role::from_annotations(&c), Ok(Role::Container));
 }
 
 #[test]

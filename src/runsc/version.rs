@@ -3,7 +3,7 @@
 //! runsc names its releases by date: upstream tags are `release-20240729.0`, Debian packages the
 //! same snapshot as `0.0~20221219.0`, and `runsc --version` prints one of them after
 //! `runsc version `. The date is all the guard needs: the behaviours it depends on arrived on
-//! known dates (gvisor-shim.md §6). A runsc built from source may print something else (a commit,
+//! known dates (see [`PARENT_MEMORY_LIMIT_SINCE`]). A runsc built from source may print something else (a commit,
 //! `VERSION_MISSING`); that version is kept as unknown and treated as the oldest release, the
 //! conservative choice, because the guard then sets every limit an old runsc needs.
 
@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
-/// PR #9631 (`42b69d015`, release-20231106.0): on cgroup v2, when the sandbox's own cgroup says
+/// gVisor commit `42b69d015` (first in release-20231106.0): on cgroup v2, when the sandbox's own cgroup says
 /// `max`, runsc reads the parent's `memory.max` (one level only). Before it, runsc read its own
 /// cgroup only (google/gvisor#9580).
 const PARENT_MEMORY_LIMIT_SINCE: u32 = 20231106;

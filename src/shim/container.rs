@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use crate::annotations::ContainerRole;
+use crate::annotations::Role;
 use crate::runsc::{ProcessIo, Runsc};
 use crate::shim::io::{StdioCopies, StdioPaths};
 use crate::shim::oom::OomCounter;
@@ -41,7 +41,7 @@ pub struct AttachedStdio {
 pub struct Container {
     pub id: String,
     pub bundle: PathBuf,
-    pub role: ContainerRole,
+    pub role: Role,
     pub runsc: Runsc,
     /// The sandbox's pid: runsc writes it into every container's pid file.
     pub pid: i32,
@@ -59,7 +59,7 @@ impl Container {
     pub fn new(
         id: String,
         bundle: PathBuf,
-        role: ContainerRole,
+        role: Role,
         runsc: Runsc,
         pid: i32,
         stdio: AttachedStdio,
@@ -167,7 +167,7 @@ mod tests {
         Container::new(
             "c".into(),
             "/b".into(),
-            ContainerRole::Sandbox,
+            Role::Sandbox,
             runsc,
             0x4000_0001,
             AttachedStdio::default(),

@@ -15,10 +15,10 @@ use log::{info, warn};
 use oci_spec::runtime::Spec;
 use tokio::process::Command;
 
-use crate::annotations::ContainerRole;
+use crate::annotations::Role;
 use crate::cgroup::{CgroupTree, DEFAULT_CGROUP_ROOT};
 use crate::error::{Error, Result};
-use crate::guard::{self, GuardInput, GuardRecord, HostFacts, RelaxTarget, Role, SandboxPlan};
+use crate::guard::{self, GuardInput, GuardRecord, HostFacts, RelaxTarget, SandboxPlan};
 use crate::options::{GuardMode, ShimConfig};
 use crate::runsc::version::{resolve_binary, RunscVersion};
 use crate::runsc::Executor;
@@ -120,7 +120,7 @@ impl Guard {
     pub async fn plan(
         &self,
         id: &str,
-        role: &ContainerRole,
+        role: &Role,
         spec: &Spec,
         config: &ShimConfig,
     ) -> Result<Option<Planned>> {
@@ -145,7 +145,7 @@ impl Guard {
         let version = self.runsc_version(&config.binary_name).await?;
         let plan = guard::plan(&GuardInput {
             container_id: id,
-            role: Role::from(role),
+            role: *role,
             spec,
             runsc_config: &config.runsc_config,
             mode: config.guard_mode,

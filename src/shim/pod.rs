@@ -15,7 +15,7 @@ use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
 use tokio::sync::Mutex;
 
-use crate::annotations::{ContainerRole, SANDBOX_LOG_DIRECTORY};
+use crate::annotations::{Role, SANDBOX_LOG_DIRECTORY};
 use crate::error::{Error, Result};
 use crate::guard::GuardRecord;
 use crate::options::{self, ShimConfig};
@@ -130,7 +130,7 @@ impl Pod {
                 config.unknown_keys().join(", ")
             );
         }
-        let role = ContainerRole::from_annotations(spec.annotations())
+        let role = Role::from_annotations(spec.annotations())
             .map_err(|reason| Error::invalid("config.json annotations", reason))?;
         info!(
             "creating {} ({:?}) in {} with options from {source:?}",
@@ -212,7 +212,7 @@ impl Pod {
         req: &CreateTask,
         config: &ShimConfig,
         spec: &BundleSpec,
-        role: ContainerRole,
+        role: Role,
         runsc: Runsc,
         planned: Option<&Planned>,
     ) -> Result<Arc<Container>> {
@@ -531,7 +531,7 @@ fn validate_id(id: &str) -> Result<()> {
 }
 
 /// gVisor's user log for the pod: `<sandbox log directory>/gvisor.log`, sandbox only.
-fn user_log_path(spec: &BundleSpec, role: &ContainerRole) -> Option<PathBuf> {
+fn user_log_path(spec: &BundleSpec, role: &Role) -> Option<PathBuf> {
     if !role.is_sandbox() {
         return None;
     }
