@@ -1,0 +1,75 @@
+//! fake-runsc (tests/fake-runsc): where it is, and what it recorded.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::client::shim_binary;
+
+/// fake-runsc's knobs (see tests/fake-runsc/src/main.rs).
+pub const KNOB_EXIT_CODE: &str = "dev.runsc-guard.test/exit-code";
+pub const KNOB_RUN_MS: &str = "dev.runsc-guard.test/run-ms";
+pub const KNOB_FAIL: &str = "dev.runsc-guard.test/fail";
+pub const KNOB_FAIL_MESSAGE: &str = "dev.runsc-guard.test/fail-message";
+pub const KNOB_STDOUT: &str = "dev.runsc-guard.test/stdout";
+pub const KNOB_SANDBOX_CGROUP: &str = "dev.runsc-guard.test/sandbox-cgroup";
+pub const KNOB_TOTAL_MEMORY: &str = "dev.runsc-guard.test/total-memory";
+
+/// fake-runsc writes pids from here up, above any pid_max.
+pub const FAKE_PID_BASE: u32 = 0x4000_0000;
+
+/// fake-runsc, built by `cargo build --workspace` next to the shim.
+pub fn fake_runsc() -> PathBuf {
+    let shim = shim_binary();
+    let fake = shim
+        .parent()
+        .expect("the shim binary is in a directory")
+        .join("fake-runsc");
+    assert!(
+        fake.is_file(),
+        "{} is missing: run `cargo build --workspace` first (the integration tests drive the \
+         shim against this fake runsc)",
+        fake.display()
+    );
+    fake
+}
+
+/// Splits recorded command lines into the `wait`s the shim runs in the background (whose place
+/// among the others is a race) and all the others: `(others, waits)`.
+pub fn split_waits(calls: &[Vec<String>]) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    calls
+        .iter()
+        .cloned()
+        .partition(|argv| subcommand(argv) != Some("wait"))
+}
+
+/// The sub-command of a recorded runsc command line (the first argument not a flag).
+pub fn subcommand(argv: &[String]) -> Option<&str> {
+    argv.iter()
+        .map(String::as_str)
+        .find(|a| !a.starts_with('-'))
+}
+
+/// The file fake-runsc appends one JSON line per invocation to, under `--root`.
+pub const CALLS_FILE: &str = "calls.jsonl";
+
+/// Every command line fake-runsc recorded under `runsc_state`, in order.
+pub fn read_calls(runsc_state: &Path) -> Vec<Vec<String>> {
+    let path = runsc_state.join(CALLS_FILE);
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: bad line {line:?}: {e}", path.display()));
+            v["argv"]
+                .as_array()
+                .expect("argv is an array")
+                .iter()
+                .map(|a| a.as_str().expect("argv holds strings").to_string())
+                .collect()
+        })
+        .collect()
+}
