@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::evidence;
-use crate::report::ScenarioReport;
+use crate::report::{Outcome, ScenarioReport};
 
 /// Where the guest setup (tests/e2e/guest-suite.sh) points runsc's `--debug-log` per handler.
 pub const DEFAULT_RUNSC_DEBUG_LOG: &str = "/var/log/runsc";
@@ -58,7 +58,7 @@ pub struct PanicInfo {
 /// What the first attempt of a retried scenario found.
 #[derive(Clone, Debug, Serialize)]
 pub struct FirstAttempt {
-    pub outcome: String,
+    pub outcome: Outcome,
     pub error: Option<String>,
     /// `name: detail` of each failed check.
     pub failed_checks: Vec<String>,
@@ -149,8 +149,8 @@ pub fn mark_retried(
     panic: PanicInfo,
     pod_logs: Option<String>,
 ) {
-    let how = match first.outcome.as_str() {
-        "failed" => "failed".to_string(),
+    let how = match first.outcome {
+        Outcome::Failed => "failed".to_string(),
         other => format!("failed ({other})"),
     };
     let note = format!(
@@ -161,7 +161,7 @@ pub fn mark_retried(
     );
     retry.retried = true;
     retry.first_attempt = Some(FirstAttempt {
-        outcome: first.outcome.clone(),
+        outcome: first.outcome,
         error: first.error.clone(),
         failed_checks: first
             .failed_checks()
@@ -286,7 +286,7 @@ mod tests {
         let mut r = ScenarioReport {
             name: "busybox-exit".into(),
             handler: handler.into(),
-            outcome: "failed".into(),
+            outcome: Outcome::Failed,
             checks: vec![Check {
                 name: "exit-code".into(),
                 ok: false,
@@ -332,7 +332,7 @@ mod tests {
             name: "busybox-exit".into(),
             handler: "runsc".into(),
             passed: true,
-            outcome: "passed".into(),
+            outcome: Outcome::Passed,
             ..Default::default()
         };
         second.evidence.notes.push("later".into());

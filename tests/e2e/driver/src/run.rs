@@ -16,8 +16,8 @@ use crate::logs;
 use crate::pod::{self, PodIdentity, PodSlice, MIB, UID_LABEL};
 use crate::procs::{self, Proc, RUNSC_PROCS, SHIM_PROCS};
 use crate::report::{
-    ContainerFinal, ExecRecord, Leftovers, Measurements, NodeHealth, PodInfo, ProcRss, SandboxProc,
-    ScenarioReport, StatsRecord, Step,
+    ContainerFinal, CriContainerState, ExecRecord, Leftovers, Measurements, NodeHealth, Outcome,
+    PodInfo, ProcRss, SandboxProc, ScenarioReport, StatsRecord, Step,
 };
 use crate::scenarios::{self, Kind, Scenario};
 use crate::systemd;
@@ -167,11 +167,11 @@ pub async fn run_scenario(ctx: &Ctx, sc: &Scenario) -> ScenarioReport {
     r.verdict = verdict;
     r.passed = r.error.is_none() && r.checks.iter().all(|c| c.ok);
     r.outcome = if timed_out {
-        "timeout".into()
+        Outcome::Timeout
     } else if r.passed {
-        "passed".into()
+        Outcome::Passed
     } else {
-        "failed".into()
+        Outcome::Failed
     };
     r.duration_ms = duration_ms;
     r.clone()
@@ -477,18 +477,12 @@ fn read_log(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn state_name(state: i32) -> String {
-    ContainerState::try_from(state)
-        .map(|s| s.as_str_name().to_string())
-        .unwrap_or_else(|_| format!("state {state}"))
-}
-
 async fn record_final_status(ctx: &Ctx, run: &Run, container_id: &str) {
     let mut cri = ctx.cri.clone();
     match cri.container_state(container_id).await {
         Ok(st) => {
             let fin = ContainerFinal {
-                state: state_name(st.state),
+                state: CriContainerState::from(st.state),
                 exit_code: st.exit_code,
                 reason: st.reason.clone(),
                 message: st.message.clone(),
@@ -903,7 +897,7 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
         }
         match cri.container_state(&container_id).await {
             Ok(st) => {
-                seen_state = state_name(st.state);
+                seen_state = CriContainerState::from(st.state).to_string();
                 if st.state == ContainerState::ContainerRunning as i32 {
                     let ms = elapsed_ms(t0);
                     run.ms(|m| m.to_running_ms = Some(ms));

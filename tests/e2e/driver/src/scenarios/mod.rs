@@ -1,0 +1,365 @@
+//! The scenario registry: what each scenario runs, on which handler, with which pod. How its
+//! evidence is judged is `judge.rs`.
+
+use crate::pod::{PodShape, Qos, MIB};
+
+mod checks;
+mod judge;
+
+pub use judge::judge;
+
+/// Where the suite's images live unless `--images` says otherwise: `<prefix>/busybox:1`,
+/// `<prefix>/eater:1` (tests/e2e/images/build-images.sh).
+pub const DEFAULT_IMAGE_PREFIX: &str = "localhost/e2e";
+/// The eater image's entrypoint (tests/e2e/images/build-images.sh).
+pub const EATER_PATH: &str = "/eater";
+
+/// Node health after a scenario: the CRI still answers and this much memory is available.
+pub const HEALTHY_MEM_AVAILABLE_KIB: u64 = 256 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub handler: &'static str,
+    pub description: &'static str,
+    /// Run when no `--scenario` filter is given.
+    pub default: bool,
+    pub kind: Kind,
+}
+
+#[derive(Clone, Debug)]
+pub enum Kind {
+    /// A busybox pod whose container runs a script and exits.
+    Exit(ExitSpec),
+    /// A pod whose container eats memory.
+    Eater(EaterSpec),
+    /// A pod the guard must refuse.
+    Refusal,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExitSpec {
+    pub script: &'static str,
+    pub exit_code: i32,
+    pub log_contains: &'static str,
+}
+
+#[derive(Clone, Debug)]
+pub struct EaterSpec {
+    pub qos: Qos,
+    pub slice_memory_max_mib: Option<u64>,
+    pub sandbox_memory_mib: Option<u64>,
+    pub overhead_mib: Option<u64>,
+    pub container_limit_mib: Option<u64>,
+    pub max_mib: u64,
+    pub step_mib: u64,
+    pub delay_ms: u64,
+    pub expect: Expect,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Show what stock runsc does: `escaped` or `bounded`, both pass with evidence.
+    IncidentVerdict,
+    /// runc: the kernel OOM-kills the container at the limit.
+    OomKilled,
+    /// The guard: killed near the limit, sandbox a leaf under the pod, exact total memory.
+    Guarded,
+    /// The guard with RuntimeClass overhead: the guest gets the container limit, the eater
+    /// reaches at least `min_mib` before the driver stops the pod.
+    Overhead { min_mib: u64 },
+}
+
+impl Scenario {
+    pub fn image(&self, prefix: &str) -> String {
+        let name = match self.kind {
+            Kind::Eater(_) => "eater:1",
+            _ => "busybox:1",
+        };
+        format!("{}/{name}", prefix.trim_end_matches('/'))
+    }
+
+    pub fn container_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Eater(_) => "eater",
+            _ => "busybox",
+        }
+    }
+
+    pub fn command(&self) -> Vec<String> {
+        match &self.kind {
+            Kind::Exit(e) => vec!["/bin/sh".into(), "-c".into(), e.script.into()],
+            Kind::Eater(e) => vec![
+                EATER_PATH.into(),
+                e.max_mib.to_string(),
+                e.step_mib.to_string(),
+                e.delay_ms.to_string(),
+            ],
+            Kind::Refusal => Vec::new(),
+        }
+    }
+
+    pub fn shape(&self) -> PodShape {
+        match &self.kind {
+            Kind::Exit(_) => PodShape {
+                qos: Qos::BestEffort,
+                slice_memory_max: None,
+                sandbox_memory_limit: None,
+                overhead_memory: None,
+                container_memory_limit: None,
+            },
+            Kind::Eater(e) => PodShape {
+                qos: e.qos,
+                slice_memory_max: e.slice_memory_max_mib.map(|m| m * MIB),
+                sandbox_memory_limit: e.sandbox_memory_mib.map(|m| m * MIB),
+                overhead_memory: e.overhead_mib.map(|m| m * MIB),
+                container_memory_limit: e.container_limit_mib.map(|m| m * MIB),
+            },
+            // No memory limit anywhere: no resources, so no sandbox-memory annotation.
+            Kind::Refusal => PodShape {
+                qos: Qos::BestEffort,
+                slice_memory_max: None,
+                sandbox_memory_limit: None,
+                overhead_memory: None,
+                container_memory_limit: None,
+            },
+        }
+    }
+
+    /// The scenario's own time limit, before scaling.
+    pub fn time_limit_secs(&self) -> u64 {
+        match self.kind {
+            Kind::Exit(_) => 300,
+            Kind::Eater(_) => 600,
+            Kind::Refusal => 240,
+        }
+    }
+}
+
+impl Scenario {
+    fn with_qos(mut self, qos: Qos) -> Self {
+        if let Kind::Eater(e) = &mut self.kind {
+            e.qos = qos;
+        }
+        self
+    }
+
+    fn on_request(mut self) -> Self {
+        self.default = false;
+        self
+    }
+}
+
+/// The incident's pod: Burstable, 256 MiB container limit (so 256 MiB sandbox-memory) and a
+/// 256 MiB pod slice; the eater goes for 1 GiB in 16 MiB steps.
+fn incident(
+    name: &'static str,
+    handler: &'static str,
+    description: &'static str,
+    expect: Expect,
+) -> Scenario {
+    Scenario {
+        name,
+        handler,
+        description,
+        default: true,
+        kind: Kind::Eater(EaterSpec {
+            qos: Qos::Burstable,
+            slice_memory_max_mib: Some(256),
+            sandbox_memory_mib: Some(256),
+            overhead_mib: None,
+            container_limit_mib: Some(256),
+            max_mib: 1024,
+            step_mib: 16,
+            delay_ms: 50,
+            expect,
+        }),
+    }
+}
+
+fn busybox_exit(name: &'static str, handler: &'static str) -> Scenario {
+    Scenario {
+        name,
+        handler,
+        description: "busybox `sh -c 'echo hello; exit 3'`: exit code 3, `hello` in the log, \
+                      and after StopPodSandbox + RemovePodSandbox nothing of the pod is left \
+                      (runsc processes, shim, scopes/cgroups, mounts, shim socket).",
+        default: true,
+        kind: Kind::Exit(ExitSpec {
+            script: "echo hello; exit 3",
+            exit_code: 3,
+            log_contains: "hello",
+        }),
+    }
+}
+
+pub fn registry() -> Vec<Scenario> {
+    vec![
+        busybox_exit("busybox-exit", "runsc"),
+        incident(
+            "incident-stock",
+            "runsc-stock",
+            "The seed's incident with what the cluster ran (containerd's runc shim driving runsc, \
+             no systemd-cgroup): records where the sandbox lands, --total-memory, how far the \
+             eater gets. Passes with the evidence; the verdict says `escaped` or `bounded`.",
+            Expect::IncidentVerdict,
+        ),
+        incident(
+            "incident-runc",
+            "runc",
+            "The same pod under runc (systemd cgroup driver): OOM-killed near 256 MiB, exit 137, \
+             reason OOMKilled.",
+            Expect::OomKilled,
+        ),
+        incident(
+            "incident-guard",
+            "runsc",
+            "The same pod under runsc-guard: killed near 256 MiB (not beyond), the sandbox a leaf \
+             cgroup under the pod slice, --total-memory exactly 268435456, node healthy.",
+            Expect::Guarded,
+        ),
+        Scenario {
+            name: "overhead-guard",
+            handler: "runsc",
+            description: "RuntimeClass overhead: pod slice MemoryMax 320 MiB, container limit \
+                          (sandbox-memory) 256 MiB, 64 MiB overhead. The guest must see 256 MiB \
+                          (--total-memory 268435456) and the eater reach 240 MiB before the pod \
+                          is stopped.",
+            default: true,
+            kind: Kind::Eater(EaterSpec {
+                qos: Qos::Burstable,
+                slice_memory_max_mib: Some(320),
+                sandbox_memory_mib: Some(256),
+                overhead_mib: Some(64),
+                container_limit_mib: Some(256),
+                max_mib: 240,
+                step_mib: 16,
+                delay_ms: 50,
+                expect: Expect::Overhead { min_mib: 240 },
+            }),
+        },
+        Scenario {
+            name: "refusal-guard",
+            handler: "runsc",
+            description: "cgroup_parent names a pod slice that does not exist and the pod has no \
+                          memory limit (no sandbox-memory annotation): RunPodSandbox must fail \
+                          with an error naming runsc-guard and leave nothing behind.",
+            default: true,
+            kind: Kind::Refusal,
+        },
+        // On request (`--scenario NAME`): a Guaranteed pod, whose slice sits directly under
+        // kubepods.slice, and baselines that show whether the testbed itself works.
+        incident(
+            "incident-guard-guaranteed",
+            "runsc",
+            "incident-guard with a Guaranteed pod (slice kubepods-pod<uid>.slice).",
+            Expect::Guarded,
+        )
+        .with_qos(Qos::Guaranteed)
+        .on_request(),
+        busybox_exit("busybox-exit-runc", "runc").on_request(),
+        busybox_exit("busybox-exit-stock", "runsc-stock").on_request(),
+    ]
+}
+
+/// The scenarios to run: by name when `names` is given (unknown names are an error), else the
+/// default ones; then only those whose handler is in `handlers`, when given.
+pub fn select(
+    all: &[Scenario],
+    names: &[String],
+    handlers: &[String],
+) -> Result<Vec<Scenario>, String> {
+    for n in names {
+        if !all.iter().any(|s| s.name == n) {
+            let known: Vec<&str> = all.iter().map(|s| s.name).collect();
+            return Err(format!(
+                "--scenario {n}: no such scenario (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(all
+        .iter()
+        .filter(|s| {
+            if names.is_empty() {
+                s.default
+            } else {
+                names.iter().any(|n| n == s.name)
+            }
+        })
+        .filter(|s| handlers.is_empty() || handlers.iter().any(|h| h == s.handler))
+        .cloned()
+        .collect())
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub(super) fn by_name(name: &str) -> Scenario {
+        registry()
+            .into_iter()
+            .find(|s| s.name == name)
+            .expect("registered")
+    }
+
+    #[test]
+    fn registry_names_are_unique_and_the_six_are_default() {
+        let all = registry();
+        let mut names: Vec<&str> = all.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        let default: Vec<&str> = all.iter().filter(|s| s.default).map(|s| s.name).collect();
+        assert_eq!(
+            default,
+            vec![
+                "busybox-exit",
+                "incident-stock",
+                "incident-runc",
+                "incident-guard",
+                "overhead-guard",
+                "refusal-guard"
+            ]
+        );
+    }
+
+    #[test]
+    fn selection() {
+        let all = registry();
+        let s = select(&all, &[], &["runc".into()]).expect("valid");
+        assert_eq!(
+            s.iter().map(|s| s.name).collect::<Vec<_>>(),
+            vec!["incident-runc"]
+        );
+        let s = select(&all, &["busybox-exit-runc".into()], &[]).expect("valid");
+        assert_eq!(s.len(), 1);
+        assert!(select(&all, &["nope".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn incident_shape_and_command() {
+        let s = by_name("incident-guard");
+        let shape = s.shape();
+        assert_eq!(shape.slice_memory_max, Some(268435456));
+        assert_eq!(shape.sandbox_memory_limit, Some(268435456));
+        assert_eq!(s.command(), vec!["/eater", "1024", "16", "50"]);
+        assert_eq!(s.image("localhost/e2e"), "localhost/e2e/eater:1");
+        assert_eq!(
+            by_name("busybox-exit").image("localhost/e2e/"),
+            "localhost/e2e/busybox:1"
+        );
+        let o = by_name("overhead-guard").shape();
+        assert_eq!(o.slice_memory_max, Some(320 * MIB));
+        assert_eq!(o.sandbox_memory_limit, Some(256 * MIB));
+        assert!(by_name("refusal-guard")
+            .shape()
+            .sandbox_memory_limit
+            .is_none());
+        assert_eq!(
+            by_name("incident-guard-guaranteed").shape().qos,
+            Qos::Guaranteed
+        );
+        assert!(!by_name("incident-guard-guaranteed").default);
+    }
+}
