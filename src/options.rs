@@ -146,46 +146,287 @@ where
         .collect()
 }
 
+/// runsc.toml is a few hundred bytes; a file this large is not one (and reading `/dev/zero` or a
+/// log file whole would grow the shim, which the kernel's OOM killer spares last).
+pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
+
+/// runsc global flags the shim sets itself, with what to do instead. runsc takes the last value
+/// of a flag, and `[runsc_config]` comes after the shim's own: these would win and break how the
+/// shim finds runsc's state and reads its errors.
+const SHIM_OWNED_FLAGS: &[(&str, &str)] = &[
+    (
+        "root",
+        "set the top-level key `root` instead (the shim appends the namespace to it)",
+    ),
+    (
+        "log",
+        "the shim reads runsc's errors from <bundle>/log.json; use `debug-log` for a log of your own",
+    ),
+    (
+        "log-fd",
+        "the shim reads runsc's errors from <bundle>/log.json; use `debug-log` for a log of your own",
+    ),
+    (
+        "log-format",
+        "the shim reads runsc's log as JSON; use `debug-log-format` for the debug log",
+    ),
+];
+
+/// Whether a flag name or value holds what no runsc flag has: NUL, tab, newline, any control.
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// A `[runsc_config]` entry becomes the single argument `--key=value`: refuse what would not be
+/// read back as that one flag, and the flags the shim owns.
+fn check_flag(key: &str, value: &str) -> std::result::Result<(), String> {
+    if let Some((_, instead)) = SHIM_OWNED_FLAGS.iter().find(|(k, _)| *k == key) {
+        return Err(format!("--{key} is set by the shim itself: {instead}"));
+    }
+    let name_ok = !key.is_empty()
+        && !key.starts_with('-')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        return Err(format!(
+            "{key:?} is not a runsc flag name: write it without dashes, of [A-Za-z0-9_.-]"
+        ));
+    }
+    if has_control(value) {
+        return Err(
+            "the value holds a control character (NUL, tab or newline), which no runsc flag takes"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// Checks `[runsc_config]` in the parsed document, where each entry's line is known, so the
+/// error names the key and the line (the value itself is never quoted).
+fn check_runsc_config(doc: &toml::de::DeTable<'_>, text: &str, origin: &str) -> Result<()> {
+    use toml::de::DeValue;
+    let Some((key, value)) = doc.iter().find(|(k, _)| k.get_ref() == "runsc_config") else {
+        return Ok(());
+    };
+    let DeValue::Table(table) = value.get_ref() else {
+        return Err(Error::invalid(
+            format!(
+                "runsc_config in {origin} ({})",
+                position(text, Some(key.span()))
+            ),
+            "must be a table ([runsc_config] with key = \"value\" lines)",
+        ));
+    };
+    for (k, v) in table {
+        let name = k.get_ref().as_ref();
+        let field = || {
+            // The key is printed escaped: it may hold the very characters refused here.
+            format!(
+                "runsc_config.{} in {origin} ({})",
+                name.escape_debug(),
+                position(text, Some(k.span()))
+            )
+        };
+        let value = match v.get_ref() {
+            DeValue::String(s) => s.to_string(),
+            DeValue::Boolean(_) | DeValue::Integer(_) => String::new(),
+            other => {
+                return Err(Error::invalid(
+                    field(),
+                    format!(
+                        "must be a string, boolean or integer, not {}",
+                        de_type(other)
+                    ),
+                ))
+            }
+        };
+        check_flag(name, &value).map_err(|reason| Error::invalid(field(), reason))?;
+    }
+    Ok(())
+}
+
+fn de_type(v: &toml::de::DeValue<'_>) -> &'static str {
+    use toml::de::DeValue;
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// The top-level key whose entry holds the byte at `at`.
+fn key_at(doc: &toml::de::DeTable<'_>, at: usize) -> Option<String> {
+    doc.iter()
+        .find(|(k, v)| k.span().contains(&at) || v.span().contains(&at))
+        .map(|(k, _)| k.get_ref().to_string())
+}
+
+/// What a known key's value must be, for an error that does not quote the value found.
+fn expected_type(key: &str) -> &'static str {
+    match key {
+        "io_uid" | "io_gid" => "an integer from 0 to 4294967295",
+        "grouping" | "enable_hibernate_server" => "true or false",
+        "guard_mode" => "one of \"enforce\", \"warn\", \"off\"",
+        "runsc_config" => "a table of runsc flags",
+        _ => "a string",
+    }
+}
+
+/// `line L, column C` of a byte offset in the text.
+fn position(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else {
+        return "position unknown".to_string();
+    };
+    let before = text.get(..span.start.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}")
+}
+
+/// toml's syntax messages name the grammar, but a duplicate or unexpected key is quoted in
+/// backticks: keep the grammar, drop quoted text longer than a token.
+fn syntax_message(message: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in message.lines().next().unwrap_or("").split('`').enumerate() {
+        if i % 2 == 1 {
+            // Inside backticks: a grammar token such as `=` or `]` is kept, anything else
+            // may be the file's content.
+            if part.chars().count() <= 3 && !part.chars().any(char::is_alphanumeric) {
+                out.push('`');
+                out.push_str(part);
+                out.push('`');
+            } else {
+                out.push_str("`...`");
+            }
+        } else {
+            out.push_str(part);
+        }
+    }
+    let out = out.trim().to_string();
+    if out.is_empty() {
+        "syntax error".to_string()
+    } else {
+        out
+    }
+}
+
+/// Reads ConfigPath without trusting it: a regular file only (opening a FIFO would block
+/// until a writer comes, and `/dev/zero` never ends), at most [`MAX_CONFIG_SIZE`] bytes.
+fn read_config_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    const FIX: &str = "fix the runtime's options.ConfigPath in containerd's config";
+    let fail =
+        |what: String| Error::Options(format!("ConfigPath {}: {what}; {FIX}", path.display()));
+    // O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer,
+    // and the type check below refuses it. It changes nothing for a regular file.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(fail(format!("is {what}, not a regular file")));
+    }
+    let too_big = || {
+        fail(format!(
+            "is larger than {MAX_CONFIG_SIZE} bytes, which no runsc.toml is"
+        ))
+    };
+    if meta.len() > MAX_CONFIG_SIZE {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > MAX_CONFIG_SIZE {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|_| fail("is not UTF-8 text".to_string()))
+}
+
 impl ShimConfig {
     /// Parses runsc.toml text. `origin` names where it came from, for the error message.
+    ///
+    /// Errors name the key and its line, never the file's content: a ConfigPath pointing at the
+    /// wrong file (a secret) must not copy it into containerd's log.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let config: ShimConfig = toml::from_str(text).map_err(|e| {
+        let doc = toml::de::DeTable::parse(text).map_err(|e| {
             Error::Options(format!(
-                "{origin} is not a valid runsc.toml: {}",
-                e.to_string().trim_end()
+                "{origin} is not a valid runsc.toml: {}: {}",
+                position(text, e.span()),
+                syntax_message(e.message())
             ))
         })?;
-        if config.binary_name.is_empty() {
+        check_runsc_config(doc.get_ref(), text, origin)?;
+        let config: ShimConfig = toml::from_str(text).map_err(|e| {
+            let (key, what) = e
+                .span()
+                .and_then(|span| key_at(doc.get_ref(), span.start))
+                .map(|k| (k.clone(), expected_type(&k)))
+                .unwrap_or_else(|| ("a key".to_string(), "another type"));
+            Error::invalid(
+                format!("{key} in {origin} ({})", position(text, e.span())),
+                format!("must be {what}; fix or remove the key"),
+            )
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// The checks every source of a configuration passes, runsc.toml or runc-style options.
+    fn validate(&self, origin: &str) -> Result<()> {
+        if self.binary_name.is_empty() {
             return Err(Error::invalid(
                 format!("binary_name in {origin}"),
                 "is empty; remove the key to use \"runsc\" from PATH",
             ));
         }
-        if config.root.is_empty() || !Path::new(&config.root).is_absolute() {
+        if has_control(&self.binary_name) {
             return Err(Error::invalid(
-                format!("root in {origin}"),
-                format!("{:?} must be an absolute path", config.root),
+                format!("binary_name in {origin}"),
+                "holds a control character (NUL, tab or newline); write a path or a name",
             ));
         }
-        for key in config.runsc_config.keys() {
-            if key.is_empty() || key.starts_with('-') || key.contains('=') || key.contains(' ') {
-                return Err(Error::invalid(
-                    format!("runsc_config in {origin}"),
-                    format!("{key:?} is not a runsc flag name (write it without dashes)"),
-                ));
-            }
+        if self.root.is_empty() || !Path::new(&self.root).is_absolute() || has_control(&self.root) {
+            return Err(Error::invalid(
+                format!("root in {origin}"),
+                format!(
+                    "{:?} must be an absolute path without control characters",
+                    self.root
+                ),
+            ));
         }
-        Ok(config)
+        for (key, value) in &self.runsc_config {
+            check_flag(key, value).map_err(|reason| {
+                Error::invalid(format!("runsc_config.{key} in {origin}"), reason)
+            })?;
+        }
+        Ok(())
     }
 
-    /// Reads and parses a runsc.toml file.
+    /// Reads and parses a runsc.toml file: a regular file of at most [`MAX_CONFIG_SIZE`] bytes.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Options(format!(
-                "ConfigPath {}: {e}; fix the runtime's options.ConfigPath in containerd's config",
-                path.display()
-            ))
-        })?;
+        let text = read_config_file(path)?;
         Self::from_toml(&text, &format!("ConfigPath {}", path.display()))
     }
 
@@ -248,7 +489,7 @@ pub fn decode(options: Option<&Any>) -> Result<(ShimConfig, ConfigSource)> {
         RUNC_OPTIONS => {
             let o = RuncOptions::parse_from_bytes(&any.value)
                 .map_err(|e| Error::Options(format!("cannot decode {}: {e}", any.type_url)))?;
-            return Ok((from_runc_options(&o), ConfigSource::RuncOptions));
+            return Ok((from_runc_options(&o)?, ConfigSource::RuncOptions));
         }
         _ => {
             return Err(Error::Options(format!(
@@ -292,8 +533,9 @@ pub fn decode(options: Option<&Any>) -> Result<(ShimConfig, ConfigSource)> {
     Ok((config, ConfigSource::Path(path)))
 }
 
-/// containerd's runc options carry a few keys that mean the same for runsc.
-fn from_runc_options(o: &RuncOptions) -> ShimConfig {
+/// containerd's runc options carry a few keys that mean the same for runsc; they pass the same
+/// checks as runsc.toml's.
+fn from_runc_options(o: &RuncOptions) -> Result<ShimConfig> {
     let mut config = ShimConfig {
         io_uid: o.io_uid,
         io_gid: o.io_gid,
@@ -311,7 +553,8 @@ fn from_runc_options(o: &RuncOptions) -> ShimConfig {
             .runsc_config
             .insert("systemd-cgroup".to_string(), "true".to_string());
     }
-    config
+    config.validate("the runtime's runc options")?;
+    Ok(config)
 }
 
 /// Encodes CRI runtime options as containerd sends them (used by tests and `runsc-guard`).
@@ -535,5 +778,164 @@ num-network-channels = 2
         let any = encode_cri_options(RUNSC_OPTIONS_TYPE_URL, "runsc.toml", b"");
         let err = decode(Some(&any)).unwrap_err().to_string();
         assert!(err.contains("ConfigPath"), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_config_path_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("runsc.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                ShimConfig::from_file(&path)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            );
+        });
+        let err = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO ConfigPath blocked")
+            .unwrap_err();
+        assert!(
+            err.contains("FIFO") && err.contains("regular file"),
+            "{err}"
+        );
+        assert!(err.contains(fifo.to_str().unwrap()), "{err}");
+    }
+
+    #[test]
+    fn a_device_or_directory_config_path_is_refused() {
+        let err = ShimConfig::from_file(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/dev/zero") && err.contains("a device"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let err = ShimConfig::from_file(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("a directory"), "{err}");
+    }
+
+    #[test]
+    fn a_config_path_over_the_size_cap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("# {}\n", "x".repeat(MAX_CONFIG_SIZE as usize));
+        let p = write(dir.path(), &text);
+        let err = ShimConfig::from_file(&p).unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
+        // Just under the cap is read.
+        let p = write(dir.path(), &format!("#{}\n", "x".repeat(1000)));
+        ShimConfig::from_file(&p).unwrap();
+    }
+
+    /// A ConfigPath pointing at the wrong file must not copy that file into containerd's log.
+    #[test]
+    fn errors_name_the_line_and_never_quote_the_file() {
+        let secret = "hunter2SECRET";
+        let cases = [
+            format!("-----BEGIN PRIVATE KEY-----\n{secret}\n-----END PRIVATE KEY-----\n"),
+            format!("password={secret}\n"),
+            format!("token = \"{secret}\"\ntoken = \"{secret}\"\n"),
+            format!("[{secret}\n"),
+            format!("# a comment\nio_uid = \"{secret}\"\n"),
+            format!("guard_mode = \"{secret}\"\n"),
+            format!("binary_name = [\"{secret}\"]\n"),
+            format!("[runsc_config]\nplatform = [\"{secret}\"]\n"),
+            format!("{secret} = \"x\"\n{secret}x = \"\n"),
+        ];
+        for text in &cases {
+            let err = ShimConfig::from_toml(text, "ConfigPath /etc/shadow")
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("SECRET"), "the error quotes the file: {err}");
+            assert!(err.contains("line "), "the error names the line: {err}");
+            assert!(err.contains("/etc/shadow"), "{err}");
+        }
+        let err = ShimConfig::from_toml(&cases[4], "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("io_uid") && err.contains("line 2"), "{err}");
+        let err = ShimConfig::from_toml(&cases[5], "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("guard_mode") && err.contains("\"enforce\""),
+            "{err}"
+        );
+        let err = ShimConfig::from_toml(&cases[7], "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("runsc_config.platform") && err.contains("line 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flags_the_shim_owns_are_refused_by_name() {
+        for key in ["root", "log", "log-format", "log-fd"] {
+            let text = format!("root = \"/run/r\"\n[runsc_config]\n{key} = \"/x\"\n");
+            let err = ShimConfig::from_toml(&text, "t").unwrap_err().to_string();
+            assert!(err.contains(&format!("runsc_config.{key} ")), "{err}");
+            assert!(
+                err.contains("line 3") && err.contains("set by the shim"),
+                "{err}"
+            );
+        }
+        // debug-log is the operator's (the shim only expands %ID% in it).
+        ShimConfig::from_toml("[runsc_config]\ndebug-log = \"/var/log/%ID%/\"\n", "t").unwrap();
+    }
+
+    #[test]
+    fn flags_that_would_not_be_one_argument_are_refused() {
+        let bad = [
+            "\"a\\tb\" = \"1\"",
+            "\"a\\u0000b\" = \"1\"",
+            "\"a\\nb\" = \"1\"",
+            "\"a=b\" = \"1\"",
+            "\"-debug\" = \"1\"",
+            "\"a b\" = \"1\"",
+            "\"\" = \"1\"",
+            "platform = \"ptrace\\tx\"",
+            "platform = \"ptrace\\u0000\"",
+            "platform = \"ptrace\\n--root=/tmp\"",
+        ];
+        for entry in bad {
+            let text = format!("[runsc_config]\n{entry}\n");
+            let err = ShimConfig::from_toml(&text, "t").unwrap_err().to_string();
+            assert!(
+                err.contains("runsc_config.") && err.contains("line 2"),
+                "{entry}: {err}"
+            );
+            assert!(!err.contains('\0') && !err.contains('\t'), "{err:?}");
+        }
+        let ok = ShimConfig::from_toml(
+            "[runsc_config]\nTESTONLY-unsafe-nonroot = true\nnet-raw = \"true\"\noverlay2 = \"root:self\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(ok.runsc_config["overlay2"], "root:self");
+    }
+
+    #[test]
+    fn runc_options_pass_the_same_checks() {
+        let o = RuncOptions {
+            root: "relative/root".into(),
+            ..Default::default()
+        };
+        let any = Any {
+            type_url: RUNC_OPTIONS.to_string(),
+            value: o.write_to_bytes().unwrap(),
+            ..Default::default()
+        };
+        let err = decode(Some(&any)).unwrap_err().to_string();
+        assert!(
+            err.contains("root") && err.contains("relative/root"),
+            "{err}"
+        );
+        assert!(err.contains("absolute"), "{err}");
     }
 }

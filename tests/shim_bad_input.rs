@@ -241,3 +241,64 @@ async fn a_failing_runsc_start_returns_runscs_logged_error_and_delete_still_clea
     shim.shutdown().await;
     env.assert_nothing_left().await;
 }
+
+/// A ConfigPath that is a FIFO would block Create (and `start`) until some writer came; it is
+/// refused at once, and so is a file that is not runsc.toml, without quoting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_path_that_is_not_a_regular_file_is_refused_at_once() {
+    if skip_unless_root("a_config_path_that_is_not_a_regular_file_is_refused_at_once") {
+        return;
+    }
+    let env = TestEnv::new("fifocfg").await;
+    let fifo = env.path("runsc.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let bundle = sandbox(&env, "fifocfg-c1");
+    let started = std::time::Instant::now();
+    let name = fifo.display().to_string();
+    assert_create_fails(
+        &env,
+        &bundle,
+        Some(env.options(&fifo)),
+        &[&name, "FIFO", "regular file"],
+    )
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refused at once, not after a timeout: {:?}",
+        started.elapsed()
+    );
+
+    let secret = env.write_file("secret", "-----BEGIN KEY-----\nhunter2SECRET\n");
+    let bundle = sandbox(&env, "fifocfg-c2");
+    let message = assert_create_fails(
+        &env,
+        &bundle,
+        Some(env.options(&secret)),
+        &["line 1", "not a valid runsc.toml"],
+    )
+    .await;
+    assert!(!message.contains("SECRET"), "the file is quoted: {message}");
+}
+
+/// `[runsc_config]` comes after the shim's own flags, so `root` there would win over the shim's
+/// `--root`: refused at Create, naming the key and its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runsc_config_key_the_shim_owns_is_refused_at_create() {
+    if skip_unless_root("a_runsc_config_key_the_shim_owns_is_refused_at_create") {
+        return;
+    }
+    let env = TestEnv::new("ownedflag").await;
+    for (n, key) in ["root", "log", "log-format"].iter().enumerate() {
+        let config = env.write_runsc_toml(&format!("[runsc_config]\n{key} = \"/tmp/elsewhere\"\n"));
+        let bundle = sandbox(&env, &format!("ownedflag-c{n}"));
+        let field = format!("runsc_config.{key} ");
+        assert_create_fails(
+            &env,
+            &bundle,
+            Some(env.options(&config)),
+            &[&field, "set by the shim"],
+        )
+        .await;
+    }
+    assert!(env.calls().is_empty(), "runsc never ran: {:?}", env.calls());
+}
