@@ -11,7 +11,7 @@ use std::process::{Command, ExitStatus, Output};
 use oci_spec::runtime::Spec;
 use runsc_guard::cgroup::CgroupTree;
 use runsc_guard::guard::{
-    observe, plan, verify, CommandRunner, GuardInput, GuardRecord, HostFacts, Role, Verdict,
+    decide, observe, verify, CommandRunner, GuardInput, GuardRecord, HostFacts, Role, Verdict,
 };
 use runsc_guard::options::GuardMode;
 use runsc_guard::runsc::version::RunscVersion;
@@ -90,7 +90,7 @@ fn create_with_a_runtimeclass_overhead() {
     let tree = CgroupTree::detect(&root).unwrap();
 
     // Before runsc create: decide, refuse or apply.
-    let decision = plan(&GuardInput {
+    let decision = decide(&GuardInput {
         container_id: ID,
         role: Role::Sandbox,
         spec: &spec,
@@ -105,7 +105,11 @@ fn create_with_a_runtimeclass_overhead() {
     });
     assert_eq!(decision.verdict, Verdict::Adjusted);
     assert!(decision.refusal().is_none());
-    decision.apply(&mut spec);
+    let mut raw = serde_json::to_value(&spec).unwrap();
+    for edit in &decision.edits {
+        edit.apply_to(&mut raw);
+    }
+    spec = serde_json::from_value(raw).unwrap();
     let flags = decision.runsc_config(&runsc_config);
     assert_eq!(flags["systemd-cgroup"], "true");
     let limit = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
@@ -173,7 +177,7 @@ fn a_sandbox_that_escaped_fails_verification_with_the_fix() {
     .unwrap();
     let tree = CgroupTree::detect(&root).unwrap();
     let version = RunscVersion::parse("0.0~20221219.0").unwrap();
-    let decision = plan(&GuardInput {
+    let decision = decide(&GuardInput {
         container_id: ID,
         role: Role::Sandbox,
         spec: &spec,

@@ -9,7 +9,7 @@ use super::args::{switch, value};
 use super::{load_config, parse, Failure, EXIT_OK, EXIT_REFUSED};
 use crate::annotations::Role;
 use crate::cgroup::{CgroupTree, SpecCgroupsPath, DEFAULT_CGROUP_ROOT};
-use crate::guard::{self, GuardInput, GuardRecord, HostFacts, SandboxPlan};
+use crate::guard::{self, GuardInput, GuardRecord, HostFacts, Plan};
 use crate::options::GuardMode;
 use crate::runsc::version::{detect, resolve_binary, RunscVersion};
 
@@ -74,7 +74,7 @@ pub(super) fn plan(
         },
         tree: &tree,
     };
-    let decision = guard::plan(&input);
+    let decision = guard::decide(&input);
     if opts.is_set("json") {
         writeln!(out, "{}", to_json(&decision)?)?;
     } else {
@@ -171,7 +171,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
 }
 
 /// A short readable summary of a plan.
-fn human(p: &SandboxPlan) -> String {
+fn human(p: &Plan) -> String {
     let bytes = |b: Option<crate::cgroup::Bytes>, none: &str| {
         b.map_or(none.to_string(), |b| format!("{b} ({} bytes)", b.get()))
     };

@@ -1,8 +1,8 @@
 //! The memory guard: every gVisor sandbox bounded by its pod's cgroup.
 //!
-//! The decision is a pure function, [`plan`], of what the shim knows before `runsc create`: the
+//! The decision is a pure function, [`decide`], of what the shim knows before `runsc create`: the
 //! OCI spec, the container's role, runsc.toml's flags and guard mode, the runsc release, a few
-//! host facts and a view of the cgroup tree. It returns a [`SandboxPlan`]: the runsc flags to
+//! host facts and a view of the cgroup tree. It returns a [`Plan`]: the runsc flags to
 //! add, the spec edits to apply, the guest size runsc will compute, what to relax after boot,
 //! and a verdict with its reasons. Everything with side effects sits at the edges:
 //! [`observe`] reads `/proc` after create, [`verify`] compares that with the plan (pure),
@@ -25,7 +25,7 @@ use crate::options::GuardMode;
 use crate::runsc::version::RunscVersion;
 
 pub use crate::annotations::Role;
-pub use plan::{plan, Driver, SandboxPlan, SpecEdit, Verdict};
+pub use plan::{decide, Driver, Plan, SpecEdit, Verdict};
 pub use record::{GuardRecord, RECORD_FILE};
 pub use relax::{CommandRunner, LeafRelaxation, RelaxTarget, SystemCommands};
 pub use verify::{observe, verify, Check, Observation, Verification};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::SandboxPlan;
+use super::plan::Plan;
 use super::verify::Verification;
 use crate::error::{Error, Result};
 
@@ -14,7 +14,7 @@ pub const RECORD_FILE: &str = "runsc-guard.json";
 /// The plan, and what happened to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardRecord {
-    pub plan: SandboxPlan,
+    pub plan: Plan,
     /// The check after `runsc create`; None when it did not run (guard off, refused before
     /// create, or create failed).
     pub verification: Option<Verification>,
@@ -25,7 +25,7 @@ pub struct GuardRecord {
 }
 
 impl GuardRecord {
-    pub fn new(plan: SandboxPlan) -> Self {
+    pub fn new(plan: Plan) -> Self {
         GuardRecord {
             plan,
             verification: None,

@@ -1,4 +1,4 @@
-//! Rule 6: after `runsc create`, check what runsc really did against the plan.
+//! Rule 5, verification: after `runsc create`, check what runsc really did against the plan.
 //!
 //! The pid in runsc's pid file is the sandbox process, `runsc-sandbox` (runsc renames argv[0]),
 //! for the sandbox and for every container that joins it. Its `/proc/<pid>/cgroup` says where
@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::SandboxPlan;
+use super::plan::Plan;
 use super::Role;
 use crate::cgroup::{Bytes, CgroupLayout, CgroupPath};
 use crate::error::{Error, Result};
@@ -160,7 +160,7 @@ impl Verification {
 /// Compares the sandbox runsc created with the plan: the process is runsc's sandbox, it sits in
 /// a leaf under the pod cgroup, and (for the sandbox's creation) the guest's size is the
 /// planned one, to the page, and not above the pod's bound.
-pub fn verify(plan: &SandboxPlan, observation: &Observation) -> Verification {
+pub fn verify(plan: &Plan, observation: &Observation) -> Verification {
     let mut checks = Vec::new();
     let config_fix = "run `runsc-guard plan --bundle <bundle>` to see the decision, and check \
                       runsc.toml's [runsc_config] (systemd-cgroup, ignore-cgroups) and that the \

@@ -18,7 +18,7 @@ use tokio::process::Command;
 use crate::annotations::Role;
 use crate::cgroup::{CgroupTree, DEFAULT_CGROUP_ROOT};
 use crate::error::{Error, Result};
-use crate::guard::{self, GuardInput, GuardRecord, HostFacts, RelaxTarget, SandboxPlan};
+use crate::guard::{self, GuardInput, GuardRecord, HostFacts, Plan, RelaxTarget};
 use crate::options::{GuardMode, ShimConfig};
 use crate::runsc::version::{resolve_binary, RunscVersion};
 use crate::runsc::Executor;
@@ -40,7 +40,7 @@ pub struct Guard {
 
 /// A plan ready to apply, with the tree it was made against.
 pub struct Planned {
-    pub plan: SandboxPlan,
+    pub plan: Plan,
     tree: CgroupTree,
 }
 
@@ -114,7 +114,7 @@ impl Guard {
             .cloned()
     }
 
-    /// The guard's decision for a container (rules 1-5), logged in one line. None when the guard
+    /// The guard's decision for a container (rules 1-4), logged in one line. None when the guard
     /// is off and cannot even read the cgroup tree: then nothing is changed, as gVisor's shim
     /// would change nothing.
     pub async fn plan(
@@ -143,7 +143,7 @@ impl Guard {
             }
         };
         let version = self.runsc_version(&config.binary_name).await?;
-        let plan = guard::plan(&GuardInput {
+        let plan = guard::decide(&GuardInput {
             container_id: id,
             role: *role,
             spec,
@@ -160,7 +160,7 @@ impl Guard {
         Ok(Some(Planned { plan, tree }))
     }
 
-    /// After `runsc create` of a sandbox: checks the sandbox against the plan (rule 6) and widens
+    /// After `runsc create` of a sandbox: checks the sandbox against the plan (rule 5) and widens
     /// its leaf when the plan says so. Returns the record to keep and, in enforce mode, the
     /// error that must fail Create.
     pub async fn check_created(&self, planned: &Planned, pid: i32) -> (GuardRecord, Option<Error>) {

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde_json::Value;
 
-use crate::annotations::GVISOR_CGROUP_PARENT;
 use crate::error::{Error, Result};
 use crate::guard::SpecEdit;
 
@@ -48,58 +47,14 @@ impl BundleSpec {
         &self.annotations
     }
 
-    /// Sets an annotation (in the JSON and in the parsed view).
-    pub fn set_annotation(&mut self, key: &str, value: &str) {
-        let root = object(&mut self.raw);
-        let annotations = object(root.entry("annotations").or_insert(Value::Null));
-        annotations.insert(key.to_string(), Value::String(value.to_string()));
-        self.annotations.insert(key.to_string(), value.to_string());
-        self.spec.set_annotations(Some(self.annotations.clone()));
-    }
-
-    /// Sets `linux.resources.memory.limit`.
-    pub fn set_memory_limit(&mut self, bytes: u64) -> Result<()> {
-        let root = object(&mut self.raw);
-        let linux = object(root.entry("linux").or_insert(Value::Null));
-        let resources = object(linux.entry("resources").or_insert(Value::Null));
-        let memory = object(resources.entry("memory").or_insert(Value::Null));
-        memory.insert("limit".to_string(), Value::from(bytes));
-        self.reparse("setting linux.resources.memory.limit")
-    }
-
-    /// Applies the guard's edits (to the JSON runsc will read, and to the parsed view).
+    /// Applies the guard's edits to the JSON runsc will read, and to the parsed view.
     pub fn apply(&mut self, edits: &[SpecEdit]) -> Result<()> {
         for edit in edits {
-            match edit {
-                SpecEdit::SetMemoryLimit { to, .. } => self.set_memory_limit(to.get())?,
-                SpecEdit::SetCgroupParent { to, .. } => {
-                    self.set_annotation(GVISOR_CGROUP_PARENT, &to.to_string())
-                }
-                SpecEdit::RemoveCgroupParent { .. } => self.remove_annotation(GVISOR_CGROUP_PARENT),
-                SpecEdit::SetCgroupsPath { to, .. } => self.set_cgroups_path(&to.to_string())?,
-            }
+            edit.apply_to(&mut self.raw);
         }
+        self.reparse("applying the guard's edits")?;
+        self.annotations = self.spec.annotations().clone().unwrap_or_default();
         Ok(())
-    }
-
-    pub fn remove_annotation(&mut self, key: &str) {
-        if let Some(annotations) = self
-            .raw
-            .get_mut("annotations")
-            .and_then(Value::as_object_mut)
-        {
-            annotations.remove(key);
-        }
-        self.annotations.remove(key);
-        self.spec.set_annotations(Some(self.annotations.clone()));
-    }
-
-    /// Sets `linux.cgroupsPath`.
-    pub fn set_cgroups_path(&mut self, path: &str) -> Result<()> {
-        let root = object(&mut self.raw);
-        let linux = object(root.entry("linux").or_insert(Value::Null));
-        linux.insert("cgroupsPath".to_string(), Value::from(path));
-        self.reparse("setting linux.cgroupsPath")
     }
 
     fn reparse(&mut self, what: &str) -> Result<()> {
@@ -118,14 +73,6 @@ impl BundleSpec {
     }
 }
 
-/// The JSON object at `v`, made one if it is null or not an object.
-fn object(v: &mut Value) -> &mut serde_json::Map<String, Value> {
-    if !v.is_object() {
-        *v = Value::Object(Default::default());
-    }
-    v.as_object_mut().expect("just made an object")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,8 +87,17 @@ mod tests {
         )
         .unwrap();
         let mut s = BundleSpec::load(dir.path()).unwrap();
-        s.set_annotation("dev.gvisor.spec.cgroup-parent", "/kubepods/pod1");
-        s.set_memory_limit(268435456).unwrap();
+        s.apply(&[
+            SpecEdit::SetCgroupParent {
+                from: None,
+                to: crate::cgroup::CgroupPath::parse("/kubepods/pod1").unwrap(),
+            },
+            SpecEdit::SetMemoryLimit {
+                from: None,
+                to: crate::cgroup::Bytes(268435456),
+            },
+        ])
+        .unwrap();
         s.save().unwrap();
         let back: Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
