@@ -7,6 +7,8 @@
 //! Exit status: 0 when the scenarios ran (whatever their outcome: the runner aggregates
 //! summary.json), 1 when the driver itself could not run, 2 for a bad command line.
 
+#![warn(clippy::too_many_lines)]
+
 mod cgroup;
 mod cli;
 mod cri;
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{Args, Command};
-use crate::report::{Environment, Report};
+use crate::report::{Environment, Report, ScenarioReport};
 
 fn main() -> ExitCode {
     let args = match cli::parse(std::env::args().skip(1)) {
@@ -164,6 +166,51 @@ fn set_aside_pod_logs(results: &std::path::Path, scenario: &str) -> Option<Strin
     }
 }
 
+/// What the report says of the guest before the first scenario.
+async fn environment(version: &k8s_cri::v1::VersionResponse) -> Environment {
+    let mi = evidence::meminfo();
+    Environment {
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_string()),
+        cri_runtime: Some(version.runtime_name.clone()),
+        cri_runtime_version: Some(version.runtime_version.clone()),
+        runsc_version: command_first_line("runsc", &["--version"]).await,
+        mem_total_kib: mi.get("MemTotal").copied(),
+        mem_available_kib_before: mi.get("MemAvailable").copied(),
+        mem_available_kib_after: None,
+        swap_total_kib: mi.get("SwapTotal").copied(),
+        setup_problems: Vec::new(),
+    }
+}
+
+/// One scenario, run once more from scratch when its failure came with a runsc panic in its
+/// sandbox's boot log (see `panics`); the second outcome counts.
+async fn run_with_retry(args: &Args, ctx: &run::Ctx, sc: &scenarios::Scenario) -> ScenarioReport {
+    // run_scenario has cleaned up (sandboxes, pod slice) by the time it returns.
+    let mut r = run::run_scenario(ctx, sc).await;
+    if let Some(panic) = panics::retry_reason(&r, &args.debug_logs) {
+        eprintln!(
+            "e2e-driver: {}: runsc panicked in {}: {}; running the scenario once more",
+            sc.name,
+            panic.file.display(),
+            panic.line
+        );
+        let pod_logs = set_aside_pod_logs(&args.results, sc.name);
+        let first = r;
+        r = run::run_scenario(ctx, sc).await;
+        if let Some(again) = panics::retry_reason(&r, &args.debug_logs) {
+            r.evidence.notes.push(format!(
+                "attempt 2 failed too, again with a runsc panic in {}: {}",
+                again.file.display(),
+                again.line
+            ));
+        }
+        panics::mark_retried(&mut r, &first, panic, pod_logs);
+    }
+    r
+}
+
 async fn run_suite(args: &Args) -> Result<()> {
     let selected = scenarios::select(&scenarios::registry(), &args.scenarios, &args.handlers)
         .map_err(anyhow::Error::msg)?;
@@ -189,20 +236,7 @@ async fn run_suite(args: &Args) -> Result<()> {
         version.runtime_api_version,
         selected.len()
     );
-    let mi = evidence::meminfo();
-    let mut env = Environment {
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .ok()
-            .map(|s| s.trim().to_string()),
-        cri_runtime: Some(version.runtime_name.clone()),
-        cri_runtime_version: Some(version.runtime_version.clone()),
-        runsc_version: command_first_line("runsc", &["--version"]).await,
-        mem_total_kib: mi.get("MemTotal").copied(),
-        mem_available_kib_before: mi.get("MemAvailable").copied(),
-        mem_available_kib_after: None,
-        swap_total_kib: mi.get("SwapTotal").copied(),
-        setup_problems: Vec::new(),
-    };
+    let mut env = environment(&version).await;
     let ctx = run::Ctx {
         cri,
         cgroup_root: run::default_cgroup_root(),
@@ -217,27 +251,7 @@ async fn run_suite(args: &Args) -> Result<()> {
 
     let mut results = Vec::new();
     for sc in &selected {
-        // run_scenario has cleaned up (sandboxes, pod slice) by the time it returns.
-        let mut r = run::run_scenario(&ctx, sc).await;
-        if let Some(panic) = panics::retry_reason(&r, &args.debug_logs) {
-            eprintln!(
-                "e2e-driver: {}: runsc panicked in {}: {}; running the scenario once more",
-                sc.name,
-                panic.file.display(),
-                panic.line
-            );
-            let pod_logs = set_aside_pod_logs(&args.results, sc.name);
-            let first = r;
-            r = run::run_scenario(&ctx, sc).await;
-            if let Some(again) = panics::retry_reason(&r, &args.debug_logs) {
-                r.evidence.notes.push(format!(
-                    "attempt 2 failed too, again with a runsc panic in {}: {}",
-                    again.file.display(),
-                    again.line
-                ));
-            }
-            panics::mark_retried(&mut r, &first, panic, pod_logs);
-        }
+        let r = run_with_retry(args, &ctx, sc).await;
         println!("{}", r.line());
         results.push(r);
         // Keep a report on disk after every scenario: a guest that dies mid-suite still leaves
