@@ -7,8 +7,8 @@
 //! The host runs no systemd and the fixture tree is cgroup v2, so the guard gives runsc a
 //! pod's systemd path (`kubepods-burstable-pod<uid>.slice:cri-containerd:<id>`) in its cgroupfs
 //! form, and names the pod slice in `dev.gvisor.spec.cgroup-parent` when the slice's own limit
-//! is the guest's size (gvisor-shim.md §5.7 E/F): runsc 20221219 (what fake-runsc reports)
-//! then reads the slice's `memory.max` for `--total-memory`, and no runsc flag is needed.
+//! is the guest's size: runsc 20221219 (what fake-runsc reports) then reads the slice's
+//! `memory.max` for `--total-memory`, and no runsc flag is needed.
 //!
 //! Needs root: as any other user each test prints "skipped: needs root" and passes.
 
@@ -101,8 +101,8 @@ impl Node {
     /// The environment of `start` that points the guard (and fake-runsc) at this node.
     fn vars(&self) -> Vec<(&'static str, OsString)> {
         vec![
-            ("RUNSC_GUARD_CGROUP_ROOT", self.cgroup_root.clone().into()),
-            ("RUNSC_GUARD_PROC_ROOT", self.proc_root.clone().into()),
+            (CGROUP_ROOT_ENV, self.cgroup_root.clone().into()),
+            (PROC_ROOT_ENV, self.proc_root.clone().into()),
         ]
     }
 

@@ -41,7 +41,7 @@ async fn leftovers_are_seen() {
 
     // A running container in fake-runsc's state, and a `runsc wait` on it.
     fs::create_dir_all(&env.runsc_state).unwrap();
-    let state = env.runsc_state.join("c1.state.json");
+    let state = env.runsc_state.join(format!("c1{STATE_FILE_SUFFIX}"));
     fs::write(
         &state,
         r#"{"id":"c1","status":"running","pid":1073741824,"annotations":{}}"#,

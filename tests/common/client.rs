@@ -18,6 +18,7 @@ use containerd_shim_protos::ttrpc;
 use super::bundle::Bundle;
 use super::env::TestEnv;
 use super::host::{process_is_ours, run_bounded};
+use super::runsc::CGROUP_ROOT_ENV;
 use super::TIMEOUT;
 
 /// What is needed to check that a shim is gone.
@@ -222,7 +223,7 @@ impl TestEnv {
         // their fixture tree in the environment, which overrides this.
         cmd.current_dir(&bundle.path)
             .env("TTRPC_ADDRESS", &self.events_socket)
-            .env("RUNSC_GUARD_CGROUP_ROOT", self.empty_cgroup_tree())
+            .env(CGROUP_ROOT_ENV, self.empty_cgroup_tree())
             .arg("-namespace")
             .arg(&self.namespace)
             .arg("-address")

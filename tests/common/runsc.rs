@@ -1,4 +1,5 @@
-//! fake-runsc (tests/fake-runsc): where it is, and what it recorded.
+//! fake-runsc (tests/fake-runsc): where it is, its knobs (from its library, which the binary
+//! uses too), and what it recorded.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -7,17 +8,13 @@ use serde_json::Value;
 
 use super::client::shim_binary;
 
-/// fake-runsc's knobs (see tests/fake-runsc/src/main.rs).
-pub const KNOB_EXIT_CODE: &str = "dev.runsc-guard.test/exit-code";
-pub const KNOB_RUN_MS: &str = "dev.runsc-guard.test/run-ms";
-pub const KNOB_FAIL: &str = "dev.runsc-guard.test/fail";
-pub const KNOB_FAIL_MESSAGE: &str = "dev.runsc-guard.test/fail-message";
-pub const KNOB_STDOUT: &str = "dev.runsc-guard.test/stdout";
-pub const KNOB_SANDBOX_CGROUP: &str = "dev.runsc-guard.test/sandbox-cgroup";
-pub const KNOB_TOTAL_MEMORY: &str = "dev.runsc-guard.test/total-memory";
-
-/// fake-runsc writes pids from here up, above any pid_max.
-pub const FAKE_PID_BASE: u32 = 0x4000_0000;
+// Each test binary uses some of them.
+#[allow(unused_imports)]
+pub use fake_runsc::{
+    CALLS_FILE, CGROUP_ROOT_ENV, FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL, KNOB_FAIL_MESSAGE,
+    KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_STDOUT, KNOB_TOTAL_MEMORY, PROC_ROOT_ENV,
+    STATE_FILE_SUFFIX, VERSION_ENV,
+};
 
 /// fake-runsc, built by `cargo build --workspace` next to the shim.
 pub fn fake_runsc() -> PathBuf {
@@ -50,9 +47,6 @@ pub fn subcommand(argv: &[String]) -> Option<&str> {
         .map(String::as_str)
         .find(|a| !a.starts_with('-'))
 }
-
-/// The file fake-runsc appends one JSON line per invocation to, under `--root`.
-pub const CALLS_FILE: &str = "calls.jsonl";
 
 /// Every command line fake-runsc recorded under `runsc_state`, in order.
 pub fn read_calls(runsc_state: &Path) -> Vec<Vec<String>> {

@@ -12,7 +12,7 @@
 //! `--log` file, the message on stderr, exit status 1.
 //!
 //! A test steers a container through annotations of its OCI spec, read from `config.json` at
-//! `create`: see the `KNOB_*` constants.
+//! `create`: see the `KNOB_*` constants of the crate's library, which the tests share.
 //!
 //! When `RUNSC_GUARD_PROC_ROOT` is set (the shim's guard reads the sandbox process from there),
 //! `create` of a sandbox also leaves what the guard verifies: `<proc root>/<pid>/cgroup` and
@@ -27,32 +27,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use fake_runsc::{
+    CALLS_FILE, CGROUP_ROOT_ENV, DEFAULT_VERSION, FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL,
+    KNOB_FAIL_MESSAGE, KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_STDOUT, KNOB_TOTAL_MEMORY,
+    PROC_ROOT_ENV, STATE_FILE_SUFFIX, VERSION_ENV,
+};
 use serde_json::{json, Map, Value};
 
-/// Exit status of the container when it stops by itself (default 0).
-const KNOB_EXIT_CODE: &str = "dev.runsc-guard.test/exit-code";
-/// After `start`, the container runs this many milliseconds, then stops by itself. Absent: it
-/// runs until killed.
-const KNOB_RUN_MS: &str = "dev.runsc-guard.test/run-ms";
-/// Comma-separated sub-command names that fail for this container (e.g. `create`, `start`).
-const KNOB_FAIL: &str = "dev.runsc-guard.test/fail";
-/// The error message of a failure asked for with `KNOB_FAIL`.
-const KNOB_FAIL_MESSAGE: &str = "dev.runsc-guard.test/fail-message";
-/// Text written to stdout where the container's stdio is attached: at `create` for a sandbox,
-/// at `start` for a container joining a sandbox.
-const KNOB_STDOUT: &str = "dev.runsc-guard.test/stdout";
-/// The whole `/proc/<pid>/cgroup` text of the sandbox process (e.g. `0::/system.slice/escaped`),
-/// instead of the computed one.
-const KNOB_SANDBOX_CGROUP: &str = "dev.runsc-guard.test/sandbox-cgroup";
-/// The sandbox process' `--total-memory` (bytes), instead of the computed one.
-const KNOB_TOTAL_MEMORY: &str = "dev.runsc-guard.test/total-memory";
-
-/// Where the shim's guard looks for the sandbox process; unset, no process is faked.
-const PROC_ROOT_ENV: &str = "RUNSC_GUARD_PROC_ROOT";
-/// The fixture cgroup tree the shim's guard reads; the fake reads limits from it too. Unset, the
-/// fake reads no cgroup tree at all (never the host's).
-const CGROUP_ROOT_ENV: &str = "RUNSC_GUARD_CGROUP_ROOT";
-/// runsc's annotation naming the cgroup it records for the sandbox (gvisor-shim.md §5.4).
+/// The annotation runsc 20221219 takes as the cgroup it records for the sandbox (and sizes the
+/// guest from) instead of `linux.cgroupsPath`'s.
 const GVISOR_CGROUP_PARENT: &str = "dev.gvisor.spec.cgroup-parent";
 
 const CONTAINER_TYPE: [&str; 2] = [
@@ -64,9 +47,6 @@ const SANDBOX_ID: [&str; 2] = [
     "io.kubernetes.cri-o.SandboxID",
 ];
 
-/// Fake pids start above any possible pid_max (2^22), so a stray kill(2) hits nothing.
-const FAKE_PID_BASE: u32 = 0x4000_0000;
-const DEFAULT_VERSION: &str = "runsc version 0.0~20221219.0\nspec: 1.0.2-dev";
 /// A `wait` never blocks longer than this, so a forgotten one cannot outlive a test run.
 const WAIT_LIMIT: Duration = Duration::from_secs(600);
 const POLL: Duration = Duration::from_millis(10);
@@ -292,7 +272,7 @@ impl Ctx {
         if id.is_empty() || id.contains('/') || id.starts_with('.') {
             return Err(format!("invalid container id {id:?}"));
         }
-        Ok(self.root()?.join(format!("{id}.state.json")))
+        Ok(self.root()?.join(format!("{id}{STATE_FILE_SUFFIX}")))
     }
 
     fn log_line(&self, level: &str, msg: &str) {
@@ -314,7 +294,7 @@ impl Ctx {
         if let Ok(mut f) = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(root.join("calls.jsonl"))
+            .open(root.join(CALLS_FILE))
         {
             let _ = f.write_all(format!("{line}\n").as_bytes());
         }
@@ -447,7 +427,7 @@ fn one_id(inv: &Invocation, extra: usize) -> Result<&str, String> {
 /// The `runsc-sandbox` process runsc leaves for a sandbox, as the shim's guard reads it from
 /// `<proc root>/<pid>`. A test double, not a model of runsc: by default it does what runsc
 /// 20221219 does with the cgroupfs paths the guard hands it on a host without systemd
-/// (gvisor-shim.md §5.1–5.4); `--systemd-cgroup` is not modelled, a test sets the knobs instead.
+/// on cgroup v2; `--systemd-cgroup` is not modelled, a test sets the knobs instead.
 #[derive(Debug, PartialEq)]
 struct SandboxProcess {
     /// The text of `/proc/<pid>/cgroup`.
@@ -820,7 +800,7 @@ fn main() -> ExitCode {
     let result = inv.and_then(|inv| {
         if inv.version {
             let version =
-                std::env::var("FAKE_RUNSC_VERSION").unwrap_or_else(|_| DEFAULT_VERSION.to_string());
+                std::env::var(VERSION_ENV).unwrap_or_else(|_| DEFAULT_VERSION.to_string());
             println!("{version}");
             return Ok(());
         }

@@ -1,0 +1,41 @@
+//! What fake-runsc and the tests that drive it agree on: the annotations that steer a
+//! container, the environment it reads, and the files it leaves under `--root`. The binary
+//! (`src/main.rs`) and the shim's integration tests both take these names from here, so a knob
+//! is defined once.
+
+/// Exit status of the container when it stops by itself (default 0).
+pub const KNOB_EXIT_CODE: &str = "dev.runsc-guard.test/exit-code";
+/// After `start`, the container runs this many milliseconds, then stops by itself. Absent: it
+/// runs until killed.
+pub const KNOB_RUN_MS: &str = "dev.runsc-guard.test/run-ms";
+/// Comma-separated sub-command names that fail for this container (e.g. `create`, `start`).
+pub const KNOB_FAIL: &str = "dev.runsc-guard.test/fail";
+/// The error message of a failure asked for with `KNOB_FAIL`.
+pub const KNOB_FAIL_MESSAGE: &str = "dev.runsc-guard.test/fail-message";
+/// Text written to stdout where the container's stdio is attached: at `create` for a sandbox,
+/// at `start` for a container joining a sandbox.
+pub const KNOB_STDOUT: &str = "dev.runsc-guard.test/stdout";
+/// The whole `/proc/<pid>/cgroup` text of the sandbox process (e.g. `0::/system.slice/escaped`),
+/// instead of the computed one.
+pub const KNOB_SANDBOX_CGROUP: &str = "dev.runsc-guard.test/sandbox-cgroup";
+/// The sandbox process' `--total-memory` (bytes), instead of the computed one.
+pub const KNOB_TOTAL_MEMORY: &str = "dev.runsc-guard.test/total-memory";
+
+/// Where the shim's guard looks for the sandbox process; unset, no process is faked. The shim
+/// reads the same variable (a fixture /proc instead of the host's).
+pub const PROC_ROOT_ENV: &str = "RUNSC_GUARD_PROC_ROOT";
+/// The fixture cgroup tree the shim's guard reads; the fake reads limits from it too and makes
+/// the cgroups runsc would make. Unset, the fake reads no cgroup tree at all (never the host's).
+pub const CGROUP_ROOT_ENV: &str = "RUNSC_GUARD_CGROUP_ROOT";
+/// What `--version` prints instead of [`DEFAULT_VERSION`].
+pub const VERSION_ENV: &str = "FAKE_RUNSC_VERSION";
+/// What `--version` prints by default: runsc 20221219, the oldest release the guard knows.
+pub const DEFAULT_VERSION: &str = "runsc version 0.0~20221219.0\nspec: 1.0.2-dev";
+
+/// Under `--root`: one JSON line per invocation, `{"argv":[..],"cwd":".."}`, argv without argv0.
+pub const CALLS_FILE: &str = "calls.jsonl";
+/// Under `--root`: `<id>` followed by this is the state of one container.
+pub const STATE_FILE_SUFFIX: &str = ".state.json";
+
+/// Fake pids start above any possible pid_max (2^22), so a stray kill(2) hits nothing.
+pub const FAKE_PID_BASE: u32 = 0x4000_0000;
