@@ -6,6 +6,7 @@
 //! - [`container`]: one container's tracked state;
 //! - [`spec`], [`io`], [`mount`], [`events`], [`state`], [`logging`]: what those need.
 
+pub mod confine;
 pub mod container;
 pub mod events;
 pub mod guarding;

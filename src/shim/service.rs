@@ -14,22 +14,20 @@ use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::Message;
 use containerd_shim::util::convert_to_timestamp;
 use containerd_shim::{socket_address, Config, Error as ShimError, Flags, StartOpts};
-use log::info;
+use log::{info, warn};
 use tokio::io::AsyncReadExt;
 
-use crate::options::{self, ShimConfig, DEFAULT_BINARY, DEFAULT_ROOT};
+use crate::cgroup::DEFAULT_CGROUP_ROOT;
+use crate::options::{self, DEFAULT_BINARY, DEFAULT_ROOT};
 use crate::runsc::{self, Executor, GlobalFlags, ReaperExecutor, Runsc};
+use crate::shim::confine;
 use crate::shim::events::{self, EventSender};
-use crate::shim::guarding::Guard;
+use crate::shim::guarding::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 use crate::shim::logging;
 use crate::shim::mount;
 use crate::shim::pod::{Pod, INIT_PID_FILE};
 use crate::shim::state::ShimState;
 use crate::shim::task::TaskService;
-
-/// gVisor's shim runs at -999 so the node's OOM killer takes the workload, never the shim that
-/// reports its exit.
-const SHIM_OOM_SCORE_ADJ: &str = "-999";
 
 pub struct Service {
     id: String,
@@ -98,11 +96,15 @@ impl Shim for Service {
         if let Some(file) = config.shim_log_file(&opts.id) {
             cmd.env(logging::FILE_ENV, file);
         }
+        // The daemon joins shim_cgroup and lowers its OOM score itself, where a failure can go
+        // to its log: nothing but the address may reach `start`'s stdout or stderr.
+        if !config.shim_cgroup.is_empty() {
+            cmd.env(confine::SHIM_CGROUP_ENV, &config.shim_cgroup);
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| ShimError::Other(format!("spawning the shim daemon: {e}")))?;
         let pid = child.id().unwrap_or_default();
-        confine(pid, &config);
         // The daemon closes its stdout once it serves (or found a live shim on the socket).
         let mut out = Vec::new();
         if let Some(mut stdout) = child.stdout.take() {
@@ -168,6 +170,17 @@ impl Shim for Service {
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+        let env_path = |name: &str, default: &str| {
+            std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
+        };
+        let shim_cgroup = std::env::var(confine::SHIM_CGROUP_ENV).unwrap_or_default();
+        for warning in confine::confine_self(
+            &env_path(CGROUP_ROOT_ENV, DEFAULT_CGROUP_ROOT),
+            &env_path(PROC_ROOT_ENV, "/proc"),
+            &shim_cgroup,
+        ) {
+            warn!("{}: {warning}", self.id);
+        }
         let (sender, receiver) = EventSender::channel();
         tokio::spawn(events::forward(publisher, self.namespace.clone(), receiver));
         info!(
@@ -191,25 +204,6 @@ pub fn read_stdin_options() -> Option<Option<Any>> {
         return Some(None);
     }
     Any::parse_from_bytes(&data).ok().map(Some)
-}
-
-/// Puts the daemon in runsc.toml's `shim_cgroup` (gVisor's shim ignores that key) and lowers its
-/// OOM score.
-fn confine(pid: u32, config: &ShimConfig) {
-    if pid == 0 {
-        return;
-    }
-    if !config.shim_cgroup.is_empty() {
-        if let Err(e) = containerd_shim::cgroup::add_task_to_cgroup(&config.shim_cgroup, pid) {
-            eprintln!(
-                "moving the shim into shim_cgroup {:?}: {e}",
-                config.shim_cgroup
-            );
-        }
-    }
-    if let Err(e) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), SHIM_OOM_SCORE_ADJ) {
-        eprintln!("setting the shim's oom_score_adj: {e}");
-    }
 }
 
 fn socket_answers(address: &str) -> bool {
