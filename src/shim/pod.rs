@@ -361,6 +361,9 @@ impl Pod {
                 "process of container {id} has exited"
             )));
         }
+        if c.status() == Status::Created {
+            return self.kill_created(&c, signal).await;
+        }
         let mut delay = Duration::from_millis(100);
         let deadline = tokio::time::Instant::now() + KILL_RETRY_LIMIT;
         loop {
@@ -378,9 +381,31 @@ impl Pod {
                 }
             }
         }
-        // A created container has no `runsc wait` watching it: its end is known right here.
-        if c.status() == Status::Created && c.set_exited(128 + signal) {
-            publish_exit(&self.events, &c);
+        Ok(())
+    }
+
+    /// Kill of a container that was created and never started. runsc refuses to signal it
+    /// ("cannot signal container in state created", in every runsc generation: signals need a
+    /// running or stopped container), and its init has not run, so nothing inside could handle
+    /// the signal: as runc's created init dies of it, the container ends. `runsc delete --force`
+    /// ends it (the whole sandbox for a sandbox, the one container for a container joining one);
+    /// its exit is 128 + the signal. Signal 0 only asks whether it exists.
+    async fn kill_created(&self, c: &Container, signal: u32) -> Result<()> {
+        if signal == 0 {
+            return Ok(());
+        }
+        if let Err(e) = c.runsc.delete(&c.id, true).await {
+            if !runsc::is_gone(&e) {
+                return Err(e);
+            }
+        }
+        if c.set_exited(128 + signal) {
+            info!(
+                "{}: killed before it started (signal {signal}), exit status {}",
+                c.id,
+                128 + signal
+            );
+            publish_exit(&self.events, c);
         }
         Ok(())
     }

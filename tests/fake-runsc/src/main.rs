@@ -723,6 +723,14 @@ fn kill(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     if c.status() == "stopped" {
         return Err("sandbox is not running".to_string());
     }
+    // runsc signals only running or stopped containers (container.SignalContainer, in 20221219
+    // and after).
+    if c.status() == "created" {
+        return Err(format!(
+            "cannot signal container {:?} in state created",
+            c.id()
+        ));
+    }
     if signal != 0 {
         c.stop(128 + signal, now_ms());
         ctx.save(&c)?;
