@@ -5,6 +5,7 @@
 //! new sandbox or adds a container to an existing one.
 
 use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +95,58 @@ pub fn sandbox_id<'a>(annotations: &'a HashMap<String, String>, own_id: &'a str)
     }
 }
 
+/// The pod's log directory (`io.kubernetes.cri.sandbox-log-directory`) where runsc writes
+/// `gvisor.log` (`--user-log`), checked first: runsc runs as root and creates the file wherever
+/// the annotation says. It must be absolute, without NUL, control characters or `..`, and be a
+/// directory or a path one can be created at (its nearest existing ancestor is a directory).
+/// None when the annotation is absent or empty.
+pub fn sandbox_log_directory(
+    annotations: &HashMap<String, String>,
+) -> Result<Option<PathBuf>, String> {
+    let Some(dir) = annotations
+        .get(SANDBOX_LOG_DIRECTORY)
+        .filter(|d| !d.is_empty())
+    else {
+        return Ok(None);
+    };
+    let path = Path::new(dir);
+    if dir.chars().any(char::is_control) {
+        return Err(format!(
+            "{} {:?} holds a control character (NUL, newline...)",
+            SANDBOX_LOG_DIRECTORY,
+            dir.escape_debug().to_string()
+        ));
+    }
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!(
+            "{SANDBOX_LOG_DIRECTORY} {dir:?} must be an absolute path without \"..\""
+        ));
+    }
+    let mut existing = path;
+    loop {
+        match std::fs::metadata(existing) {
+            Ok(m) if m.is_dir() => return Ok(Some(path.to_path_buf())),
+            Ok(_) => {
+                return Err(format!(
+                    "{SANDBOX_LOG_DIRECTORY} {dir:?}: {} exists and is not a directory",
+                    existing.display()
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!(
+                    "{SANDBOX_LOG_DIRECTORY} {dir:?}: cannot inspect {}: {e}",
+                    existing.display()
+                ))
+            }
+        }
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => return Ok(Some(path.to_path_buf())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +206,32 @@ mod tests {
     fn errors_name_the_annotation() {
         let err = Role::from_annotations(&ann(&[(CONTAINER_TYPE, "container")])).unwrap_err();
         assert!(err.contains(SANDBOX_ID), "{err}");
+    }
+
+    #[test]
+    fn the_log_directory_is_checked_before_it_reaches_runsc() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let with = |d: &str| HashMap::from([(SANDBOX_LOG_DIRECTORY.to_string(), d.to_string())]);
+        let ok = |d: &str| sandbox_log_directory(&with(d)).unwrap();
+        assert_eq!(sandbox_log_directory(&HashMap::new()).unwrap(), None);
+        assert_eq!(ok(""), None);
+        let existing = dir.path().display().to_string();
+        assert_eq!(ok(&existing), Some(dir.path().to_path_buf()));
+        let creatable = dir.path().join("pods/ns_name_uid");
+        assert_eq!(ok(creatable.to_str().unwrap()), Some(creatable.clone()));
+        for bad in [
+            "relative/logs".to_string(),
+            "/var/log/pods/../../etc".to_string(),
+            "/var/log/pods/x\0y".to_string(),
+            "/var/log/pods/x\ny".to_string(),
+            file.display().to_string(),
+            file.join("below").display().to_string(),
+        ] {
+            let err = sandbox_log_directory(&with(&bad)).unwrap_err();
+            assert!(err.contains(SANDBOX_LOG_DIRECTORY), "{bad:?}: {err}");
+            assert!(!err.contains('\0') && !err.contains('\n'), "{err:?}");
+        }
     }
 }

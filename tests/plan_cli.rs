@@ -471,3 +471,42 @@ fn version_names_the_build_and_the_runsc() {
         run.stderr
     );
 }
+
+/// In a fixture tree a limit file can be a symlink out of it, and a file can sit where the
+/// sandbox's cgroup belongs: neither is a cgroup filesystem, and the plan refuses both.
+#[test]
+fn symlinked_limit_files_and_a_file_at_the_leaf_are_refused() {
+    let node = incident_node();
+    node.sandbox(&burstable_path(), &[]);
+    let run = node.plan(&["--runsc-version", "20221219", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let leaf = run.json()["leaf_cgroup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a leaf: {}", run.stdout))
+        .to_string();
+    let leaf_path = node.root.join(leaf.trim_start_matches('/'));
+    std::fs::write(&leaf_path, "a file, not a cgroup\n").unwrap();
+    let run = node.plan(&["--runsc-version", "20221219", "--json"]);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    let refusals = strings(&run.json()["refusals"]).join(" ");
+    assert!(
+        refusals.contains(&leaf) && refusals.contains("a file"),
+        "{refusals}"
+    );
+    std::fs::remove_file(&leaf_path).unwrap();
+
+    // The pod's limit file points outside the tree at a file that says "max".
+    let outside = node.root.parent().unwrap().join("outside.max");
+    std::fs::write(&outside, "max\n").unwrap();
+    let limit = node
+        .root
+        .join(burstable_slice().trim_start_matches('/'))
+        .join("memory.max");
+    std::fs::remove_file(&limit).unwrap();
+    std::os::unix::fs::symlink(&outside, &limit).unwrap();
+    let run = node.plan(&["--runsc-version", "20221219", "--json"]);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    let v = run.json();
+    assert_eq!(v["verdict"], "refused", "{v}");
+    assert!(v.to_string().contains("symlink"), "{v}");
+}

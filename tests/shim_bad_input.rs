@@ -302,3 +302,35 @@ async fn a_runsc_config_key_the_shim_owns_is_refused_at_create() {
     }
     assert!(env.calls().is_empty(), "runsc never ran: {:?}", env.calls());
 }
+
+/// The pod's log directory becomes runsc's `--user-log`, a file runsc (as root) creates: a
+/// relative path, `..` or a file where the directory belongs is refused before runsc runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_sandbox_log_directory_is_refused_before_runsc_runs() {
+    if skip_unless_root("a_bad_sandbox_log_directory_is_refused_before_runsc_runs") {
+        return;
+    }
+    let env = TestEnv::new("logdir").await;
+    let config = env.write_runsc_toml("");
+    let file = env.write_file("not-a-dir", "");
+    let cases = [
+        "var/log/pods/x".to_string(),
+        "/var/log/pods/../../../etc/cron.d".to_string(),
+        file.display().to_string(),
+    ];
+    for (n, dir) in cases.iter().enumerate() {
+        let bundle = env
+            .bundle(&format!("logdir-c{n}"))
+            .annotation(CONTAINER_TYPE, "sandbox")
+            .annotation(SANDBOX_LOG_DIRECTORY, dir.clone())
+            .build();
+        assert_create_fails(
+            &env,
+            &bundle,
+            Some(env.options(&config)),
+            &["io.kubernetes.cri.sandbox-log-directory", dir],
+        )
+        .await;
+    }
+    assert!(env.calls().is_empty(), "runsc never ran: {:?}", env.calls());
+}

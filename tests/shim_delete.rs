@@ -109,3 +109,36 @@ async fn delete_without_a_shim_uses_runsc_from_path_and_the_default_root() {
     assert!(!bundle.rootfs_is_mounted(), "delete unmounts the rootfs");
     env.assert_nothing_left().await;
 }
+
+/// `delete` and `start` take the id from containerd's command line; both check it as Create
+/// does, so an id that runsc would read as a flag (or that names another path) runs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_and_start_refuse_an_id_the_task_api_would_refuse() {
+    if skip_unless_root("delete_and_start_refuse_an_id_the_task_api_would_refuse") {
+        return;
+    }
+    let env = TestEnv::new("badid").await;
+    let _config = env.write_runsc_toml("");
+    for bad in ["--all", "-x", "a/../../b", ".."] {
+        let mut bundle = env.bundle("badid-c1").build();
+        bundle.id = bad.to_string();
+        let out = env.run_delete_action(&bundle, &[]).await;
+        assert!(!out.status.success(), "delete -id {bad:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("invalid id"),
+            "delete -id {bad:?}: {stderr}"
+        );
+
+        let mut cmd = env.shim_command(&bundle);
+        cmd.arg("start");
+        let out = run_bounded(cmd, "containerd-shim-runsc-v1 start").await;
+        assert!(!out.status.success(), "start -id {bad:?} succeeded");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("unix://"),
+            "start -id {bad:?} printed an address"
+        );
+    }
+    assert!(env.calls().is_empty(), "runsc ran: {:?}", env.calls());
+    env.assert_nothing_left().await;
+}

@@ -32,6 +32,18 @@ pub enum CgroupError {
     #[error("{} is a symlink; a cgroup filesystem has none, refusing to follow it", path.display())]
     Symlink { path: PathBuf },
 
+    /// Something at a cgroup's path (or its limit file's) of a kind cgroupfs does not have there:
+    /// a file where a cgroup directory belongs, a FIFO or directory for a limit file.
+    #[error(
+        "{} is {found}, not {expected}; the cgroup tree is not what a cgroup filesystem holds",
+        path.display()
+    )]
+    Unexpected {
+        path: PathBuf,
+        found: &'static str,
+        expected: &'static str,
+    },
+
     /// A cgroup file holds something that is not a limit.
     #[error("{} holds {content:?}, which is not a memory limit", file.display())]
     Garbage { file: PathBuf, content: String },

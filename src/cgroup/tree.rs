@@ -124,9 +124,9 @@ impl CgroupTree {
             .join(self.layout.memory_limit_file_name())
     }
 
-    /// Walks the cgroup's directories from the hierarchy down and refuses a symlink on the way:
-    /// a cgroup filesystem has none, so one means the tree is not what it claims to be. Returns
-    /// whether the whole path exists.
+    /// Walks the cgroup's directories from the hierarchy down and refuses a symlink or a file on
+    /// the way: a cgroup filesystem has neither there, so one means the tree is not what it
+    /// claims to be (and a file is no "missing cgroup"). Returns whether the whole path exists.
     fn walk(&self, cgroup: &CgroupPath) -> Result<bool, CgroupError> {
         let mut dir = self.memory_hierarchy();
         for component in cgroup.components() {
@@ -136,7 +136,13 @@ impl CgroupTree {
                     return Err(CgroupError::Symlink { path: dir });
                 }
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Ok(false),
+                Ok(m) => {
+                    return Err(CgroupError::Unexpected {
+                        path: dir,
+                        found: kind_of(&m.file_type()),
+                        expected: "a cgroup directory",
+                    })
+                }
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
                 Err(source) => {
                     return Err(CgroupError::Io {
@@ -169,16 +175,12 @@ impl CgroupTree {
             return Ok(MemoryLimit::Unlimited);
         }
         let file = self.memory_limit_file(cgroup);
-        let content = match fs::read_to_string(&file) {
+        let content = match read_limit_file(&file) {
             Ok(c) => c,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(MemoryLimit::Unlimited),
-            Err(source) => {
-                return Err(CgroupError::Io {
-                    action: "read",
-                    path: file,
-                    source,
-                })
+            Err(CgroupError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                return Ok(MemoryLimit::Unlimited)
             }
+            Err(e) => return Err(e),
         };
         let parsed = match self.layout {
             CgroupLayout::Unified => parse_memory_max(&content),
@@ -230,12 +232,74 @@ impl CgroupTree {
             source,
         };
         // O_TRUNC as runc writes cgroup files: harmless on cgroupfs, right on a fixture.
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&file)
-            .map_err(io)?;
+        let mut f = open_limit_file(&file, fs::OpenOptions::new().write(true).truncate(true))?;
         f.write_all(limit.get().to_string().as_bytes()).map_err(io)
+    }
+}
+
+/// A limit file is a few bytes; more is garbage, and is not read whole.
+const LIMIT_FILE_MAX: u64 = 4096;
+
+/// Opens a limit file without following a symlink (cgroupfs has none; a fixture tree's would
+/// lead anywhere) and without blocking on a FIFO, and refuses anything but a regular file.
+fn open_limit_file(path: &Path, options: &mut fs::OpenOptions) -> Result<fs::File, CgroupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |action, source| CgroupError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                CgroupError::Symlink {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                io("open", e)
+            }
+        })?;
+    let kind = file.metadata().map_err(|e| io("inspect", e))?.file_type();
+    if !kind.is_file() {
+        return Err(CgroupError::Unexpected {
+            path: path.to_path_buf(),
+            found: kind_of(&kind),
+            expected: "a limit file",
+        });
+    }
+    Ok(file)
+}
+
+fn read_limit_file(path: &Path) -> Result<String, CgroupError> {
+    use std::io::Read;
+    let file = open_limit_file(path, fs::OpenOptions::new().read(true))?;
+    let mut bytes = Vec::new();
+    file.take(LIMIT_FILE_MAX)
+        .read_to_end(&mut bytes)
+        .map_err(|source| CgroupError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn kind_of(kind: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_file() {
+        "a file"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a device"
     }
 }
 
@@ -410,5 +474,91 @@ mod tests {
         );
         assert!(t.write_memory_limit(&p("/pod/other"), Bytes(1)).is_err());
         assert!(!d.path().join("pod/other").exists());
+    }
+
+    #[test]
+    fn limit_files_are_not_read_or_written_through_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        write(d.path(), "cgroup.controllers", "memory\n");
+        write(outside.path(), "memory.max", "max\n");
+        fs::create_dir_all(d.path().join("pod/leaf")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("memory.max"),
+            d.path().join("pod/leaf/memory.max"),
+        )
+        .unwrap();
+        let t = CgroupTree::detect(d.path()).unwrap();
+        let err = t.memory_limit(&p("/pod/leaf")).unwrap_err();
+        assert!(matches!(err, CgroupError::Symlink { .. }), "{err}");
+        let err = t.write_memory_limit(&p("/pod/leaf"), Bytes(1)).unwrap_err();
+        assert!(matches!(err, CgroupError::Symlink { .. }), "{err}");
+        assert_eq!(
+            fs::read_to_string(outside.path().join("memory.max")).unwrap(),
+            "max\n",
+            "the file outside the tree is untouched"
+        );
+    }
+
+    #[test]
+    fn a_limit_file_that_is_not_a_file_is_refused_without_blocking() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "cgroup.controllers", "memory\n");
+        fs::create_dir_all(d.path().join("fifo")).unwrap();
+        nix::unistd::mkfifo(
+            &d.path().join("fifo/memory.max"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        fs::create_dir_all(d.path().join("dir/memory.max")).unwrap();
+        let t = CgroupTree::detect(d.path()).unwrap();
+        let err = t.memory_limit(&p("/fifo")).unwrap_err().to_string();
+        assert!(
+            err.contains("a FIFO") && err.contains("limit file"),
+            "{err}"
+        );
+        let err = t.write_memory_limit(&p("/fifo"), Bytes(1)).unwrap_err();
+        assert!(
+            matches!(err, CgroupError::Unexpected { .. } | CgroupError::Io { .. }),
+            "{err}"
+        );
+        let err = t.memory_limit(&p("/dir")).unwrap_err().to_string();
+        assert!(err.contains("a directory"), "{err}");
+    }
+
+    #[test]
+    fn a_file_where_the_cgroup_belongs_is_an_error_not_a_missing_cgroup() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "cgroup.controllers", "memory\n");
+        write(d.path(), "pod/leaf", "not a directory\n");
+        let t = CgroupTree::detect(d.path()).unwrap();
+        let err = t.exists(&p("/pod/leaf")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CgroupError::Unexpected {
+                    found: "a file",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("pod/leaf"), "{err}");
+        assert!(t.memory_limit(&p("/pod/leaf/x")).is_err());
+        assert!(t.write_memory_limit(&p("/pod/leaf"), Bytes(1)).is_err());
+        assert_eq!(
+            fs::read_to_string(d.path().join("pod/leaf")).unwrap(),
+            "not a directory\n"
+        );
+    }
+
+    #[test]
+    fn a_huge_limit_file_is_garbage_not_read_whole() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "cgroup.controllers", "memory\n");
+        write(d.path(), "big/memory.max", &"1".repeat(1 << 20));
+        let t = CgroupTree::detect(d.path()).unwrap();
+        let err = t.memory_limit(&p("/big")).unwrap_err();
+        assert!(matches!(err, CgroupError::Garbage { .. }), "{err}");
     }
 }

@@ -15,7 +15,7 @@ use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
 use tokio::sync::Mutex;
 
-use crate::annotations::{Role, SANDBOX_LOG_DIRECTORY};
+use crate::annotations::{sandbox_log_directory, Role};
 use crate::error::{Error, Result};
 use crate::guard::GuardRecord;
 use crate::options::{self, ShimConfig};
@@ -132,6 +132,10 @@ impl Pod {
         }
         let role = Role::from_annotations(spec.annotations())
             .map_err(|reason| Error::invalid("config.json annotations", reason))?;
+        if role.is_sandbox() {
+            sandbox_log_directory(spec.annotations())
+                .map_err(|reason| Error::invalid("config.json annotations", reason))?;
+        }
         info!(
             "creating {} ({:?}) in {} with options from {source:?}",
             req.id,
@@ -536,7 +540,7 @@ fn task_io(stdio: &StdioPaths) -> TaskIO {
 }
 
 /// Container ids become file names and runsc arguments: keep them to what containerd produces.
-fn validate_id(id: &str) -> Result<()> {
+pub(crate) fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 256
         && !id.starts_with('-')
@@ -560,10 +564,11 @@ fn user_log_path(spec: &BundleSpec, role: &Role) -> Option<PathBuf> {
     if !role.is_sandbox() {
         return None;
     }
-    spec.annotations()
-        .get(SANDBOX_LOG_DIRECTORY)
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join("gvisor.log"))
+    // Checked at the start of Create, so an error here cannot happen.
+    sandbox_log_directory(spec.annotations())
+        .ok()
+        .flatten()
+        .map(|d| d.join("gvisor.log"))
 }
 
 fn read_pid(path: &Path) -> Result<i32> {

@@ -25,7 +25,7 @@ use crate::shim::events::{self, EventSender};
 use crate::shim::guarding::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 use crate::shim::logging;
 use crate::shim::mount;
-use crate::shim::pod::{Pod, INIT_PID_FILE};
+use crate::shim::pod::{validate_id, Pod, INIT_PID_FILE};
 use crate::shim::state::ShimState;
 use crate::shim::task::TaskService;
 
@@ -61,6 +61,8 @@ impl Shim for Service {
     }
 
     async fn start_shim(&mut self, opts: StartOpts) -> Result<String, ShimError> {
+        // The id names the socket and reaches runsc: the same check as the task API's Create.
+        validate_id(&opts.id).map_err(|e| ShimError::InvalidArgument(e.to_string()))?;
         // containerd sends the runtime options on stdin; they only choose the daemon's log
         // settings and cgroup here. A bad config is reported by Create, with the field named.
         let config = read_stdin_options()
@@ -124,6 +126,9 @@ impl Shim for Service {
     }
 
     async fn delete_shim(&mut self) -> Result<DeleteResponse, ShimError> {
+        // The id reaches `runsc delete --force` and names the bundle's files: checked as Create
+        // checks it, so a hostile `-id` is refused before anything runs.
+        validate_id(&self.id).map_err(|e| ShimError::InvalidArgument(e.to_string()))?;
         let state = ShimState::load(&self.bundle).unwrap_or_else(|e| {
             eprintln!("{}: using runsc defaults for cleanup: {e}", self.id);
             None

@@ -29,8 +29,11 @@ pub(super) fn place(
     let placement = place_sandbox(d, runsc, pod, guest);
     d.leaf_cgroup = placement.process_cgroup(layout).cloned();
     if let Some(leaf) = d.leaf_cgroup.clone() {
-        // runsc would follow a symlink out of the tree; a cgroup filesystem has none.
-        if let Err(e @ CgroupError::Symlink { .. }) = input.tree.exists(&leaf) {
+        // runsc would follow a symlink out of the tree, and cannot make a cgroup where a file
+        // is; a cgroup filesystem has neither.
+        if let Err(e @ (CgroupError::Symlink { .. } | CgroupError::Unexpected { .. })) =
+            input.tree.exists(&leaf)
+        {
             d.refuse(format!("the sandbox's cgroup {leaf}: {e}"));
             return;
         }

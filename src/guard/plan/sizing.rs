@@ -49,8 +49,9 @@ pub(super) fn pod_bound(
             d.limit_source = eff.source.as_ref().map(|p| p.display().to_string());
             Some(PodBound::Read(eff))
         }
-        Err(e @ CgroupError::Symlink { .. }) => {
-            // No fallback: a symlink in a cgroup tree means the tree cannot be trusted.
+        Err(e @ (CgroupError::Symlink { .. } | CgroupError::Unexpected { .. })) => {
+            // No fallback: a symlink in a cgroup tree, or a file where a cgroup belongs, means
+            // the tree cannot be trusted.
             d.refuse(format!("pod cgroup {pod}: {e}"));
             None
         }
