@@ -8,11 +8,13 @@
 //! - [`cgroup`]: reading a cgroup tree (v1, v2, hybrid) and the paths containerd hands out;
 //! - [`guard`]: the pure decision that bounds a sandbox by its pod, and its verification;
 //! - [`shim`]: the containerd shim v2 (lifecycle, task service, containers, stdio, events);
+//! - [`doctor`]: the audit of a node (`runsc-guard doctor`);
 //! - [`cli`]: the `runsc-guard` operator command.
 
 pub mod annotations;
 pub mod cgroup;
 pub mod cli;
+pub mod doctor;
 pub mod error;
 pub mod guard;
 pub mod options;

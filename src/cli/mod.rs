@@ -8,6 +8,7 @@
 //! error.
 
 mod args;
+mod doctor;
 mod plan;
 
 use std::io::Write;
@@ -32,6 +33,11 @@ commands:
       Print the decision and verification the shim recorded in the bundle.
   version [--config RUNSC_TOML]
       Print this build's version and the runsc it would run.
+  doctor [--json] [--containerd-config FILE] [--runsc-config FILE] [--cgroup-root DIR] [--proc DIR]
+      Audit this node: containerd's runsc handlers, runsc, cgroups, and every running sandbox
+      against its pod's limit. Exits 0 all well, 1 warnings only, 2 failures.
+
+`runsc-guard <command> --help` describes each command.
 ";
 
 /// Runs the command line (without argv[0]) and returns the exit status.
@@ -41,7 +47,15 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         return EXIT_USAGE;
     };
     let result = match command.as_str() {
+        _ if rest.iter().any(|a| a == "--help" || a == "-h") => match command_help(command) {
+            Some(help) => {
+                let _ = write!(out, "{help}");
+                Ok(EXIT_OK)
+            }
+            None => Err(Failure::Usage(format!("unknown command {command:?}"))),
+        },
         "plan" => plan::plan(rest, out, err),
+        "doctor" => doctor::doctor(rest, out),
         "show" => plan::show(rest, out),
         "version" => version(rest, out),
         "help" | "--help" | "-h" => {
@@ -62,6 +76,24 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         }
     }
 }
+
+/// The `--help` of each command.
+fn command_help(command: &str) -> Option<&'static str> {
+    match command {
+        "plan" => Some(plan::PLAN_HELP),
+        "show" => Some(plan::SHOW_HELP),
+        "version" => Some(VERSION_HELP),
+        "doctor" => Some(doctor::HELP),
+        _ => None,
+    }
+}
+
+const VERSION_HELP: &str = "\
+usage: runsc-guard version [--config RUNSC_TOML]
+
+Prints this build's version and the runsc the shim would run: runsc.toml's binary_name (default
+`runsc` from PATH) and what its `--version` says.
+";
 
 /// Why a command did not complete.
 enum Failure {

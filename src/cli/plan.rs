@@ -13,6 +13,33 @@ use crate::guard::{self, GuardInput, GuardRecord, HostFacts, Plan};
 use crate::options::GuardMode;
 use crate::runsc::version::{detect, resolve_binary, RunscVersion};
 
+pub(super) const PLAN_HELP: &str = "\
+usage: runsc-guard plan --bundle DIR [--cgroup-root DIR] [--runsc-version VERSION]
+                        [--config RUNSC_TOML] [--mode enforce|warn|off] [--json]
+
+Prints the decision the shim would make for the bundle's config.json, without running anything:
+the cgroup driver, the pod's cgroup and effective memory limit (and where it was read), the guest
+memory runsc will compute, the runsc flags and spec edits the guard applies, and why.
+
+options:
+  --bundle DIR              the bundle containerd wrote (its config.json is read)
+  --cgroup-root DIR         the cgroup tree to judge against (default /sys/fs/cgroup)
+  --runsc-version VERSION   the runsc release to assume (default: ask the installed runsc)
+  --config RUNSC_TOML       the runsc.toml the shim would read (default: the shim's defaults)
+  --mode MODE               override runsc.toml's guard_mode
+  --json                    print the decision as one JSON object
+
+exit status: 0, or 3 when the sandbox would be refused, 2 for a usage mistake, 1 on error.
+";
+
+pub(super) const SHOW_HELP: &str = "\
+usage: runsc-guard show --bundle DIR [--json]
+
+Prints the decision and the verification the shim recorded in the bundle (runsc-guard.json):
+what was planned, what runsc really did (the sandbox's cgroup and --total-memory), and whether
+they matched.
+";
+
 pub(super) fn plan(
     rest: &[String],
     out: &mut dyn Write,
