@@ -12,6 +12,7 @@
 //! - [`cli`]: the `runsc-guard` operator command.
 
 pub mod annotations;
+pub mod bundle;
 pub mod cgroup;
 pub mod cli;
 pub mod doctor;

@@ -1,39 +1,58 @@
-//! The guard's whole path through a Create, as the shim walks it, with a fixture cgroup tree, a
-//! fake /proc and a fake systemctl: plan → apply → (runsc create) → observe → verify → relax →
-//! record → `runsc-guard show`.
+//! The guard's whole path through a Create, through the very calls the shim makes: a fixture
+//! cgroup tree, a fake /proc and an executor that answers `runsc --version` and `systemctl`:
+//! `Guard::before_create` (plan, spec edits in the bundle, runsc flags) → (runsc create) →
+//! `Guard::after_create` (observe, verify, relax, record) → `runsc-guard show`.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
-use std::process::{Command, ExitStatus, Output};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 
-use oci_spec::runtime::Spec;
-use runsc_guard::cgroup::CgroupTree;
-use runsc_guard::guard::{
-    decide, observe, verify, CommandRunner, GuardInput, GuardRecord, HostFacts, Role, Verdict,
-};
-use runsc_guard::options::GuardMode;
-use runsc_guard::runsc::version::RunscVersion;
-use serde_json::json;
+use async_trait::async_trait;
+use runsc_guard::bundle::BundleSpec;
+use runsc_guard::cgroup::Bytes;
+use runsc_guard::guard::{Guard, GuardRecord, HostFacts, Role, Verdict};
+use runsc_guard::options::ShimConfig;
+use runsc_guard::runsc::{Executor, Output};
+use serde_json::{json, Value};
 
 const MIB: u64 = 1 << 20;
 const ID: &str = "sandbox1";
 const SLICE: &str = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu1.slice";
 
-/// systemctl that records its calls and succeeds.
+/// Answers `runsc --version` as Debian's runsc 20221219 does and every `systemctl` with
+/// success, and records each command it is given.
 #[derive(Default)]
-struct FakeSystemctl {
-    calls: RefCell<Vec<Vec<String>>>,
+struct FakeHost {
+    calls: Mutex<Vec<Vec<String>>>,
 }
 
-impl CommandRunner for FakeSystemctl {
-    fn run(&self, program: &str, args: &[String]) -> std::io::Result<Output> {
-        assert_eq!(program, "systemctl");
-        self.calls.borrow_mut().push(args.to_vec());
+impl FakeHost {
+    fn calls_to(&self, program: &str) -> Vec<Vec<String>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c[0].ends_with(program))
+            .map(|c| c[1..].to_vec())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Executor for FakeHost {
+    async fn run(&self, cmd: tokio::process::Command) -> std::io::Result<Output> {
+        let std = cmd.as_std();
+        let mut call = vec![std.get_program().to_string_lossy().into_owned()];
+        call.extend(std.get_args().map(|a| a.to_string_lossy().into_owned()));
+        let stdout = if call[1..] == ["--version"] {
+            b"runsc version 0.0~20221219.0\nspec: 1.0.2-dev\n".to_vec()
+        } else {
+            Vec::new()
+        };
+        self.calls.lock().unwrap().push(call);
         Ok(Output {
-            status: ExitStatus::from_raw(0),
-            stdout: Vec::new(),
+            status: 0,
+            stdout,
             stderr: Vec::new(),
         })
     }
@@ -61,95 +80,117 @@ fn fake_sandbox_process(proc_root: &Path, pid: i32, cgroup: &str, total: u64) {
     write(&dir.join("cmdline"), argv.join("\0") + "\0");
 }
 
-#[test]
-fn create_with_a_runtimeclass_overhead() {
-    let node = tempfile::tempdir().unwrap();
-    let root = node.path().join("cgroup");
-    write(&root.join("cgroup.controllers"), "cpu memory pids\n");
-    write(&root.join("kubepods.slice/memory.max"), "max\n");
-    write(
-        &root.join("kubepods.slice/kubepods-burstable.slice/memory.max"),
-        "max\n",
-    );
-    write(
-        &root.join(&SLICE[1..]).join("memory.max"),
-        format!("{}\n", 320 * MIB),
-    );
-    let bundle = node.path().join(ID);
-    let mut spec: Spec = serde_json::from_value(json!({
+/// A node in a temp dir: its cgroup tree, its /proc, a runsc binary (never run: the executor
+/// answers for it) and the sandbox's bundle with `spec` as config.json.
+struct Node {
+    dir: tempfile::TempDir,
+    host: Arc<FakeHost>,
+}
+
+impl Node {
+    fn new(spec: Value) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("cgroup/cgroup.controllers"), "memory\n");
+        let runsc = dir.path().join("bin/runsc");
+        write(&runsc, "#!/bin/sh\nexit 1\n");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&runsc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write(&dir.path().join(ID).join("config.json"), spec.to_string());
+        Node {
+            dir,
+            host: Arc::new(FakeHost::default()),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.path(ID)
+    }
+
+    /// The shim's guard for this node, on a systemd host with `host_memory`.
+    fn guard(&self, host_memory: Option<Bytes>) -> Guard {
+        Guard::new(self.path("cgroup"), self.path("proc"), self.host.clone()).with_host_facts(
+            HostFacts {
+                systemd_running: true,
+                host_memory,
+            },
+        )
+    }
+
+    /// runsc.toml as the operator left it: defaults, with this node's runsc.
+    fn config(&self) -> ShimConfig {
+        ShimConfig {
+            binary_name: self.path("bin/runsc").display().to_string(),
+            ..ShimConfig::default()
+        }
+    }
+}
+
+#[tokio::test]
+async fn create_with_a_runtimeclass_overhead() {
+    let node = Node::new(json!({
         "ociVersion": "1.0.2-dev",
         "linux": {"cgroupsPath": "kubepods-burstable-podu1.slice:cri-containerd:sandbox1",
                   "resources": {"cpu": {"shares": 2}}},
         "annotations": {"io.kubernetes.cri.container-type": "sandbox",
                         "io.kubernetes.cri.sandbox-memory": (256 * MIB).to_string()},
-    }))
-    .unwrap();
-    let runsc_config = BTreeMap::new();
-    let version =
-        RunscVersion::from_version_output("runsc version 0.0~20221219.0\nspec: 1.0.2-dev\n");
-    let tree = CgroupTree::detect(&root).unwrap();
+    }));
+    write(&node.path("cgroup/cgroup.controllers"), "cpu memory pids\n");
+    write(&node.path("cgroup/kubepods.slice/memory.max"), "max\n");
+    write(
+        &node.path("cgroup/kubepods.slice/kubepods-burstable.slice/memory.max"),
+        "max\n",
+    );
+    write(
+        &node.path("cgroup").join(&SLICE[1..]).join("memory.max"),
+        format!("{}\n", 320 * MIB),
+    );
+    let guard = node.guard(Some(Bytes(16 << 30)));
+    let mut spec = BundleSpec::load(&node.bundle()).unwrap();
 
     // Before runsc create: decide, refuse or apply.
-    let decision = decide(&GuardInput {
-        container_id: ID,
-        role: Role::Sandbox,
-        spec: &spec,
-        runsc_config: &runsc_config,
-        mode: GuardMode::Enforce,
-        runsc_version: &version,
-        host: HostFacts {
-            systemd_running: true,
-            host_memory: Some(runsc_guard::cgroup::Bytes(16 << 30)),
-        },
-        tree: &tree,
-    });
-    assert_eq!(decision.verdict, Verdict::Adjusted);
-    assert!(decision.refusal().is_none());
-    let mut raw = serde_json::to_value(&spec).unwrap();
-    for edit in &decision.edits {
-        edit.apply_to(&mut raw);
-    }
-    spec = serde_json::from_value(raw).unwrap();
-    let flags = decision.runsc_config(&runsc_config);
+    let guarded = guard
+        .before_create(ID, Role::Sandbox, &mut spec, &node.config())
+        .await
+        .unwrap();
+    let flags = guarded.runsc_config();
     assert_eq!(flags["systemd-cgroup"], "true");
-    let limit = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(node.bundle().join("config.json")).unwrap()).unwrap();
     assert_eq!(
-        limit.memory().as_ref().unwrap().limit(),
-        Some((256 * MIB) as i64)
+        written["linux"]["resources"]["memory"]["limit"],
+        json!(256 * MIB)
     );
+    assert_eq!(node.host.calls_to("runsc"), [["--version"]]);
 
     // runsc create ran; the pid file holds the sandbox's pid.
-    let proc_root = node.path().join("proc");
-    let leaf = decision.leaf_cgroup.clone().unwrap();
-    fake_sandbox_process(&proc_root, 4242, leaf.as_str(), 256 * MIB);
+    let leaf = format!("{SLICE}/cri-containerd-sandbox1.scope");
+    fake_sandbox_process(&node.path("proc"), 4242, &leaf, 256 * MIB);
+    let oom = guard.after_create(&guarded, 4242).await.unwrap();
+    assert!(oom.is_none(), "the fixture pod has no memory.events");
 
-    let observation = observe(&proc_root, 4242, tree.layout()).unwrap();
-    let verification = verify(&decision, &observation);
-    assert!(verification.passed, "{:?}", verification.violations());
-
-    let systemctl = FakeSystemctl::default();
-    let relax = decision.relax.clone().unwrap();
-    relax.apply(&tree, &systemctl).unwrap();
     assert_eq!(
-        systemctl.calls.borrow()[0],
-        [
+        node.host.calls_to("systemctl"),
+        [[
             "set-property",
             "--runtime",
             "cri-containerd-sandbox1.scope",
             "MemoryMax=335544320"
-        ]
+        ]]
     );
-
-    let mut record = GuardRecord::new(decision);
-    record.verification = Some(verification);
-    record.relaxed = true;
-    std::fs::create_dir_all(&bundle).unwrap();
-    record.write(&bundle).unwrap();
-    assert_eq!(GuardRecord::read(&bundle).unwrap(), record);
+    let record = GuardRecord::read(&node.bundle()).unwrap();
+    assert_eq!(record.plan.verdict, Verdict::Adjusted);
+    assert_eq!(record.plan.leaf_cgroup.unwrap().as_str(), leaf);
+    let verification = record.verification.unwrap();
+    assert!(verification.passed, "{:?}", verification.violations());
+    assert!(record.relaxed);
 
     let show = Command::new(env!("CARGO_BIN_EXE_runsc-guard"))
         .args(["show", "--bundle"])
-        .arg(&bundle)
+        .arg(node.bundle())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&show.stdout);
@@ -164,43 +205,31 @@ fn create_with_a_runtimeclass_overhead() {
     }
 }
 
-#[test]
-fn a_sandbox_that_escaped_fails_verification_with_the_fix() {
-    let node = tempfile::tempdir().unwrap();
-    let root = node.path().join("cgroup");
-    write(&root.join("cgroup.controllers"), "memory\n");
-    write(&root.join(&SLICE[1..]).join("memory.max"), "268435456\n");
-    let spec: Spec = serde_json::from_value(json!({
+#[tokio::test]
+async fn a_sandbox_that_escaped_fails_verification_with_the_fix() {
+    let node = Node::new(json!({
         "ociVersion": "1.0.2-dev",
         "linux": {"cgroupsPath": "kubepods-burstable-podu1.slice:cri-containerd:sandbox1"},
-    }))
-    .unwrap();
-    let tree = CgroupTree::detect(&root).unwrap();
-    let version = RunscVersion::parse("0.0~20221219.0").unwrap();
-    let decision = decide(&GuardInput {
-        container_id: ID,
-        role: Role::Sandbox,
-        spec: &spec,
-        runsc_config: &BTreeMap::new(),
-        mode: GuardMode::Enforce,
-        runsc_version: &version,
-        host: HostFacts {
-            systemd_running: true,
-            host_memory: None,
-        },
-        tree: &tree,
-    });
+    }));
+    write(
+        &node.path("cgroup").join(&SLICE[1..]).join("memory.max"),
+        "268435456\n",
+    );
+    let guard = node.guard(None);
+    let mut spec = BundleSpec::load(&node.bundle()).unwrap();
+    let guarded = guard
+        .before_create(ID, Role::Sandbox, &mut spec, &node.config())
+        .await
+        .unwrap();
     // What the stock configuration produced on the incident's node.
-    let proc_root = node.path().join("proc");
     fake_sandbox_process(
-        &proc_root,
+        &node.path("proc"),
         77,
         "/system.slice/containerd.service/kubepods-burstable-podu1.slice:cri-containerd:sandbox1",
         540 << 30,
     );
-    let verification = verify(&decision, &observe(&proc_root, 77, tree.layout()).unwrap());
-    assert!(!verification.passed);
-    let err = verification.failure(ID).unwrap().to_string();
+    let err = guard.after_create(&guarded, 77).await.unwrap_err();
+    let err = err.to_string();
     assert!(
         err.contains("runsc-guard refused container sandbox1"),
         "{err}"
@@ -211,4 +240,7 @@ fn a_sandbox_that_escaped_fails_verification_with_the_fix() {
     );
     assert!(err.contains("found 579820584960"), "{err}");
     assert!(err.contains("systemd-cgroup"), "{err}");
+    let record = GuardRecord::read(&node.bundle()).unwrap();
+    assert!(!record.verification.unwrap().passed);
+    assert!(node.host.calls_to("systemctl").is_empty());
 }

@@ -5,6 +5,7 @@
 //! [`SpecCgroupsPath::parse`] refuses `..`, NUL, over-long names and invalid slice names before any
 //! file is touched, and [`CgroupTree`] refuses to follow a symlink inside the tree.
 
+mod oom;
 mod path;
 mod spec_path;
 mod systemd;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use oom::OomCounter;
 pub use path::CgroupPath;
 pub use spec_path::SpecCgroupsPath;
 pub use systemd::{expand_slice, SystemdPath};

@@ -14,7 +14,7 @@ mod plan;
 use std::io::Write;
 
 use crate::options::{ShimConfig, DEFAULT_BINARY};
-use crate::runsc::version::{detect, resolve_binary};
+use crate::runsc::version::{detect_blocking, resolve_binary};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
@@ -138,7 +138,7 @@ fn version(rest: &[String], out: &mut dyn Write) -> Result<i32, Failure> {
             };
             writeln!(out, "runsc: not found ({:?} {hint})", config.binary_name)?;
         }
-        Some(path) => match detect(&path) {
+        Some(path) => match detect_blocking(&path) {
             Ok(v) => writeln!(out, "runsc: {v} ({})", path.display())?,
             Err(e) => writeln!(
                 out,

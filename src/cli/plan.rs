@@ -11,7 +11,7 @@ use crate::annotations::Role;
 use crate::cgroup::{CgroupTree, SpecCgroupsPath, DEFAULT_CGROUP_ROOT};
 use crate::guard::{self, GuardInput, GuardRecord, HostFacts, Plan};
 use crate::options::GuardMode;
-use crate::runsc::version::{detect, resolve_binary, RunscVersion};
+use crate::runsc::version::{detect_blocking, resolve_binary, RunscVersion};
 
 pub(super) const PLAN_HELP: &str = "\
 usage: runsc-guard plan --bundle DIR [--cgroup-root DIR] [--runsc-version VERSION]
@@ -159,7 +159,7 @@ pub(super) fn show(rest: &[String], out: &mut dyn Write) -> Result<i32, Failure>
 /// plan treats as the oldest release; say so, since the plan may then differ from the node's.
 fn installed_runsc(binary_name: &str, err: &mut dyn Write) -> Result<RunscVersion, Failure> {
     let found = resolve_binary(binary_name).ok_or_else(|| format!("{binary_name:?} not found"));
-    match found.and_then(|path| detect(&path).map_err(|e| e.to_string())) {
+    match found.and_then(|path| detect_blocking(&path).map_err(|e| e.to_string())) {
         Ok(v) => Ok(v),
         Err(why) => {
             writeln!(

@@ -1,14 +1,16 @@
 //! The memory guard: every gVisor sandbox bounded by its pod's cgroup.
 //!
-//! The decision is a pure function, [`decide`], of what the shim knows before `runsc create`: the
-//! OCI spec, the container's role, runsc.toml's flags and guard mode, the runsc release, a few
-//! host facts and a view of the cgroup tree. It returns a [`Plan`]: the runsc flags to
-//! add, the spec edits to apply, the guest size runsc will compute, what to relax after boot,
-//! and a verdict with its reasons. Everything with side effects sits at the edges:
-//! [`observe`] reads `/proc` after create, [`verify`] compares that with the plan (pure),
-//! [`LeafRelaxation::apply`] widens the sandbox's leaf, and [`GuardRecord`] keeps the outcome in
-//! the bundle for `runsc-guard` to show.
+//! The decision is a pure function, [`decide`], of what the shim knows before `runsc create`:
+//! the OCI spec, the container's role, runsc.toml's flags and guard mode, the runsc release, a
+//! few host facts and a view of the cgroup tree. It returns a [`Plan`]: the runsc flags to add,
+//! the spec edits to apply, the guest size runsc will compute, what to relax after boot, and a
+//! verdict with its reasons. Everything with side effects sits at the edges: [`observe`] reads
+//! `/proc` after create, [`verify`] compares that with the plan (pure), [`LeafRelaxation::run`]
+//! widens the sandbox's leaf, and [`GuardRecord`] keeps the outcome in the bundle for
+//! `runsc-guard` to show. [`Guard`] is the seam the shim's Create goes through: once before
+//! anything is set up, once after `runsc create`.
 
+mod host;
 mod plan;
 mod predict;
 mod record;
@@ -25,9 +27,10 @@ use crate::options::GuardMode;
 use crate::runsc::version::RunscVersion;
 
 pub use crate::annotations::Role;
+pub use host::{Guard, Guarded, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 pub use plan::{decide, Driver, Plan, SpecEdit, Verdict};
 pub use record::{GuardRecord, RECORD_FILE};
-pub use relax::{CommandRunner, LeafRelaxation, RelaxTarget, SystemCommands};
+pub use relax::{LeafRelaxation, RelaxAction, RelaxTarget};
 pub use verify::{observe, verify, Check, Observation, Verification};
 
 /// What the guard needs to know about the host besides its cgroup tree.

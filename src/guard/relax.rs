@@ -7,12 +7,14 @@
 //! a cgroupfs leaf by writing its limit file.
 
 use std::fmt;
-use std::process::{Command, Output};
+use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
+use tokio::process::Command;
 
 use crate::cgroup::{Bytes, CgroupPath, CgroupTree};
 use crate::error::{Error, Result};
+use crate::runsc::Executor;
 
 /// The leaf to widen after boot, and to what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,67 +37,79 @@ pub enum RelaxTarget {
 
 impl fmt::Display for LeafRelaxation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let target = match &self.target {
-            RelaxTarget::SystemdScope { unit } => unit.clone(),
-            RelaxTarget::Cgroup { cgroup } => cgroup.to_string(),
-        };
-        write!(f, "on {target} from {} to {}", self.from, self.to)
+        write!(f, "on {} from {} to {}", self.target, self.from, self.to)
     }
 }
 
-/// Runs a command; injectable so tests never run systemctl.
-pub trait CommandRunner {
-    fn run(&self, program: &str, args: &[String]) -> std::io::Result<Output>;
-}
-
-/// Runs commands for real.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemCommands;
-
-impl CommandRunner for SystemCommands {
-    fn run(&self, program: &str, args: &[String]) -> std::io::Result<Output> {
-        Command::new(program).args(args).output()
-    }
+/// What widening the leaf takes, as data: the one step [`LeafRelaxation::run`] executes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelaxAction {
+    /// `systemctl <args>`: `--runtime`, because the scope itself is transient and a persistent
+    /// drop-in would outlive it.
+    Systemctl { args: Vec<String> },
+    /// Write `to` into the cgroupfs leaf's limit file.
+    WriteLimit { cgroup: CgroupPath, to: Bytes },
 }
 
 impl LeafRelaxation {
-    /// The systemctl command for a scope: `--runtime`, because the scope itself is transient
-    /// and a persistent drop-in would outlive it.
-    pub fn systemctl_args(&self) -> Option<Vec<String>> {
+    /// The step that widens the leaf.
+    pub fn action(&self) -> RelaxAction {
         match &self.target {
-            RelaxTarget::SystemdScope { unit } => Some(vec![
-                "set-property".to_string(),
-                "--runtime".to_string(),
-                unit.clone(),
-                format!("MemoryMax={}", self.to.get()),
-            ]),
-            RelaxTarget::Cgroup { .. } => None,
+            RelaxTarget::SystemdScope { unit } => RelaxAction::Systemctl {
+                args: vec![
+                    "set-property".to_string(),
+                    "--runtime".to_string(),
+                    unit.clone(),
+                    format!("MemoryMax={}", self.to.get()),
+                ],
+            },
+            RelaxTarget::Cgroup { cgroup } => RelaxAction::WriteLimit {
+                cgroup: cgroup.clone(),
+                to: self.to,
+            },
         }
     }
 
-    /// Widens the leaf. Call once `runsc create` has returned and the plan was verified.
-    pub fn apply(&self, tree: &CgroupTree, runner: &dyn CommandRunner) -> Result<()> {
-        match &self.target {
-            RelaxTarget::SystemdScope { unit } => {
-                let args = self.systemctl_args().unwrap_or_default();
-                let output = runner
-                    .run("systemctl", &args)
-                    .map_err(|e| Error::io("cannot run systemctl for", unit.as_str(), e))?;
-                if output.status.success() {
+    /// Widens the leaf: call once `runsc create` has returned and the plan was verified. Every
+    /// process goes through `executor` (inside the shim daemon the containerd-shim library
+    /// reaps all children, so only its executor learns their exit).
+    pub async fn run(&self, tree: &CgroupTree, executor: &dyn Executor) -> Result<()> {
+        match self.action() {
+            RelaxAction::Systemctl { args } => {
+                let mut cmd = Command::new("systemctl");
+                cmd.args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                let out = executor.run(cmd).await.map_err(|e| {
+                    Error::io("cannot run systemctl for", self.target.to_string(), e)
+                })?;
+                if out.status == 0 {
                     Ok(())
                 } else {
                     Err(Error::Other(format!(
-                        "systemctl {} failed ({}): {}; the sandbox keeps the limit {} on {unit}",
+                        "systemctl {} failed (exit status {}): {}; the sandbox keeps the limit {} \
+                         on {}",
                         args.join(" "),
-                        output.status,
-                        String::from_utf8_lossy(&output.stderr).trim(),
-                        self.from
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim(),
+                        self.from,
+                        self.target
                     )))
                 }
             }
-            RelaxTarget::Cgroup { cgroup } => tree
-                .write_memory_limit(cgroup, self.to)
-                .map_err(Error::from),
+            RelaxAction::WriteLimit { cgroup, to } => {
+                tree.write_memory_limit(&cgroup, to).map_err(Error::from)
+            }
+        }
+    }
+}
+
+impl fmt::Display for RelaxTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RelaxTarget::SystemdScope { unit } => f.write_str(unit),
+            RelaxTarget::Cgroup { cgroup } => cgroup.fmt(f),
         }
     }
 }
@@ -103,23 +117,40 @@ impl LeafRelaxation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::os::unix::process::ExitStatusExt;
-    use std::process::ExitStatus;
+    use crate::runsc::Output;
+    use std::sync::Mutex;
 
-    /// Records calls and answers with a fixed status.
-    struct FakeRunner {
-        calls: RefCell<Vec<(String, Vec<String>)>>,
+    /// Records the commands it is given and answers with a fixed status.
+    struct FakeExecutor {
+        calls: Mutex<Vec<(String, Vec<String>)>>,
         status: i32,
     }
 
-    impl CommandRunner for FakeRunner {
-        fn run(&self, program: &str, args: &[String]) -> std::io::Result<Output> {
-            self.calls
-                .borrow_mut()
-                .push((program.to_string(), args.to_vec()));
+    impl FakeExecutor {
+        fn answering(status: i32) -> Self {
+            FakeExecutor {
+                calls: Mutex::new(Vec::new()),
+                status,
+            }
+        }
+
+        fn calls(&self) -> Vec<(String, Vec<String>)> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Executor for FakeExecutor {
+        async fn run(&self, cmd: Command) -> std::io::Result<Output> {
+            let std = cmd.as_std();
+            self.calls.lock().unwrap().push((
+                std.get_program().to_string_lossy().into_owned(),
+                std.get_args()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+            ));
             Ok(Output {
-                status: ExitStatus::from_raw(self.status << 8),
+                status: self.status,
                 stdout: Vec::new(),
                 stderr: b"Unit cri-containerd-x.scope not found.".to_vec(),
             })
@@ -131,8 +162,8 @@ mod tests {
         CgroupTree::detect(dir).unwrap()
     }
 
-    #[test]
-    fn a_scope_is_widened_through_systemd() {
+    #[tokio::test]
+    async fn a_scope_is_widened_through_systemd() {
         let dir = tempfile::tempdir().unwrap();
         let relax = LeafRelaxation {
             target: RelaxTarget::SystemdScope {
@@ -141,13 +172,10 @@ mod tests {
             from: Bytes(256 << 20),
             to: Bytes(320 << 20),
         };
-        let runner = FakeRunner {
-            calls: RefCell::new(Vec::new()),
-            status: 0,
-        };
-        relax.apply(&tree(dir.path()), &runner).unwrap();
+        let runner = FakeExecutor::answering(0);
+        relax.run(&tree(dir.path()), &runner).await.unwrap();
         assert_eq!(
-            runner.calls.borrow()[0],
+            runner.calls()[0],
             (
                 "systemctl".to_string(),
                 vec![
@@ -159,12 +187,10 @@ mod tests {
             )
         );
 
-        let failing = FakeRunner {
-            calls: RefCell::new(Vec::new()),
-            status: 5,
-        };
+        let failing = FakeExecutor::answering(5);
         let err = relax
-            .apply(&tree(dir.path()), &failing)
+            .run(&tree(dir.path()), &failing)
+            .await
             .unwrap_err()
             .to_string();
         assert!(
@@ -173,8 +199,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_cgroupfs_leaf_is_widened_by_its_file() {
+    #[tokio::test]
+    async fn a_cgroupfs_leaf_is_widened_by_its_file() {
         let dir = tempfile::tempdir().unwrap();
         let t = tree(dir.path());
         std::fs::create_dir_all(dir.path().join("kubepods/pod1/abc")).unwrap();
@@ -190,12 +216,9 @@ mod tests {
             from: Bytes(256 << 20),
             to: Bytes(320 << 20),
         };
-        let runner = FakeRunner {
-            calls: RefCell::new(Vec::new()),
-            status: 0,
-        };
-        relax.apply(&t, &runner).unwrap();
-        assert!(runner.calls.borrow().is_empty());
+        let runner = FakeExecutor::answering(0);
+        relax.run(&t, &runner).await.unwrap();
+        assert!(runner.calls().is_empty());
         assert_eq!(
             std::fs::read_to_string(dir.path().join("kubepods/pod1/abc/memory.max")).unwrap(),
             "335544320"

@@ -11,11 +11,12 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Stdio;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::{Executor, TokioExecutor};
 use crate::error::{Error, Result};
 
 /// gVisor commit `42b69d015` (first in release-20231106.0): on cgroup v2, when the sandbox's own cgroup says
@@ -222,18 +223,24 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Runs `<binary> --version` and reads its answer. Fails when the binary cannot be run or
-/// exits with an error; output it cannot date is an unknown version, not an error.
-pub fn detect(binary: &Path) -> Result<RunscVersion> {
-    let output = Command::new(binary)
-        .arg("--version")
-        .output()
+/// Runs `<binary> --version` through `executor` and reads its answer. Fails when the binary
+/// cannot be run or exits with an error; output it cannot date is an unknown version, not an
+/// error. The one probe: the shim's guard and the CLI both ask through it.
+pub async fn detect(executor: &dyn Executor, binary: &Path) -> Result<RunscVersion> {
+    let mut cmd = tokio::process::Command::new(binary);
+    cmd.arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = executor
+        .run(cmd)
+        .await
         .map_err(|e| Error::io("cannot run", binary, e))?;
-    if !output.status.success() {
+    if output.status != 0 {
         return Err(Error::Runsc {
             command: "--version".to_string(),
             message: format!(
-                "{} exited with {}: {}",
+                "{} exited with status {}: {}",
                 binary.display(),
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
@@ -243,6 +250,15 @@ pub fn detect(binary: &Path) -> Result<RunscVersion> {
     Ok(RunscVersion::from_version_output(&String::from_utf8_lossy(
         &output.stdout,
     )))
+}
+
+/// [`detect`] outside any tokio runtime (the `runsc-guard` CLI), with plain tokio waiting.
+pub fn detect_blocking(binary: &Path) -> Result<RunscVersion> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start a runtime to run runsc: {e}")))?;
+    runtime.block_on(detect(&TokioExecutor, binary))
 }
 
 #[cfg(test)]
@@ -361,7 +377,7 @@ mod tests {
         // Another test thread forking while the script was open for writing makes exec fail
         // with ETXTBSY for a moment; that is the test's race, not detect's.
         let v = (0..20)
-            .find_map(|_| match detect(&script) {
+            .find_map(|_| match detect_blocking(&script) {
                 Err(e) if e.to_string().contains("busy") => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                     None
@@ -374,7 +390,7 @@ mod tests {
         assert_eq!(resolve_binary(script.to_str().unwrap()), Some(script));
 
         let missing = dir.path().join("nope");
-        let err = detect(&missing).unwrap_err().to_string();
+        let err = detect_blocking(&missing).unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
         assert_eq!(resolve_binary(missing.to_str().unwrap()), None);
     }

@@ -10,9 +10,9 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 
 use crate::annotations::Role;
+use crate::cgroup::OomCounter;
 use crate::runsc::{ProcessIo, Runsc};
 use crate::shim::io::{StdioCopies, StdioPaths};
-use crate::shim::oom::OomCounter;
 
 /// The init process' status, in containerd's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,15 +9,13 @@
 pub mod confine;
 pub mod container;
 pub mod events;
-pub mod guarding;
 pub mod info;
 pub mod io;
 pub mod logging;
 pub mod mount;
-pub mod oom;
 pub mod pod;
+pub mod rollback;
 pub mod service;
-pub mod spec;
 pub mod state;
 pub mod task;
 

@@ -16,16 +16,17 @@ use log::{info, warn};
 use tokio::sync::Mutex;
 
 use crate::annotations::{sandbox_log_directory, Role};
+use crate::bundle::BundleSpec;
+use crate::cgroup::OomCounter;
 use crate::error::{Error, Result};
-use crate::guard::GuardRecord;
+use crate::guard::{Guard, Guarded};
 use crate::options::{self, ShimConfig};
 use crate::runsc::{self, CreateOpts, Executor, GlobalFlags, ProcessIo, Runsc};
 use crate::shim::container::{AttachedStdio, Container, Exit, Status};
 use crate::shim::events::EventSender;
-use crate::shim::guarding::{keep_record, Guard, Planned};
 use crate::shim::io::{self, StdioPaths};
 use crate::shim::mount::{self, RootfsMount};
-use crate::shim::spec::BundleSpec;
+use crate::shim::rollback::Rollback;
 use crate::shim::state::ShimState;
 
 /// The pid file runsc writes; it holds the sandbox's pid for every container.
@@ -144,52 +145,29 @@ impl Pod {
         );
 
         // The guard decides before anything is set up, so a refusal leaves nothing behind.
-        let planned = self
+        let guarded = self
             .guard
-            .plan(&req.id, &role, spec.spec(), &config)
+            .before_create(&req.id, role, &mut spec, &config)
             .await?;
-        let mut runsc_config = config.runsc_config.clone();
-        if let Some(p) = &planned {
-            if let Some(refusal) = p.plan.refusal() {
-                keep_record(&GuardRecord::new(p.plan.clone()), &req.bundle);
-                return Err(refusal);
-            }
-            if !p.plan.edits.is_empty() {
-                spec.apply(&p.plan.edits)?;
-                spec.save()?;
-            }
-            runsc_config = p.plan.runsc_config(&config.runsc_config);
-        }
-
-        let runsc = self.runsc_for(&req, &config, runsc_config)?;
-        ShimState::new(runsc.binary(), runsc.flags()).save(&req.bundle)?;
-
-        let created = self
-            .create_container(&req, &config, &spec, role, runsc, planned.as_ref())
-            .await;
-        match created {
-            Ok(container) => {
-                let pid = container.pid;
-                self.events.send(TaskCreate {
-                    container_id: req.id.clone(),
-                    bundle: req.bundle.display().to_string(),
-                    rootfs: Default::default(),
-                    io: Some(task_io(&req.stdio)).into(),
-                    checkpoint: String::new(),
-                    pid: pid as u32,
-                    ..Default::default()
-                });
-                self.containers
-                    .lock()
-                    .await
-                    .insert(req.id.clone(), container);
-                Ok(pid)
-            }
-            Err(e) => {
-                ShimState::remove(&req.bundle);
-                Err(e)
-            }
-        }
+        let runsc = self.runsc_for(&req, &config, guarded.runsc_config().clone())?;
+        let container = self
+            .create_container(&req, &config, &spec, role, runsc, &guarded)
+            .await?;
+        let pid = container.pid;
+        self.events.send(TaskCreate {
+            container_id: req.id.clone(),
+            bundle: req.bundle.display().to_string(),
+            rootfs: Default::default(),
+            io: Some(task_io(&req.stdio)).into(),
+            checkpoint: String::new(),
+            pid: pid as u32,
+            ..Default::default()
+        });
+        self.containers
+            .lock()
+            .await
+            .insert(req.id.clone(), container);
+        Ok(pid)
     }
 
     fn runsc_for(
@@ -211,6 +189,7 @@ impl Pod {
         ))
     }
 
+    /// Sets the container up and runs `runsc create`; on any failure undoes what was done.
     async fn create_container(
         &self,
         req: &CreateTask,
@@ -218,21 +197,57 @@ impl Pod {
         spec: &BundleSpec,
         role: Role,
         runsc: Runsc,
-        planned: Option<&Planned>,
+        guarded: &Guarded,
     ) -> Result<Arc<Container>> {
-        mount::mount_all(&req.bundle, &req.rootfs).await?;
-        let undo_mounts = || async {
-            if let Err(e) = mount::unmount_all(&req.bundle).await {
-                warn!("{}: cleaning up after a failed create: {e}", req.id);
+        let mut undo = Rollback::new(&req.id, &req.bundle);
+        let set_up = self
+            .set_up(req, config, spec, role, &runsc, guarded, &mut undo)
+            .await;
+        match set_up {
+            Ok((pid, start_io, oom)) => {
+                let stdio = AttachedStdio {
+                    paths: req.stdio.clone(),
+                    copies: undo.done(),
+                    start_io,
+                };
+                let container = Container::new(
+                    req.id.clone(),
+                    req.bundle.clone(),
+                    role,
+                    runsc,
+                    pid,
+                    stdio,
+                    oom,
+                );
+                Ok(Arc::new(container))
             }
-        };
-        let (process_io, copies) = match io::open(&req.stdio, config.io_uid, config.io_gid) {
-            Ok(v) => v,
             Err(e) => {
-                undo_mounts().await;
-                return Err(e);
+                undo.undo(&runsc).await;
+                Err(e)
             }
-        };
+        }
+    }
+
+    /// The steps of a Create after the guard's decision, each recorded in `undo` once done:
+    /// the state file, the rootfs, stdio, `runsc create`, the guard's check. Returns the
+    /// sandbox's pid, the stdio a joining container takes at start, and the pod's OOM counter.
+    #[allow(clippy::too_many_arguments)]
+    async fn set_up(
+        &self,
+        req: &CreateTask,
+        config: &ShimConfig,
+        spec: &BundleSpec,
+        role: Role,
+        runsc: &Runsc,
+        guarded: &Guarded,
+        undo: &mut Rollback,
+    ) -> Result<(i32, ProcessIo, Option<OomCounter>)> {
+        ShimState::new(runsc.binary(), runsc.flags()).save(&req.bundle)?;
+        undo.state_saved();
+        mount::mount_all(&req.bundle, &req.rootfs).await?;
+        undo.mounted();
+        let (process_io, copies) = io::open(&req.stdio, config.io_uid, config.io_gid)?;
+        undo.stdio_open(copies);
         // A sandbox takes its stdio at create (the sandbox process inherits it); a container
         // joining the pod takes it at start, which hands it into the running sandbox.
         let (create_io, start_io) = if role.is_sandbox() {
@@ -241,63 +256,18 @@ impl Pod {
             (ProcessIo::default(), process_io)
         };
         let pid_file = req.bundle.join(INIT_PID_FILE);
-        let user_log = user_log_path(spec, &role);
+        let user_log = user_log_path(spec, role);
         let opts = CreateOpts {
             bundle: &req.bundle,
             pid_file: &pid_file,
             console_socket: None,
             user_log: user_log.as_deref(),
         };
-        let created = runsc.create(&req.id, &opts, create_io).await;
-        let checked = match created.and_then(|()| read_pid(&pid_file)) {
-            Ok(pid) => self.check_guarantee(planned, pid, &req.bundle).await,
-            Err(e) => Err(e),
-        };
-        let pid = match checked {
-            Ok(pid) => pid,
-            Err(e) => {
-                if let Err(de) = runsc.delete(&req.id, true).await {
-                    if !runsc::is_gone(&de) {
-                        warn!("{}: cleaning up after a failed create: {de}", req.id);
-                    }
-                }
-                drop(copies);
-                undo_mounts().await;
-                return Err(e);
-            }
-        };
-        let container = Container::new(
-            req.id.clone(),
-            req.bundle.clone(),
-            role,
-            runsc,
-            pid,
-            AttachedStdio {
-                paths: req.stdio.clone(),
-                copies,
-                start_io,
-            },
-            planned.and_then(Planned::oom_counter),
-        );
-        Ok(Arc::new(container))
-    }
-
-    /// Checks the created sandbox against the guard's plan and keeps the record in the bundle.
-    async fn check_guarantee(
-        &self,
-        planned: Option<&Planned>,
-        pid: i32,
-        bundle: &Path,
-    ) -> Result<i32> {
-        let Some(planned) = planned else {
-            return Ok(pid);
-        };
-        let (record, failure) = self.guard.check_created(planned, pid).await;
-        keep_record(&record, bundle);
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(pid),
-        }
+        undo.runsc_create_ran();
+        runsc.create(&req.id, &opts, create_io).await?;
+        let pid = read_pid(&pid_file)?;
+        let oom = self.guard.after_create(guarded, pid).await?;
+        Ok((pid, start_io, oom))
     }
 
     /// Start: `runsc start`, then a watcher that learns the exit from `runsc wait`.
@@ -560,7 +530,7 @@ pub(crate) fn validate_id(id: &str) -> Result<()> {
 }
 
 /// gVisor's user log for the pod: `<sandbox log directory>/gvisor.log`, sandbox only.
-fn user_log_path(spec: &BundleSpec, role: &Role) -> Option<PathBuf> {
+fn user_log_path(spec: &BundleSpec, role: Role) -> Option<PathBuf> {
     if !role.is_sandbox() {
         return None;
     }

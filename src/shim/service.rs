@@ -18,11 +18,11 @@ use log::{info, warn};
 use tokio::io::AsyncReadExt;
 
 use crate::cgroup::DEFAULT_CGROUP_ROOT;
+use crate::guard::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 use crate::options::{self, DEFAULT_BINARY, DEFAULT_ROOT};
 use crate::runsc::{self, Executor, GlobalFlags, ReaperExecutor, Runsc};
 use crate::shim::confine;
 use crate::shim::events::{self, EventSender};
-use crate::shim::guarding::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 use crate::shim::logging;
 use crate::shim::mount;
 use crate::shim::pod::{validate_id, Pod, INIT_PID_FILE};

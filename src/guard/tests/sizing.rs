@@ -47,8 +47,11 @@ fn runtimeclass_overhead_sizes_the_guest_by_the_annotation_and_relaxes_the_leaf(
         },
     );
     let relax = p.relax.as_ref().unwrap();
+    let RelaxAction::Systemctl { args } = relax.action() else {
+        panic!("{relax:?} is not widened through systemd");
+    };
     assert_eq!(
-        relax.systemctl_args().unwrap(),
+        args,
         [
             "set-property",
             "--runtime",

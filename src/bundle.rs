@@ -10,7 +10,9 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::guard::SpecEdit;
 
+/// A bundle's config.json, read and edited as one value.
 pub struct BundleSpec {
+    dir: PathBuf,
     path: PathBuf,
     raw: Value,
     spec: Spec,
@@ -32,11 +34,17 @@ impl BundleSpec {
         })?;
         let annotations = spec.annotations().clone().unwrap_or_default();
         Ok(BundleSpec {
+            dir: bundle.to_path_buf(),
             path,
             raw,
             spec,
             annotations,
         })
+    }
+
+    /// The bundle directory.
+    pub fn bundle(&self) -> &Path {
+        &self.dir
     }
 
     pub fn spec(&self) -> &Spec {

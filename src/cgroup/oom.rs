@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cgroup::{CgroupLayout, CgroupPath, CgroupTree};
+use super::{CgroupLayout, CgroupPath, CgroupTree};
 
 /// The pod cgroup's `oom_kill` counter, as it was when the container was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
