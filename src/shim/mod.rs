@@ -1,10 +1,5 @@
-//! The containerd shim v2.
-//!
-//! - [`service`]: the shim's lifecycle (`start`, `delete`, the daemon), for containerd;
-//! - [`task`]: the ttrpc task API adapter, the only protocol-aware code;
-//! - [`pod`]: the task logic for the containers this shim serves;
-//! - [`container`]: one container's tracked state;
-//! - [`spec`], [`io`], [`mount`], [`events`], [`state`], [`logging`]: what those need.
+//! The containerd shim v2: the lifecycle (`service`), the ttrpc adapter (`task`), the task
+//! logic (`pod`) and what it needs. docs/CONTRIBUTING.md ("Architecture") maps every module.
 
 pub mod confine;
 pub mod container;
