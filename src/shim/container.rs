@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 
@@ -48,6 +48,8 @@ pub struct Container {
     pub stdio: StdioPaths,
     /// The pod's OOM kills since create: tells an OOM kill from any other death of the sandbox.
     pub oom: Option<OomCounter>,
+    /// When `runsc create` began: an exit the reaper saw before is another process'.
+    pub created_at: Instant,
     status: Mutex<Status>,
     exit: watch::Sender<Option<Exit>>,
     copies: Mutex<Option<StdioCopies>>,
@@ -73,6 +75,7 @@ impl Container {
             pid,
             stdio: stdio.paths,
             oom,
+            created_at: Instant::now(),
             status: Mutex::new(Status::Created),
             exit: watch::channel(None).0,
             copies: Mutex::new(Some(stdio.copies)),

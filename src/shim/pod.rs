@@ -24,6 +24,7 @@ use crate::options::{self, ShimConfig};
 use crate::runsc::{self, CreateOpts, Executor, GlobalFlags, ProcessIo, Runsc};
 use crate::shim::container::{AttachedStdio, Container, Exit, Status};
 use crate::shim::events::EventSender;
+use crate::shim::exits::{self, ExitLog};
 use crate::shim::io::{self, StdioPaths};
 use crate::shim::mount::{self, RootfsMount};
 use crate::shim::rollback::Rollback;
@@ -34,6 +35,8 @@ pub const INIT_PID_FILE: &str = "init.pid";
 
 /// How long Delete waits for a container's output to drain.
 const IO_DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// How long the reaper may take to report a sandbox that runsc already found gone.
+const SANDBOX_EXIT_LIMIT: Duration = Duration::from_secs(2);
 /// gVisor's shim retries a kill for about a second while runsc catches up.
 const KILL_RETRY_LIMIT: Duration = Duration::from_secs(1);
 
@@ -65,6 +68,9 @@ pub struct Pod {
     events: EventSender,
     executor: Arc<dyn Executor>,
     guard: Guard,
+    /// The reaper's exits: how a sandbox that is gone before `runsc wait` asks still tells its
+    /// init's exit status.
+    exits: Arc<ExitLog>,
 }
 
 impl Pod {
@@ -80,6 +86,7 @@ impl Pod {
             events,
             executor,
             guard,
+            exits: Arc::new(ExitLog::default()),
         }
     }
 
@@ -200,6 +207,7 @@ impl Pod {
         guarded: &Guarded,
     ) -> Result<Arc<Container>> {
         let mut undo = Rollback::new(&req.id, &req.bundle);
+        let began = std::time::Instant::now();
         let set_up = self
             .set_up(req, config, spec, role, &runsc, guarded, &mut undo)
             .await;
@@ -210,7 +218,7 @@ impl Pod {
                     copies: undo.done(),
                     start_io,
                 };
-                let container = Container::new(
+                let mut container = Container::new(
                     req.id.clone(),
                     req.bundle.clone(),
                     role,
@@ -219,6 +227,7 @@ impl Pod {
                     stdio,
                     oom,
                 );
+                container.created_at = began;
                 Ok(Arc::new(container))
             }
             Err(e) => {
@@ -263,6 +272,8 @@ impl Pod {
             console_socket: None,
             user_log: user_log.as_deref(),
         };
+        // Listening to the reaper before the sandbox process exists, so its exit cannot be missed.
+        self.exits.start().await;
         undo.runsc_create_ran();
         runsc.create(&req.id, &opts, create_io).await?;
         let pid = read_pid(&pid_file)?;
@@ -295,7 +306,8 @@ impl Pod {
         });
         let events = self.events.clone();
         let watched = c.clone();
-        tokio::spawn(async move { watch_exit(watched, events).await });
+        let exits = self.exits.clone();
+        tokio::spawn(async move { watch_exit(watched, events, exits).await });
         Ok(c.pid)
     }
 
@@ -449,17 +461,10 @@ impl Pod {
 }
 
 /// Waits for the init process through `runsc wait` and reports the exit.
-async fn watch_exit(c: Arc<Container>, events: EventSender) {
+async fn watch_exit(c: Arc<Container>, events: EventSender, exits: Arc<ExitLog>) {
     let status = match c.runsc.wait(&c.id).await {
         Ok(code) => code as u32,
-        Err(e) => {
-            // gVisor's shim reports 128 when runsc cannot tell the exit (the sandbox died).
-            warn!(
-                "{}: runsc wait failed, reporting exit status 128: {e}",
-                c.id
-            );
-            128
-        }
+        Err(e) => status_runsc_could_not_tell(&c, &exits, &e).await,
     };
     // The host's OOM killer took the sandbox: say so before the exit, so CRI reports OOMKilled.
     let status = if status != 0 && c.oom.as_ref().is_some_and(|o| o.fired()) {
@@ -485,6 +490,35 @@ async fn watch_exit(c: Arc<Container>, events: EventSender) {
         info!("{}: exited with status {status}", c.id);
         publish_exit(&events, &c);
     }
+}
+
+/// The exit status when `runsc wait` failed, which it does once the sandbox is gone. A sandbox's
+/// init: the sandbox process' own exit status, from the shim's reaper (see `shim::exits`). A
+/// container joining a sandbox that is gone: it was killed with the sandbox, 137. Otherwise, as
+/// gVisor's shim, 128.
+async fn status_runsc_could_not_tell(c: &Container, exits: &ExitLog, err: &Error) -> u32 {
+    if c.role.is_sandbox() {
+        if let Some(exit) = exits.exit_of(c.pid, c.created_at, SANDBOX_EXIT_LIMIT).await {
+            info!(
+                "{}: runsc wait could not tell the exit ({err}); the sandbox process (pid {}) \
+                 exited with {}, its init's status",
+                c.id, c.pid, exit.status
+            );
+            return exit.status;
+        }
+    } else if !exits::is_alive(c.pid) {
+        warn!(
+            "{}: runsc wait failed ({err}) and the sandbox (pid {}) is gone: the container was \
+             killed with it, exit status 137",
+            c.id, c.pid
+        );
+        return 128 + libc::SIGKILL as u32;
+    }
+    warn!(
+        "{}: runsc wait failed and the exit status is unknown, reporting 128: {err}",
+        c.id
+    );
+    128
 }
 
 fn publish_exit(events: &EventSender, c: &Container) {

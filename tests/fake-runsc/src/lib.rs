@@ -21,6 +21,15 @@ pub const KNOB_SANDBOX_CGROUP: &str = "dev.runsc-guard.test/sandbox-cgroup";
 /// The sandbox process' `--total-memory` (bytes), instead of the computed one.
 pub const KNOB_TOTAL_MEMORY: &str = "dev.runsc-guard.test/total-memory";
 
+/// `real`: `create` of a sandbox starts a real process standing for `runsc-sandbox` (its pid is
+/// the sandbox's), which the shim gets as an orphan, as it gets a real sandbox: it exits with the
+/// sandbox init's exit status once that stops, 137 once the container is deleted, and dies when a
+/// test kills it, after which every container of the sandbox is stopped and `wait` can no longer
+/// tell an exit status. Absent: the pid is fake and nothing runs.
+pub const KNOB_SANDBOX_PROCESS: &str = "dev.runsc-guard.test/sandbox-process";
+/// Set in the environment of that process: the state file it follows.
+pub const SANDBOX_PROCESS_ENV: &str = "FAKE_RUNSC_SANDBOX_STATE";
+
 /// Where the shim's guard looks for the sandbox process; unset, no process is faked. The shim
 /// reads the same variable (a fixture /proc instead of the host's).
 pub const PROC_ROOT_ENV: &str = "RUNSC_GUARD_PROC_ROOT";

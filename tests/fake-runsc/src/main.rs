@@ -2,7 +2,8 @@
 //!
 //! It speaks runsc's command line (global flags, then a sub-command with its flags, then the
 //! container id) and plays the container states a real runsc would report, without running
-//! anything. Everything it knows lives in files under `--root`, so several invocations (and
+//! anything (but a process standing for the sandbox, when a test asks for one with
+//! `KNOB_SANDBOX_PROCESS`: the shim reaps it as it reaps a real sandbox). Everything it knows lives in files under `--root`, so several invocations (and
 //! several shims) share it the way they share a real runsc root:
 //! - `<root>/calls.jsonl`: one JSON line per invocation, `{"argv":[..],"cwd":".."}`, argv without
 //!   argv0, so a test can assert the exact command lines the shim ran;
@@ -29,8 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fake_runsc::{
     CALLS_FILE, CGROUP_ROOT_ENV, DEFAULT_VERSION, FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL,
-    KNOB_FAIL_MESSAGE, KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_STDOUT, KNOB_TOTAL_MEMORY,
-    PROC_ROOT_ENV, STATE_FILE_SUFFIX, VERSION_ENV,
+    KNOB_FAIL_MESSAGE, KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_SANDBOX_PROCESS, KNOB_STDOUT,
+    KNOB_TOTAL_MEMORY, PROC_ROOT_ENV, SANDBOX_PROCESS_ENV, STATE_FILE_SUFFIX, VERSION_ENV,
 };
 use serde_json::{json, Map, Value};
 
@@ -311,6 +312,19 @@ impl Ctx {
             .map_err(|e| format!("corrupt state {}: {e}", path.display()))?;
         let mut c = Container { value };
         c.settle();
+        // A container joining a sandbox dies with it.
+        if !c.is_sandbox() && c.status() != "stopped" {
+            let sandbox_id = c.str("sandbox_id").to_string();
+            let sandbox_gone = match self.load(&sandbox_id) {
+                Ok(Some(sandbox)) => sandbox.status() == "stopped",
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            if sandbox_gone {
+                c.stop(128 + 9, now_ms());
+                c.value["sandbox_died"] = json!(true);
+            }
+        }
         Ok(Some(c))
     }
 
@@ -350,8 +364,15 @@ impl Container {
         self.value["annotations"][key].as_str()
     }
 
-    /// A running container whose run-ms has elapsed has stopped by itself.
+    /// A running container whose run-ms has elapsed has stopped by itself; a sandbox whose
+    /// process died has stopped, its exit status lost with it.
     fn settle(&mut self) {
+        let process = self.value["process_pid"].as_i64().unwrap_or_default();
+        if process > 0 && self.status() != "stopped" && !is_alive(process as i32) {
+            self.stop(128 + 9, now_ms());
+            self.value["sandbox_died"] = json!(true);
+            return;
+        }
         if self.status() != "running" {
             return;
         }
@@ -380,6 +401,16 @@ impl Container {
     /// Fails when the test asked this sub-command to fail.
     fn check_fail(&self, command: &str) -> Result<(), String> {
         fail_if_asked(&self.value["annotations"], command)
+    }
+
+    /// Stopped because its sandbox died, not by its own exit: runsc cannot tell a status then.
+    fn died_with_sandbox(&self) -> bool {
+        self.value["sandbox_died"].as_bool() == Some(true)
+    }
+
+    /// Whether a real process stands for this sandbox (KNOB_SANDBOX_PROCESS).
+    fn has_process(&self) -> bool {
+        self.value["process_pid"].as_i64().is_some_and(|p| p > 0)
     }
 
     fn is_sandbox(&self) -> bool {
@@ -625,8 +656,14 @@ fn create(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     let joins_sandbox = first_annotation(&annotations, &CONTAINER_TYPE) == Some("container");
     let sandbox_id = first_annotation(&annotations, &SANDBOX_ID).unwrap_or(id);
     // runsc writes the sandbox's pid into every container's pid file.
+    let real_process = !joins_sandbox
+        && annotations
+            .get(KNOB_SANDBOX_PROCESS)
+            .and_then(Value::as_str)
+            == Some("real");
     let pid = match ctx.load(sandbox_id)? {
         Some(sandbox) if joins_sandbox => sandbox.value["pid"].as_u64().unwrap_or_default() as u32,
+        _ if real_process => spawn_sandbox_process(&ctx.state_path(id)?)?,
         _ => fake_pid(id),
     };
     fs::write(pid_file, pid.to_string()).map_err(|e| format!("writing {pid_file}: {e}"))?;
@@ -656,6 +693,7 @@ fn create(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
             "annotations": annotations,
             "globals": inv.globals,
             "cgroup_dir": cgroup_dir,
+            "process_pid": if real_process { json!(pid) } else { Value::Null },
         }),
     };
     ctx.save(&container)?;
@@ -697,13 +735,35 @@ fn state(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     Ok(())
 }
 
+/// `runsc wait`, as `Sandbox.Wait` behaves (runsc 20221219 and since): the exit status comes from
+/// the sandbox over its control socket, so it is known while the sandbox lives. A sandbox's init
+/// that stopped before the call took the sandbox with it (played with a sandbox process only),
+/// and a sandbox that died during the call is gone too: runsc, not the sandbox's parent, fails
+/// ("exit status is unavailable"). A container
+/// joining a sandbox that died fails the same way; one that stopped by itself in a live sandbox
+/// tells its status.
 fn wait(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     let id = one_id(inv, 0)?;
-    ctx.load_existing(id)?.check_fail("wait")?;
+    let first = ctx.load_existing(id)?;
+    first.check_fail("wait")?;
+    let unavailable = || {
+        format!(
+            "waiting on container {id:?}: sandbox no longer running and its exit status is \
+             unavailable"
+        )
+    };
+    // Only a sandbox with a process (KNOB_SANDBOX_PROCESS) plays this: without one, the shim has
+    // no sandbox exit to reap, and the status stays known as before.
+    if first.is_sandbox() && first.status() == "stopped" && first.has_process() {
+        return Err(unavailable());
+    }
     let deadline = Instant::now() + WAIT_LIMIT;
     loop {
         let c = ctx.load_existing(id)?;
         if c.status() == "stopped" {
+            if c.died_with_sandbox() {
+                return Err(unavailable());
+            }
             let status = c.value["exit_status"].as_u64().unwrap_or_default();
             println!("{}", json!({"id": id, "exitStatus": status}));
             return Ok(());
@@ -796,7 +856,71 @@ fn run(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     }
 }
 
+/// Starts the process standing for `runsc-sandbox`: fake-runsc itself, following the state file.
+/// It is not waited for: when this `create` exits, it is an orphan of the shim, like a real one.
+fn spawn_sandbox_process(state: &Path) -> Result<u32, String> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| format!("fake-runsc: own path: {e}"))?;
+    let child = std::process::Command::new(exe)
+        .arg("sandbox-process")
+        .arg(state)
+        .env(SANDBOX_PROCESS_ENV, state)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("fake-runsc: starting the sandbox process: {e}"))?;
+    Ok(child.id())
+}
+
+/// The sandbox process: exits with its init's status once that stops, 137 once the container's
+/// state is deleted (runsc delete kills the sandbox). Its state is written by `create` after it
+/// starts, so it waits for the file to appear first.
+fn sandbox_process(state: &Path) -> ExitCode {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let mut seen = false;
+    while Instant::now() < deadline {
+        match fs::read_to_string(state) {
+            Ok(text) => {
+                seen = true;
+                if let Ok(value) = serde_json::from_str::<Value>(&text) {
+                    let mut c = Container { value };
+                    c.value["process_pid"] = Value::Null;
+                    c.settle();
+                    if c.status() == "stopped" {
+                        let code = c.value["exit_status"].as_u64().unwrap_or(137);
+                        return ExitCode::from(code.min(255) as u8);
+                    }
+                }
+            }
+            Err(_) if seen => return ExitCode::from(137),
+            // The create that started it failed before writing the state.
+            Err(_) if Instant::now() + WAIT_LIMIT > deadline + Duration::from_secs(5) => {
+                return ExitCode::from(137)
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(POLL);
+    }
+    ExitCode::from(137)
+}
+
+/// Whether a process exists and is not a zombie.
+fn is_alive(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
 fn main() -> ExitCode {
+    if let Some(state) = std::env::var_os(SANDBOX_PROCESS_ENV) {
+        return sandbox_process(Path::new(&state));
+    }
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let inv = parse(&argv);
     let globals = inv.as_ref().map(|i| &i.globals);
