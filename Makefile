@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITES ?= bookworm trixie sid
 
-.PHONY: build test unit e2e demo lint deps clean
+.PHONY: build test unit e2e demo lint deps deb image clean
 
 ## build: the shim and the operator CLI (release), in target/release/
 build:
@@ -35,6 +35,17 @@ lint:
 ## deps: what the build and the VM suite need from Debian's archive (run as root)
 deps:
 	tests/e2e/install-deps.sh
+
+## deb: the Debian package (cargo-deb, installed from crates.io when missing), in target/debian/
+deb:
+	command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked
+	$(CARGO) deb --locked
+	@ls target/debian/*.deb
+
+## image: the installer DaemonSet's image (packaging/k8s/Dockerfile), runsc-guard-installer:VERSION
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+image: build
+	docker build -f packaging/k8s/Dockerfile -t runsc-guard-installer:$(VERSION) .
 
 clean:
 	$(CARGO) clean

@@ -11,6 +11,8 @@ use crate::runsc::version::RunscVersion;
 const SYSTEMD_CGROUP: &str = "systemd-cgroup";
 /// release-20260615.0 turns `--systemd-cgroup` on by itself for a systemd path.
 const AUTO_SYSTEMD_CGROUP_SINCE: u32 = 20260615;
+/// Where the runsc handler's snippets are: the .deb's copy, and the source's.
+const SNIPPETS: &str = "/usr/share/runsc-guard/containerd/ (packaging/containerd/ in the source)";
 const INSTALL_SHIM: &str = "install this project's shim on containerd's PATH (the runsc-guard \
                             .deb, or target/release/containerd-shim-runsc-v1 copied to \
                             /usr/local/bin) and restart containerd";
@@ -170,7 +172,7 @@ fn containerd(node: &NodeFacts, f: &mut Findings) {
             format!(
                 "fix {path} (containerd refuses to start, or starts without the CRI plugin, on a \
                  config it cannot parse); `containerd config dump` shows what containerd reads, \
-                 and packaging/containerd/ has snippets that parse"
+                 and {SNIPPETS} has snippets that parse"
             ),
         );
     }
@@ -179,8 +181,10 @@ fn containerd(node: &NodeFacts, f: &mut Findings) {
             Area::Containerd,
             "containerd.config",
             format!("{path} does not exist: containerd runs with its defaults, which have no runsc handler"),
-            "write containerd's config with a runsc handler (packaging/containerd/config-v2.toml \
-             for containerd 1.6/1.7, config-v3.toml for 2.x) or pass --containerd-config FILE",
+            format!(
+                "write containerd's config with a runsc handler (runsc-v2.toml for containerd \
+                 1.6/1.7, runsc-v3.toml for 2.x, in {SNIPPETS}) or pass --containerd-config FILE"
+            ),
         );
     }
     let Some(config) = &file.parsed else {
@@ -195,8 +199,11 @@ fn containerd(node: &NodeFacts, f: &mut Findings) {
                 "{path} is config version 3, which containerd {} cannot read",
                 c.version.as_deref().unwrap_or("1.x")
             ),
-            "containerd 1.6/1.7 read version 2: use packaging/containerd/config-v2.toml's tables \
-             (plugins.\"io.containerd.grpc.v1.cri\"), or upgrade containerd to 2.x",
+            format!(
+                "containerd 1.6/1.7 read version 2: use runsc-v2.toml's tables \
+                 (plugins.\"io.containerd.grpc.v1.cri\", in {SNIPPETS}), or upgrade containerd \
+                 to 2.x"
+            ),
         ),
         (1, _) => f.warn(
             Area::Containerd,
@@ -227,7 +234,7 @@ fn containerd(node: &NodeFacts, f: &mut Findings) {
                  or runc's shim with BinaryName = \"runsc\")"
             ),
             format!(
-                "add {} with runtime_type = {RUNSC_RUNTIME_TYPE:?} (packaging/containerd/ has \
+                "add {} with runtime_type = {RUNSC_RUNTIME_TYPE:?} ({SNIPPETS} has \
                  the snippet for each config version), restart containerd, and point a \
                  RuntimeClass with handler: runsc at it",
                 runtime_table(config.version, "runsc")
@@ -295,7 +302,7 @@ fn shim(node: &NodeFacts, f: &mut Findings) {
             ),
             format!(
                 "set the handler's runtime_type = {RUNSC_RUNTIME_TYPE:?} with TypeUrl and \
-                 ConfigPath options (packaging/containerd/), restart containerd and recreate \
+                 ConfigPath options ({SNIPPETS}), restart containerd and recreate \
                  the pods"
             ),
         ),
@@ -353,7 +360,7 @@ fn handler(node: &NodeFacts, h: &HandlerFacts, f: &mut Findings) {
                 check("runsc-toml"),
                 e.clone(),
                 format!(
-                    "fix the runsc.toml (packaging/runsc.toml documents every key) or the \
+                    "fix the runsc.toml (the one the .deb installs documents every key) or the \
                      ConfigPath in {table}.options; the shim fails every Create until then"
                 ),
             ),
@@ -381,8 +388,8 @@ fn handler(node: &NodeFacts, h: &HandlerFacts, f: &mut Findings) {
                             "{origin} has keys the shim does not know: {} (they are ignored)",
                             config.unknown_keys.join(", ")
                         ),
-                        "check their spelling against packaging/runsc.toml; runsc flags go in \
-                         [runsc_config]",
+                        "check their spelling against the documented runsc.toml the .deb installs; \
+                         runsc flags go in [runsc_config]",
                     );
                 }
                 if config.guard_mode.as_deref() == Some("off") && node.shim.is_runsc_guard {
@@ -510,7 +517,7 @@ fn systemd_cgroup(node: &NodeFacts, h: &HandlerFacts, table: &str, f: &mut Findi
             let fix = match h.handler.kind {
                 HandlerKind::RuncShim => format!(
                     "best: make {name} runtime_type = {RUNSC_RUNTIME_TYPE:?} with runsc-guard's \
-                     shim (packaging/containerd/); at least: set SystemdCgroup = true in \
+                     shim ({SNIPPETS}); at least: set SystemdCgroup = true in \
                      {table}.options (runsc before 20231106 still sizes the guest from the \
                      leaf then); {recreate}"
                 ),

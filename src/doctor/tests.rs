@@ -178,7 +178,9 @@ impl Node {
     }
 
     fn run(&self, probe: &FakeProbe) -> Report {
-        run(&self.sources, probe)
+        let report = run(&self.sources, probe);
+        assert_filled(&report);
+        report
     }
 }
 
@@ -235,6 +237,18 @@ fn finding<'a>(report: &'a Report, check: &str) -> &'a Finding {
         .iter()
         .find(|f| f.check == check)
         .unwrap_or_else(|| panic!("no finding {check} in {:#?}", report.findings))
+}
+
+/// No message was left a template: every `{NAME}` was filled in.
+fn assert_filled(report: &Report) {
+    for f in &report.findings {
+        for text in [Some(&f.summary), f.fix.as_ref()].into_iter().flatten() {
+            let unfilled = text
+                .match_indices('{')
+                .any(|(i, _)| text[i + 1..].starts_with(|c: char| c.is_ascii_uppercase()));
+            assert!(!unfilled, "{}: {text}", f.check);
+        }
+    }
 }
 
 fn failed(report: &Report) -> Vec<&str> {
@@ -599,4 +613,28 @@ fn both_renderers() {
         .unwrap()
         .iter()
         .any(|f| f["severity"] == "fail" && f["fix"].is_string()));
+}
+
+#[test]
+fn a_config_without_a_runsc_handler() {
+    let node = Node::new()
+        .systemd_v2_node("/system.slice/x")
+        .containerd_config(
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n",
+        );
+    let report = node.run(&guard_probe());
+    let h = finding(&report, "containerd.handlers");
+    assert_eq!(h.severity, Severity::Warn);
+    assert!(
+        h.fix
+            .as_deref()
+            .unwrap()
+            .contains("/usr/share/runsc-guard/containerd/"),
+        "{h:?}"
+    );
+    // The kubelet's pods are in kubepods.slice but runc's SystemdCgroup is unset.
+    assert_eq!(
+        finding(&report, "cgroups.driver-mismatch").severity,
+        Severity::Fail
+    );
 }

@@ -1,0 +1,452 @@
+//! packaging/: the files an operator installs from, checked as the tools that read them read
+//! them: the containerd snippets by the doctor's containerd parser, runsc.toml by the shim's,
+//! the Kubernetes manifests against the fields their API requires, the .deb's metadata against
+//! the files it names, and the installer script run against a fixture node.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use runsc_guard::doctor::containerd::{self, HandlerKind};
+use runsc_guard::options::ShimConfig;
+use serde_norway::Value;
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn yaml(rel: &str) -> Value {
+    serde_norway::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not YAML: {e}"))
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {}", path.join(".")))
+}
+
+/// A Kubernetes quantity as the API accepts it (the forms these manifests use).
+fn is_quantity(s: &str) -> bool {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &s[digits.len()..];
+    !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"].contains(&suffix)
+}
+
+/// A DNS-1123 label (metadata.name, container and volume names).
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[test]
+fn the_containerd_snippets_define_the_runsc_handler() {
+    for (file, version) in [
+        ("packaging/containerd/runsc-v2.toml", 2),
+        ("packaging/containerd/runsc-v3.toml", 3),
+    ] {
+        let config = containerd::parse(&read(file), &repo(file)).unwrap();
+        assert_eq!(config.version, version, "{file}");
+        let [handler] = &config.handlers[..] else {
+            panic!("{file}: {:?}", config.handlers)
+        };
+        assert_eq!(handler.name, "runsc", "{file}");
+        assert_eq!(handler.kind, HandlerKind::RunscShim, "{file}");
+        assert_eq!(
+            handler.type_url.as_deref(),
+            Some(runsc_guard::options::RUNSC_OPTIONS_TYPE_URL),
+            "{file}"
+        );
+        assert_eq!(
+            handler.config_path.as_deref(),
+            Some("/etc/containerd/runsc.toml"),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn runsc_toml_documents_every_key_and_its_examples_parse() {
+    let text = read("packaging/runsc.toml");
+    let config = ShimConfig::from_toml(&text, "packaging/runsc.toml").unwrap();
+    assert_eq!(
+        config,
+        ShimConfig::default(),
+        "the file only documents defaults"
+    );
+
+    // Every key the shim knows is in the file.
+    let known = toml::Value::try_from(ShimConfig::default()).unwrap();
+    for key in known.as_table().unwrap().keys() {
+        let documented = text.lines().any(|l| {
+            let l = l.trim_start_matches('#');
+            l.starts_with(&format!("{key} =")) || l.starts_with(&format!("[{key}]"))
+        });
+        assert!(documented, "packaging/runsc.toml does not document {key}");
+    }
+
+    // Uncommented, every example is a value the shim accepts.
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest)
+                if rest
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| !k.contains(' ')) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let examples = ShimConfig::from_toml(&uncommented, "uncommented runsc.toml").unwrap();
+    assert!(
+        examples.unknown_keys().is_empty(),
+        "{:?}",
+        examples.unknown_keys()
+    );
+    assert_eq!(examples.runsc_config["platform"], "systrap");
+    assert_eq!(examples.log_path, "/var/log/runsc/%ID%/shim.log");
+}
+
+#[test]
+fn the_runtime_class_is_valid_and_matches_the_handler() {
+    let rc = yaml("packaging/k8s/runtimeclass.yaml");
+    assert_eq!(str_at(&rc, &["apiVersion"]), "node.k8s.io/v1");
+    assert_eq!(str_at(&rc, &["kind"]), "RuntimeClass");
+    assert!(is_dns_label(str_at(&rc, &["metadata", "name"])));
+    // handler must be the containerd runtime's name.
+    assert_eq!(str_at(&rc, &["handler"]), "runsc");
+    let pod_fixed = rc["overhead"]["podFixed"].as_mapping().unwrap();
+    assert!(pod_fixed.contains_key("memory"));
+    for (resource, quantity) in pod_fixed {
+        let q = quantity.as_str().unwrap();
+        assert!(is_quantity(q), "{resource:?}: {q:?}");
+    }
+    let allowed: BTreeSet<&str> = [
+        "apiVersion",
+        "kind",
+        "metadata",
+        "handler",
+        "overhead",
+        "scheduling",
+    ]
+    .into();
+    for key in rc.as_mapping().unwrap().keys() {
+        assert!(
+            allowed.contains(key.as_str().unwrap()),
+            "unknown field {key:?}"
+        );
+    }
+    // It schedules pods only where the installer runs.
+    let ds = yaml("packaging/k8s/installer.yaml");
+    assert_eq!(
+        rc["scheduling"]["nodeSelector"],
+        ds["spec"]["template"]["spec"]["nodeSelector"]
+    );
+}
+
+#[test]
+fn the_installer_daemonset_is_valid() {
+    let ds = yaml("packaging/k8s/installer.yaml");
+    assert_eq!(str_at(&ds, &["apiVersion"]), "apps/v1");
+    assert_eq!(str_at(&ds, &["kind"]), "DaemonSet");
+    assert!(is_dns_label(str_at(&ds, &["metadata", "name"])));
+    assert!(is_dns_label(str_at(&ds, &["metadata", "namespace"])));
+    // The API rejects a selector that does not match the template's labels.
+    let selector = ds["spec"]["selector"]["matchLabels"].as_mapping().unwrap();
+    let labels = ds["spec"]["template"]["metadata"]["labels"]
+        .as_mapping()
+        .unwrap();
+    assert!(!selector.is_empty());
+    for (k, v) in selector {
+        assert_eq!(
+            labels.get(k),
+            Some(v),
+            "selector {k:?} not in the template's labels"
+        );
+    }
+    let pod = &ds["spec"]["template"]["spec"];
+    let volumes: BTreeSet<&str> = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let path = str_at(v, &["hostPath", "path"]);
+            assert!(path.starts_with('/'), "{path}");
+            str_at(v, &["name"])
+        })
+        .collect();
+    let version = env!("CARGO_PKG_VERSION");
+    let script = read("packaging/k8s/installer.sh");
+    let mut commands = Vec::new();
+    for list in ["initContainers", "containers"] {
+        for c in pod[list].as_sequence().unwrap() {
+            assert!(is_dns_label(str_at(c, &["name"])));
+            let image = str_at(c, &["image"]);
+            assert_eq!(
+                image,
+                format!("runsc-guard-installer:{version}"),
+                "the image is tagged with the package's version"
+            );
+            for m in c["volumeMounts"].as_sequence().unwrap() {
+                let name = str_at(m, &["name"]);
+                assert!(volumes.contains(name), "volumeMount {name} has no volume");
+                assert!(str_at(m, &["mountPath"]).starts_with("/host"));
+            }
+            let command: Vec<&str> = c["command"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            assert_eq!(command[0], "/opt/runsc-guard/installer.sh");
+            commands.push((list, command[1].to_string()));
+        }
+    }
+    assert_eq!(
+        commands,
+        [
+            ("initContainers", "install".to_string()),
+            ("containers", "watch".to_string())
+        ]
+    );
+    // The readiness probe looks at the file the script keeps.
+    let probe = &pod["containers"][0]["readinessProbe"]["exec"]["command"];
+    let ready = probe[2].as_str().unwrap();
+    assert!(
+        script.contains(&format!("READY_FILE=${{READY_FILE:-{ready}}}")),
+        "{ready}"
+    );
+    // The doctor's mount of the node is read-only.
+    let doctor_mount = &pod["containers"][0]["volumeMounts"][0];
+    assert_eq!(doctor_mount["readOnly"], Value::Bool(true));
+    // The Dockerfile puts the script where the manifest runs it.
+    let dockerfile = read("packaging/k8s/Dockerfile");
+    assert!(dockerfile.contains("/opt/runsc-guard/installer.sh"));
+    assert!(dockerfile.contains("/opt/runsc-guard/bin/"));
+}
+
+#[test]
+fn the_deb_metadata_names_files_that_exist() {
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let deb = &manifest["package"]["metadata"]["deb"];
+    let mut destinations = Vec::new();
+    let mut binaries = Vec::new();
+    for asset in deb["assets"].as_array().unwrap() {
+        let (src, dest) = (asset[0].as_str().unwrap(), asset[1].as_str().unwrap());
+        if let Some(bin) = src.strip_prefix("target/release/") {
+            binaries.push(bin.to_string());
+        } else {
+            assert!(repo(src).is_file(), "asset {src} does not exist");
+        }
+        let dest = if dest.ends_with('/') {
+            format!(
+                "/{dest}{}",
+                Path::new(src).file_name().unwrap().to_str().unwrap()
+            )
+        } else {
+            format!("/{dest}")
+        };
+        destinations.push(dest);
+    }
+    binaries.sort();
+    assert_eq!(binaries, ["containerd-shim-runsc-v1", "runsc-guard"]);
+    for conffile in deb["conf-files"].as_array().unwrap() {
+        assert!(
+            destinations.contains(&conffile.as_str().unwrap().to_string()),
+            "{conffile}"
+        );
+    }
+    assert_eq!(deb["provides"].as_str(), Some("containerd-shim-runsc-v1"));
+    assert_eq!(deb["conflicts"].as_str(), Some("containerd-shim-runsc-v1"));
+    assert!(deb["replaces"].as_str().unwrap().starts_with("runsc"));
+    // Each maintainer script is valid sh and executable; none edits containerd's config.
+    let dir = deb["maintainer-scripts"].as_str().unwrap();
+    for script in ["preinst", "postinst", "postrm"] {
+        let path = repo(dir).join(script);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert!(mode & 0o111 != 0, "{} is not executable", path.display());
+        let ok = Command::new("sh").arg("-n").arg(&path).status().unwrap();
+        assert!(ok.success(), "{} is not valid sh", path.display());
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            assert!(
+                !(line.contains("config.toml")
+                    && (line.contains('>') || line.contains("sed") || line.contains("cp "))),
+                "{script} writes containerd's config: {line}"
+            );
+            let command = line.trim_start();
+            assert!(
+                !["systemctl", "invoke-rc.d", "deb-systemd-invoke", "service "]
+                    .iter()
+                    .any(|c| command.starts_with(c)),
+                "{script} restarts something: {line}"
+            );
+        }
+    }
+    // A man page for each binary, naming every runsc-guard command.
+    let man = read("packaging/man/runsc-guard.8");
+    for command in ["doctor", "plan", "show", "version"] {
+        assert!(
+            man.contains(&format!(".B {command}")),
+            "runsc-guard.8 lacks {command}"
+        );
+    }
+    assert!(repo("packaging/man/containerd-shim-runsc-v1.8").is_file());
+}
+
+/// A node's / for the installer: the directories the DaemonSet mounts, and a cgroup tree and
+/// /proc for the doctor.
+struct HostRoot {
+    dir: tempfile::TempDir,
+    src: tempfile::TempDir,
+}
+
+impl HostRoot {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["usr/local/bin", "etc/containerd", "sys/fs/cgroup", "proc/1"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("sys/fs/cgroup/cgroup.controllers"),
+            "memory\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("proc/1/comm"), "systemd\n").unwrap();
+        let src = tempfile::tempdir().unwrap();
+        for (name, bin) in [
+            (
+                "containerd-shim-runsc-v1",
+                env!("CARGO_BIN_EXE_containerd-shim-runsc-v1"),
+            ),
+            ("runsc-guard", env!("CARGO_BIN_EXE_runsc-guard")),
+        ] {
+            std::os::unix::fs::symlink(bin, src.path().join(name)).unwrap();
+        }
+        HostRoot { dir, src }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn installer(&self, mode: &str, ready: &Path) -> std::process::Output {
+        let args = format!(
+            "--containerd-config {} --cgroup-root {} --proc {}",
+            self.path("etc/containerd/config.toml").display(),
+            self.path("sys/fs/cgroup").display(),
+            self.path("proc").display()
+        );
+        Command::new("sh")
+            .arg(repo("packaging/k8s/installer.sh"))
+            .arg(mode)
+            .env("HOST_ROOT", self.dir.path())
+            .env("SRC_DIR", self.src.path())
+            .env("EXAMPLE_TOML", repo("packaging/runsc.toml"))
+            .env("READY_FILE", ready)
+            .env("DOCTOR_ARGS", args)
+            .env("CHROOT", "0")
+            .env("ONCE", "1")
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn the_installer_script_installs_and_reports() {
+    let host = HostRoot::new();
+    let ready = host.path("ready");
+    let out = host.installer("install", &ready);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for bin in ["containerd-shim-runsc-v1", "runsc-guard"] {
+        let installed = host.path("usr/local/bin").join(bin);
+        let mode = std::fs::metadata(&installed).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "{bin}");
+        assert!(
+            log.contains(&format!("installed /usr/local/bin/{bin}")),
+            "{log}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(host.path("etc/containerd/runsc.toml")).unwrap(),
+        read("packaging/runsc.toml")
+    );
+    assert!(
+        !host.path("etc/containerd/config.toml").exists(),
+        "containerd's config is not the installer's"
+    );
+
+    // Again: nothing to do, and an operator's runsc.toml is left alone.
+    std::fs::write(
+        host.path("etc/containerd/runsc.toml"),
+        "guard_mode = \"warn\"\n",
+    )
+    .unwrap();
+    let out = host.installer("install", &ready);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("/usr/local/bin/runsc-guard is up to date"),
+        "{log}"
+    );
+    assert!(log.contains("left as it is"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(host.path("etc/containerd/runsc.toml")).unwrap(),
+        "guard_mode = \"warn\"\n"
+    );
+
+    // A node with nothing set up yet: warnings only, so the pod is ready; one JSON line.
+    let out = host.installer("watch", &ready);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["status"], "warn");
+    assert!(ready.exists());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("doctor: warnings (exit 1)"));
+
+    // A containerd config that does not parse is a failure: not ready.
+    std::fs::write(
+        host.path("etc/containerd/config.toml"),
+        "version = 2\n[plugins\n",
+    )
+    .unwrap();
+    let out = host.installer("watch", &ready);
+    assert_eq!(out.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "fail");
+    assert!(!ready.exists());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("doctor: FAILURES (exit 2)"));
+}
+
+#[test]
+fn the_installer_script_refuses_a_missing_mount() {
+    let host = HostRoot::new();
+    std::fs::remove_dir(host.path("usr/local/bin")).unwrap();
+    let out = host.installer("install", &host.path("ready"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mount the node's /usr/local/bin"));
+    let out = host.installer("frobnicate", &host.path("ready"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: installer.sh install|watch"));
+}
