@@ -81,7 +81,8 @@ impl LeafRelaxation {
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped());
-                let out = executor.run(cmd).await.map_err(|e| {
+                let limit = crate::runsc::exec::limit_for("systemctl");
+                let out = executor.run_for(cmd, limit).await.map_err(|e| {
                     Error::io("cannot run systemctl for", self.target.to_string(), e)
                 })?;
                 if out.status == 0 {

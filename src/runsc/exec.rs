@@ -6,6 +6,8 @@
 //! ([`ReaperExecutor`]). Outside the daemon (the `runsc-guard` CLI, unit tests) nothing else reaps,
 //! and plain tokio waiting is right ([`TokioExecutor`]).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use containerd_shim::asynchronous::monitor::{
     monitor_subscribe, monitor_unsubscribe, Subscription,
@@ -26,7 +28,61 @@ pub struct Output {
 /// Runs a command to completion.
 #[async_trait]
 pub trait Executor: Send + Sync {
+    /// Runs the command without a limit.
     async fn run(&self, cmd: Command) -> std::io::Result<Output>;
+
+    /// Runs the command; past `limit` (None: no limit, for `runsc wait`) the process is killed
+    /// and the call fails with [`std::io::ErrorKind::TimedOut`]. Only the process itself is
+    /// killed: what it started (a sandbox, a gofer) is the caller's to clean up. The default
+    /// (for test doubles) only stops waiting; the real executors kill.
+    async fn run_for(&self, cmd: Command, limit: Option<Duration>) -> std::io::Result<Output> {
+        within(limit, self.run(cmd))
+            .await
+            .unwrap_or_else(|| Err(timed_out(limit.unwrap_or_default())))
+    }
+}
+
+/// Overrides every limit of [`limit_for`] (seconds, fractions allowed): for tests, and for a
+/// node where runsc is known to be slower than the defaults allow.
+pub const CALL_TIMEOUT_ENV: &str = "RUNSC_GUARD_CALL_TIMEOUT";
+
+/// How long a runsc sub-command (or `systemctl`, `--version`) may take before the shim kills
+/// it. Creating and starting a sandbox boots a kernel and mounts its rootfs, which takes
+/// seconds on a loaded node; querying and signalling take milliseconds. `wait` blocks until
+/// the container exits and has no limit.
+pub fn limit_for(command: &str) -> Option<Duration> {
+    let default = match command {
+        "wait" => return None,
+        "create" | "restore" => Duration::from_secs(180),
+        "start" | "exec" | "checkpoint" => Duration::from_secs(120),
+        "delete" => Duration::from_secs(60),
+        _ => Duration::from_secs(30),
+    };
+    Some(override_limit().unwrap_or(default))
+}
+
+fn override_limit() -> Option<Duration> {
+    static OVERRIDE: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *OVERRIDE.get_or_init(|| {
+        let value = std::env::var(CALL_TIMEOUT_ENV).ok()?;
+        match value.trim().parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+            _ => {
+                log::warn!("{CALL_TIMEOUT_ENV}={value:?} is not a number of seconds; ignored");
+                None
+            }
+        }
+    })
+}
+
+/// After a kill, how long to wait for the exit before giving up on reaping it here.
+const REAP_AFTER_KILL: Duration = Duration::from_secs(5);
+
+fn timed_out(limit: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("did not finish within {limit:?} and was killed"),
+    )
 }
 
 /// Waits with tokio: for processes that nobody else reaps.
@@ -34,17 +90,40 @@ pub struct TokioExecutor;
 
 #[async_trait]
 impl Executor for TokioExecutor {
-    async fn run(&self, mut cmd: Command) -> std::io::Result<Output> {
+    async fn run(&self, cmd: Command) -> std::io::Result<Output> {
+        self.run_for(cmd, None).await
+    }
+
+    async fn run_for(&self, mut cmd: Command, limit: Option<Duration>) -> std::io::Result<Output> {
         // Not `Command::output`: tokio's forces piped stdout and stderr, and a sandbox that
         // inherits them would hold the call until it exits.
         let mut child = cmd.spawn()?;
-        let (stdout, stderr) = drain(&mut child).await;
-        let status = child.wait().await?;
-        Ok(Output {
-            status: exit_code(&status),
-            stdout,
-            stderr,
+        let finished = within(limit, async {
+            let (stdout, stderr) = drain(&mut child).await;
+            let status = child.wait().await?;
+            Ok(Output {
+                status: exit_code(&status),
+                stdout,
+                stderr,
+            })
         })
+        .await;
+        match finished {
+            Some(result) => result,
+            None => {
+                let _ = child.start_kill();
+                let _ = tokio::time::timeout(REAP_AFTER_KILL, child.wait()).await;
+                Err(timed_out(limit.unwrap_or_default()))
+            }
+        }
+    }
+}
+
+/// The future's output, or None when `limit` passed first.
+async fn within<T>(limit: Option<Duration>, f: impl std::future::Future<Output = T>) -> Option<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, f).await.ok(),
+        None => Some(f.await),
     }
 }
 
@@ -120,19 +199,129 @@ impl Drop for ExitWatch {
 
 #[async_trait]
 impl Executor for ReaperExecutor {
-    async fn run(&self, mut cmd: Command) -> std::io::Result<Output> {
+    async fn run(&self, cmd: Command) -> std::io::Result<Output> {
+        self.run_for(cmd, None).await
+    }
+
+    async fn run_for(&self, mut cmd: Command, limit: Option<Duration>) -> std::io::Result<Output> {
         let mut watch = ExitWatch::new().await?;
         let mut child = cmd.spawn()?;
         let pid = child
             .id()
             .ok_or_else(|| std::io::Error::other("spawned process has no pid"))?
             as i32;
-        let (stdout, stderr) = drain(&mut child).await;
-        let status = watch.exit_of(pid).await?;
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
+        let finished = within(limit, async {
+            let (stdout, stderr) = drain(&mut child).await;
+            let status = watch.exit_of(pid).await?;
+            Ok(Output {
+                status,
+                stdout,
+                stderr,
+            })
         })
+        .await;
+        match finished {
+            Some(result) => result,
+            None => {
+                // It has not exited (the reaper would have told), so the pid is still its own.
+                let _ = child.start_kill();
+                let _ = tokio::time::timeout(REAP_AFTER_KILL, watch.exit_of(pid)).await;
+                Err(timed_out(limit.unwrap_or_default()))
+            }
+        }
+    }
+}
+
+/// `Command::output` with a limit, for processes outside the daemon (the CLI, `-info`), where
+/// nothing else reaps children. Past `limit` the process is killed and the call fails with
+/// [`std::io::ErrorKind::TimedOut`].
+pub fn output_within(
+    mut cmd: std::process::Command,
+    limit: Duration,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = reader(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = reader(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(timed_out(limit));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_past_its_limit_is_killed_and_times_out() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30").stdout(std::process::Stdio::piped());
+        let started = std::time::Instant::now();
+        let err = TokioExecutor
+            .run_for(cmd, Some(Duration::from_millis(200)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let mut cmd = Command::new("true");
+        cmd.stdout(std::process::Stdio::piped());
+        let out = TokioExecutor
+            .run_for(cmd, Some(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert_eq!(out.status, 0);
+    }
+
+    #[test]
+    fn a_blocking_call_past_its_limit_is_killed_too() {
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("30");
+        let err = output_within(cmd, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        let mut cmd = std::process::Command::new("echo");
+        cmd.arg("hi");
+        let out = output_within(cmd, Duration::from_secs(10)).unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+    }
+
+    #[test]
+    fn every_command_but_wait_has_a_limit() {
+        assert_eq!(limit_for("wait"), None);
+        for c in [
+            "create",
+            "start",
+            "state",
+            "kill",
+            "delete",
+            "ps",
+            "--version",
+            "systemctl",
+        ] {
+            assert!(limit_for(c).is_some_and(|l| l > Duration::ZERO), "{c}");
+        }
     }
 }

@@ -123,6 +123,8 @@ pub struct Runsc {
     binary: PathBuf,
     flags: GlobalFlags,
     executor: Arc<dyn Executor>,
+    /// Replaces the per-command limits of [`exec::limit_for`] (not `wait`'s absence of one).
+    call_limit: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Runsc {
@@ -140,7 +142,14 @@ impl Runsc {
             binary,
             flags,
             executor,
+            call_limit: None,
         }
+    }
+
+    /// The same runsc with one limit for every bounded call.
+    pub fn with_call_limit(mut self, limit: std::time::Duration) -> Self {
+        self.call_limit = Some(limit);
+        self
     }
 
     pub fn binary(&self) -> &Path {
@@ -209,11 +218,18 @@ impl Runsc {
     ) -> Result<Output> {
         let name = sub.first().copied().unwrap_or_default().to_string();
         let log_offset = log::current_len(&self.flags.log);
-        let out = self.executor.run(cmd).await.map_err(|e| {
+        let limit = exec::limit_for(&name).map(|l| self.call_limit.unwrap_or(l));
+        let out = self.executor.run_for(cmd, limit).await.map_err(|e| {
             let message = if e.kind() == std::io::ErrorKind::NotFound {
                 format!(
                     "runsc binary {:?} not found: install runsc or set binary_name in runsc.toml",
                     self.binary
+                )
+            } else if e.kind() == std::io::ErrorKind::TimedOut {
+                format!(
+                    "{:?} {e}; runsc looks hung: see {} and runsc's debug-log",
+                    self.binary,
+                    self.flags.log.display()
                 )
             } else {
                 format!("cannot run {:?}: {e}", self.binary)
@@ -491,5 +507,39 @@ mod tests {
             err.to_string(),
             "runsc kill failed: creating container: boom"
         );
+    }
+
+    #[tokio::test]
+    async fn a_hung_call_fails_naming_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("runsc");
+        std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let r = Runsc::new(
+            script,
+            GlobalFlags::new(dir.path().join("root"), dir.path(), BTreeMap::new()),
+            Arc::new(TokioExecutor),
+        )
+        .with_call_limit(std::time::Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let err = r.kill("c1", 9, false).await.unwrap_err().to_string();
+        assert!(err.starts_with("runsc kill failed: "), "{err}");
+        assert!(err.contains("did not finish within"), "{err}");
+        let err = r.state("c1").await.unwrap_err().to_string();
+        assert!(err.starts_with("runsc state failed: "), "{err}");
+        let opts = CreateOpts {
+            bundle: dir.path(),
+            pid_file: &dir.path().join("init.pid"),
+            console_socket: None,
+            user_log: None,
+        };
+        let err = r
+            .create("c1", &opts, ProcessIo::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("runsc create failed: "), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 }

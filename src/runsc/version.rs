@@ -233,7 +233,7 @@ pub async fn detect(executor: &dyn Executor, binary: &Path) -> Result<RunscVersi
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let output = executor
-        .run(cmd)
+        .run_for(cmd, super::exec::limit_for("--version"))
         .await
         .map_err(|e| Error::io("cannot run", binary, e))?;
     if output.status != 0 {

@@ -41,12 +41,10 @@ pub fn runtime_info(options: Option<&Any>) -> RuntimeInfo {
 
 /// `runsc features` as containerd expects it, when this runsc has the sub-command.
 fn runsc_features(binary: &str) -> Option<Any> {
-    let out = Command::new(binary)
-        .arg("features")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    let mut cmd = Command::new(binary);
+    cmd.arg("features").stdin(Stdio::null());
+    let limit = crate::runsc::exec::limit_for("features").unwrap_or_default();
+    let out = crate::runsc::exec::output_within(cmd, limit).ok()?;
     if !out.status.success() || serde_json::from_slice::<serde_json::Value>(&out.stdout).is_err() {
         return None;
     }

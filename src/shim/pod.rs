@@ -13,7 +13,7 @@ use containerd_shim::protos::events::task::{
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 use crate::annotations::{sandbox_log_directory, Role};
 use crate::bundle::BundleSpec;
@@ -65,6 +65,11 @@ pub struct TaskState {
 pub struct Pod {
     namespace: String,
     containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Ids whose Create is under way, each with a channel that closes when it ends. Checked and
+    /// filled under the `containers` lock (always taken first), so an id is in one map or the
+    /// other from the first check of its Create on: a second Create of it is AlreadyExists, and
+    /// Delete or Shutdown waits for it instead of missing it.
+    creating: std::sync::Mutex<HashMap<String, watch::Receiver<()>>>,
     events: EventSender,
     executor: Arc<dyn Executor>,
     guard: Guard,
@@ -83,6 +88,7 @@ impl Pod {
         Pod {
             namespace,
             containers: Mutex::new(HashMap::new()),
+            creating: std::sync::Mutex::new(HashMap::new()),
             events,
             executor,
             guard,
@@ -103,8 +109,49 @@ impl Pod {
             .ok_or_else(|| Error::NotFound(format!("container {id}")))
     }
 
+    /// No container, and none being created: Shutdown may end the shim.
     pub async fn is_empty(&self) -> bool {
-        self.containers.lock().await.is_empty()
+        let containers = self.containers.lock().await;
+        containers.is_empty() && self.creating_ids().is_empty()
+    }
+
+    fn creating_ids(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Receiver<()>>> {
+        self.creating.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reserves an id for a Create, or says it exists (or is being created) already.
+    async fn reserve(&self, id: &str) -> Result<Reservation<'_>> {
+        let containers = self.containers.lock().await;
+        let mut creating = self.creating_ids();
+        if containers.contains_key(id) || creating.contains_key(id) {
+            return Err(Error::AlreadyExists(format!("container {id}")));
+        }
+        let (done, waiting) = watch::channel(());
+        creating.insert(id.to_string(), waiting);
+        Ok(Reservation {
+            pod: self,
+            id: id.to_string(),
+            _done: done,
+        })
+    }
+
+    /// The container, once a Create of it under way has ended (whichever way).
+    async fn get_after_create(&self, id: &str) -> Result<Arc<Container>> {
+        loop {
+            let mut waiting = {
+                let containers = self.containers.lock().await;
+                if let Some(c) = containers.get(id) {
+                    return Ok(c.clone());
+                }
+                match self.creating_ids().get(id) {
+                    Some(w) => w.clone(),
+                    None => return Err(Error::NotFound(format!("container {id}"))),
+                }
+            };
+            info!("{id}: waiting for its Create to end");
+            // Nothing is ever sent: this returns when the Create drops its reservation.
+            let _ = waiting.changed().await;
+        }
     }
 
     /// The pid to report as the task's: the first container's (they all share the sandbox).
@@ -126,9 +173,8 @@ impl Pod {
                 format!("{:?} must be an absolute path", req.bundle),
             ));
         }
-        if self.containers.lock().await.contains_key(&req.id) {
-            return Err(Error::AlreadyExists(format!("container {}", req.id)));
-        }
+        // Held until Create returns, after the container is in `containers` (or has failed).
+        let _reservation = self.reserve(&req.id).await?;
         let mut spec = BundleSpec::load(&req.bundle)?;
         let (config, source) = options::decode(req.options.as_ref())?;
         if !config.unknown_keys().is_empty() {
@@ -413,7 +459,9 @@ impl Pod {
 
     /// Delete: stops what still runs, `runsc delete`, drains stdio, unmounts the rootfs.
     pub async fn delete(&self, id: &str) -> Result<(i32, Exit)> {
-        let c = self.get(id).await?;
+        // A Delete racing its Create (containerd gave up waiting for it) deletes what the Create
+        // made instead of missing it and leaving it behind.
+        let c = self.get_after_create(id).await?;
         if c.status() != Status::Stopped {
             if let Err(e) = c.runsc.kill(id, libc::SIGKILL as u32, true).await {
                 if !runsc::is_gone(&e) {
@@ -457,6 +505,20 @@ impl Pod {
         });
         info!("{id}: deleted (exit status {})", exit.status);
         Ok((c.pid, exit))
+    }
+}
+
+/// An id reserved for a Create under way. Dropped however Create ends (returned, failed, or its
+/// future dropped), which frees the id and wakes whoever waits for that Create.
+struct Reservation<'a> {
+    pod: &'a Pod,
+    id: String,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.pod.creating_ids().remove(&self.id);
     }
 }
 

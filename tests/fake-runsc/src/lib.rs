@@ -20,6 +20,12 @@ pub const KNOB_STDOUT: &str = "dev.runsc-guard.test/stdout";
 pub const KNOB_SANDBOX_CGROUP: &str = "dev.runsc-guard.test/sandbox-cgroup";
 /// The sandbox process' `--total-memory` (bytes), instead of the computed one.
 pub const KNOB_TOTAL_MEMORY: &str = "dev.runsc-guard.test/total-memory";
+/// Comma-separated sub-command names that hang for this container before doing anything (as a
+/// wedged runsc would), for [`KNOB_HANG_MS`] milliseconds: the shim's timeouts and the calls
+/// racing a slow one.
+pub const KNOB_HANG: &str = "dev.runsc-guard.test/hang";
+/// How long a sub-command named by [`KNOB_HANG`] hangs, in milliseconds (default 60000).
+pub const KNOB_HANG_MS: &str = "dev.runsc-guard.test/hang-ms";
 
 /// `real`: `create` of a sandbox starts a real process standing for `runsc-sandbox` (its pid is
 /// the sandbox's), which the shim gets as an orphan, as it gets a real sandbox: it exits with the

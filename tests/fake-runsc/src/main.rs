@@ -30,8 +30,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fake_runsc::{
     CALLS_FILE, CGROUP_ROOT_ENV, DEFAULT_VERSION, FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL,
-    KNOB_FAIL_MESSAGE, KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_SANDBOX_PROCESS, KNOB_STDOUT,
-    KNOB_TOTAL_MEMORY, PROC_ROOT_ENV, SANDBOX_PROCESS_ENV, STATE_FILE_SUFFIX, VERSION_ENV,
+    KNOB_FAIL_MESSAGE, KNOB_HANG, KNOB_HANG_MS, KNOB_RUN_MS, KNOB_SANDBOX_CGROUP,
+    KNOB_SANDBOX_PROCESS, KNOB_STDOUT, KNOB_TOTAL_MEMORY, PROC_ROOT_ENV, SANDBOX_PROCESS_ENV,
+    STATE_FILE_SUFFIX, VERSION_ENV,
 };
 use serde_json::{json, Map, Value};
 
@@ -427,6 +428,16 @@ impl Container {
 }
 
 fn fail_if_asked(annotations: &Value, command: &str) -> Result<(), String> {
+    let hang = annotations[KNOB_HANG]
+        .as_str()
+        .is_some_and(|list| list.split(',').any(|c| c.trim() == command));
+    if hang {
+        let ms = annotations[KNOB_HANG_MS]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60_000);
+        std::thread::sleep(Duration::from_millis(ms));
+    }
     let asked = annotations[KNOB_FAIL]
         .as_str()
         .is_some_and(|list| list.split(',').any(|c| c.trim() == command));
