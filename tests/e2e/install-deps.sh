@@ -6,12 +6,17 @@
 #
 # Cheap when everything is there: apt-get update runs (once) only when something is missing or
 # apt has no package lists yet (build-images.sh downloads busybox-static through apt).
+# Never removes a package: apt is asked first, and a package it would remove to resolve a version
+# conflict (the host's newer qemu-utils against the archive's qemu-system-x86) is replaced by the
+# archive's matching version instead, and the log says so (apt-install.sh).
 # Needs root. Exits non-zero if anything could not be installed.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
+# shellcheck source=apt-install.sh
+. "$here/apt-install.sh"
 
 [[ $(id -u) -eq 0 ]] || e2e_die "install-deps.sh needs root (apt-get install)"
 command -v apt-get >/dev/null || e2e_die "no apt-get: the e2e suite needs a Debian host"
@@ -51,7 +56,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
     e2e_log "install-deps: installing ${missing[*]}"
     apt_update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+    apt_install_keeping "${missing[@]}"
 fi
 
 # build-images.sh runs `apt-get download busybox-static`, which needs package lists.
