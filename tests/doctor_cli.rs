@@ -384,3 +384,24 @@ fn usage_and_help() {
     let run = runsc_guard(&["help".into()], bin_dir());
     assert!(run.stdout.contains("doctor [--json]"), "{}", run.stdout);
 }
+
+#[test]
+fn the_shim_is_looked_up_on_containerds_path() {
+    // The doctor's PATH has runsc-guard's shim, containerd's has gVisor's: containerd's counts.
+    let node = fixed_node();
+    node.write(
+        "proc/900/environ",
+        &format!("LANG=C\0PATH={}\0", stock_bin_dir().display()),
+    );
+    let json = node.doctor(&["--json"], bin_dir()).json();
+    let shim = &json["node"]["shim"];
+    assert_eq!(shim["is_runsc_guard"], false, "{shim}");
+    assert!(
+        shim["searched"]
+            .as_str()
+            .unwrap()
+            .starts_with("containerd's PATH (pid 900)"),
+        "{shim}"
+    );
+    assert_eq!(json["status"], "fail");
+}

@@ -278,8 +278,11 @@ fn shim(node: &NodeFacts, f: &mut Findings) {
         (None, _) if needed => f.fail(
             Area::Containerd,
             "containerd.shim",
-            "containerd-shim-runsc-v1 is not on PATH, so containerd cannot start a pod of the \
-             runsc handler",
+            format!(
+                "containerd-shim-runsc-v1 is not on {}, so containerd cannot start a pod of the \
+                 runsc handler",
+                s.searched
+            ),
             INSTALL_SHIM,
         ),
         (None, _) => f.ok(
@@ -290,7 +293,11 @@ fn shim(node: &NodeFacts, f: &mut Findings) {
         (Some(p), true) if needed => f.ok(
             Area::Containerd,
             "containerd.shim",
-            format!("{} is runsc-guard's shim", p.display()),
+            format!(
+                "{} is runsc-guard's shim (found on {})",
+                p.display(),
+                s.searched
+            ),
         ),
         (Some(p), true) => f.warn(
             Area::Containerd,

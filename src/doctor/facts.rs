@@ -64,6 +64,8 @@ pub struct ConfigFile {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ShimFacts {
+    /// Whose PATH it was looked up on: containerd's (from its environment) or the doctor's.
+    pub searched: String,
     pub path: Option<PathBuf>,
     /// The first line of its `-v`.
     pub version: Option<String>,
@@ -183,7 +185,7 @@ impl MemoryLimitFact {
 pub fn gather(sources: &Sources, probe: &dyn Probe) -> NodeFacts {
     let containerd = containerd_facts(probe);
     let config = config_file(&sources.containerd_config);
-    let shim = shim_facts(probe);
+    let shim = shim_facts(probe, containerd_path(&sources.proc_root));
     let handlers: Vec<HandlerFacts> = config
         .parsed
         .iter()
@@ -307,23 +309,59 @@ fn config_file(path: &Path) -> ConfigFile {
     file
 }
 
-fn shim_facts(probe: &dyn Probe) -> ShimFacts {
-    let Some(path) = probe.find(SHIM_BINARY) else {
+/// The PATH of the running containerd (`<proc>/<pid>/environ`), where it looks shims up.
+fn containerd_path(proc_root: &Path) -> Option<(i32, String)> {
+    let mut pids: Vec<i32> = std::fs::read_dir(proc_root)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter().find_map(|pid| {
+        let dir = proc_root.join(pid.to_string());
+        let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
+        let argv0 = cmdline.split(|b| *b == 0).next()?;
+        if String::from_utf8_lossy(argv0).rsplit('/').next() != Some("containerd") {
+            return None;
+        }
+        let environ = std::fs::read(dir.join("environ")).ok()?;
+        environ
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(b"PATH="))
+            .map(|p| (pid, String::from_utf8_lossy(p).into_owned()))
+    })
+}
+
+fn shim_facts(probe: &dyn Probe, containerd_path: Option<(i32, String)>) -> ShimFacts {
+    let (searched, found) = match &containerd_path {
+        Some((pid, path)) => (
+            format!("containerd's PATH (pid {pid}): {path}"),
+            probe.find_on(SHIM_BINARY, path),
+        ),
+        None => (
+            "the doctor's own PATH (containerd's environment is not readable)".to_string(),
+            probe.find(SHIM_BINARY),
+        ),
+    };
+    let Some(path) = found else {
         return ShimFacts {
+            error: Some(format!("{SHIM_BINARY} is not on {searched}")),
+            searched,
             path: None,
             version: None,
             is_runsc_guard: false,
-            error: Some(format!("{SHIM_BINARY} is not on PATH")),
         };
     };
     match probe.run(&path, &["-v"]) {
         Ok(out) => ShimFacts {
+            searched,
             is_runsc_guard: out.contains("runsc-guard"),
             version: Some(out.lines().map(str::trim).collect::<Vec<_>>().join(" ")),
             path: Some(path),
             error: None,
         },
         Err(e) => ShimFacts {
+            searched,
             path: Some(path),
             version: None,
             is_runsc_guard: false,
@@ -660,6 +698,26 @@ mod tests {
             pod_cgroup_of(&CgroupPath::parse("/user.slice/x").unwrap()),
             None
         );
+    }
+
+    #[test]
+    fn reads_containerds_path_from_its_environment() {
+        let proc = tempfile::tempdir().unwrap();
+        let write = |rel: &str, content: &[u8]| {
+            let f = proc.path().join(rel);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, content).unwrap();
+        };
+        write("1/cmdline", b"/sbin/init\0");
+        write("1/environ", b"PATH=/nope\0");
+        write("812/cmdline", b"/usr/bin/containerd\0--config\0x\0");
+        write("812/environ", b"LANG=C\0PATH=/usr/local/bin:/usr/bin\0");
+        assert_eq!(
+            containerd_path(proc.path()),
+            Some((812, "/usr/local/bin:/usr/bin".to_string()))
+        );
+        std::fs::remove_file(proc.path().join("812/environ")).unwrap();
+        assert_eq!(containerd_path(proc.path()), None);
     }
 
     #[test]

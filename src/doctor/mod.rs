@@ -159,6 +159,8 @@ pub trait Probe {
     /// Finds a program the way a shell does: a name with a `/` is a path, anything else is
     /// looked up on PATH.
     fn find(&self, name: &str) -> Option<PathBuf>;
+    /// Finds a program on another process's PATH (a `:`-separated list of directories).
+    fn find_on(&self, name: &str, path_var: &str) -> Option<PathBuf>;
     /// Runs it and returns its stdout, or a sentence saying why not.
     fn run(&self, program: &Path, args: &[&str]) -> Result<String, String>;
 }
@@ -170,6 +172,16 @@ pub struct SystemProbe;
 impl Probe for SystemProbe {
     fn find(&self, name: &str) -> Option<PathBuf> {
         crate::runsc::version::resolve_binary(name)
+    }
+
+    fn find_on(&self, name: &str, path_var: &str) -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        std::env::split_paths(path_var)
+            .map(|dir| dir.join(name))
+            .find(|p| {
+                std::fs::metadata(p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
     }
 
     fn run(&self, program: &Path, args: &[&str]) -> Result<String, String> {

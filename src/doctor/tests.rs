@@ -44,6 +44,10 @@ impl Probe for FakeProbe {
         self.programs.get(name).map(|(p, _)| p.clone())
     }
 
+    fn find_on(&self, name: &str, _path_var: &str) -> Option<PathBuf> {
+        self.find(name)
+    }
+
     fn run(&self, program: &Path, _args: &[&str]) -> Result<String, String> {
         self.programs
             .values()
