@@ -46,6 +46,9 @@ impl Executor for FakeHost {
         call.extend(std.get_args().map(|a| a.to_string_lossy().into_owned()));
         let stdout = if call[1..] == ["--version"] {
             b"runsc version 0.0~20221219.0\nspec: 1.0.2-dev\n".to_vec()
+        } else if call.get(1).is_some_and(|verb| verb == "show") {
+            // What systemd reports once set-property has run.
+            b"335544320\n".to_vec()
         } else {
             Vec::new()
         };
@@ -174,12 +177,22 @@ async fn create_with_a_runtimeclass_overhead() {
 
     assert_eq!(
         node.host.calls_to("systemctl"),
-        [[
-            "set-property",
-            "--runtime",
-            "cri-containerd-sandbox1.scope",
-            "MemoryMax=335544320"
-        ]]
+        [
+            vec![
+                "set-property",
+                "--runtime",
+                "--",
+                "cri-containerd-sandbox1.scope",
+                "MemoryMax=335544320"
+            ],
+            vec![
+                "show",
+                "--property=MemoryMax",
+                "--value",
+                "--",
+                "cri-containerd-sandbox1.scope"
+            ]
+        ]
     );
     let record = GuardRecord::read(&node.bundle()).unwrap();
     assert_eq!(record.plan.verdict, Verdict::Adjusted);

@@ -37,6 +37,15 @@ impl SystemdPath {
             slice
         };
         validate_slice(raw, slice)?;
+        // runsc's unit is `<prefix>-<name>.scope`: without a prefix it starts with a dash,
+        // which systemctl would read as an option.
+        if prefix.is_empty() {
+            return Err(invalid(
+                raw,
+                "has an empty prefix part (slice:prefix:name); runsc names the unit \
+                 <prefix>-<name>.scope, so both are needed",
+            ));
+        }
         if name.is_empty() {
             return Err(invalid(raw, "has an empty name part (slice:prefix:name)"));
         }
@@ -64,14 +73,11 @@ impl SystemdPath {
         Ok(path)
     }
 
-    /// The unit systemd creates for the container: `<prefix>-<name>.scope`, or the name itself
-    /// when it is a slice (runsc's rule).
+    /// The unit runsc asks systemd for: always `<prefix>-<name>.scope`, also for a name that
+    /// ends in `.slice` (gVisor's `runsc/cgroup/systemd.go`, `unitName`; runc would take such a
+    /// name for the unit itself, runsc does not).
     pub fn unit_name(&self) -> String {
-        if self.name.ends_with(SLICE_SUFFIX) {
-            self.name.clone()
-        } else {
-            format!("{}-{}.scope", self.prefix, self.name)
-        }
+        format!("{}-{}.scope", self.prefix, self.name)
     }
 
     /// The slice's cgroup.
@@ -231,9 +237,25 @@ mod tests {
     }
 
     #[test]
+    fn the_unit_is_runscs_even_for_a_name_that_ends_in_slice() {
+        // runsc names the unit `<prefix>-<name>.scope` whatever the name says; taking the name
+        // for the unit would let a spec name kubepods.slice as the sandbox's own unit.
+        let p = SystemdPath::parse("kubepods-burstable-pod9.slice:cri-containerd:kubepods.slice")
+            .unwrap();
+        assert_eq!(p.unit_name(), "cri-containerd-kubepods.slice.scope");
+        assert_eq!(
+            p.leaf().as_str(),
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9.slice/\
+             cri-containerd-kubepods.slice.scope"
+        );
+    }
+
+    #[test]
     fn bad_prefix_or_name_is_refused() {
         for raw in [
             "kubepods-pod9.slice:cri-containerd:",
+            "kubepods-pod9.slice::abc",
+            "kubepods-pod9.slice::-h",
             "kubepods-pod9.slice:cri/containerd:abc",
             "kubepods-pod9.slice:cri-containerd:a/../b",
             "kubepods-pod9.slice:cri containerd:abc",

@@ -19,7 +19,7 @@ use log::{info, warn};
 
 use super::{decide, observe, verify, GuardInput, GuardRecord, HostFacts, Plan, Role};
 use crate::bundle::BundleSpec;
-use crate::cgroup::{CgroupTree, OomCounter, DEFAULT_CGROUP_ROOT};
+use crate::cgroup::{CgroupPath, CgroupTree, OomCounter, DEFAULT_CGROUP_ROOT};
 use crate::error::{Error, Result};
 use crate::options::{GuardMode, ShimConfig};
 use crate::runsc::version::{self, resolve_binary, RunscVersion};
@@ -242,12 +242,27 @@ impl Guard {
             }
         };
         let failure = verification.failure(id);
+        let sits_in = verification.observation.cgroup.clone();
         record.verification = Some(verification);
         if let Some(err) = failure {
             return violation(record, err);
         }
         info!("{id}: runsc-guard verified the sandbox (pid {pid}) against the plan");
         if let Some(relax) = &plan.relax {
+            // Only the leaf the sandbox was seen in is ever widened: anything else may hold
+            // other pods.
+            let planned = plan.leaf_cgroup.as_ref().map(|l| l.as_str());
+            let seen = sits_in.as_deref().and_then(|c| CgroupPath::parse(c).ok());
+            if seen.is_none() || seen.as_ref() != plan.leaf_cgroup.as_ref() {
+                let e = format!(
+                    "the sandbox sits in {}, not in the planned leaf {}: its leaf is not widened",
+                    sits_in.as_deref().unwrap_or("no cgroup"),
+                    planned.unwrap_or("none")
+                );
+                warn!("{id}: {e}");
+                record.relax_error = Some(e);
+                return (record, None);
+            }
             match relax.run(&decided.tree, self.executor.as_ref()).await {
                 Ok(()) => {
                     info!("{id}: runsc-guard widened the sandbox's leaf {relax}");

@@ -44,25 +44,44 @@ impl fmt::Display for LeafRelaxation {
 /// What widening the leaf takes, as data: the one step [`LeafRelaxation::run`] executes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelaxAction {
-    /// `systemctl <args>`: `--runtime`, because the scope itself is transient and a persistent
-    /// drop-in would outlive it.
-    Systemctl { args: Vec<String> },
+    /// `systemctl <set>`, then `systemctl <check>` must print `expect`: systemctl exits 0 on
+    /// more than a changed property (help, for one), so the property is read back.
+    Systemctl {
+        set: Vec<String>,
+        check: Vec<String>,
+        expect: String,
+    },
     /// Write `to` into the cgroupfs leaf's limit file.
     WriteLimit { cgroup: CgroupPath, to: Bytes },
 }
 
 impl LeafRelaxation {
-    /// The step that widens the leaf.
+    /// The step that widens the leaf. `--runtime`, because the scope itself is transient and a
+    /// persistent drop-in would outlive it; `--` before the unit, so no name is ever an option.
     pub fn action(&self) -> RelaxAction {
         match &self.target {
-            RelaxTarget::SystemdScope { unit } => RelaxAction::Systemctl {
-                args: vec![
-                    "set-property".to_string(),
-                    "--runtime".to_string(),
-                    unit.clone(),
-                    format!("MemoryMax={}", self.to.get()),
-                ],
-            },
+            RelaxTarget::SystemdScope { unit } => {
+                let args = |words: &[&str], last: String| {
+                    let mut v: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+                    v.push(unit.clone());
+                    v.push(last);
+                    v
+                };
+                RelaxAction::Systemctl {
+                    set: args(
+                        &["set-property", "--runtime", "--"],
+                        format!("MemoryMax={}", self.to.get()),
+                    ),
+                    check: vec![
+                        "show".to_string(),
+                        "--property=MemoryMax".to_string(),
+                        "--value".to_string(),
+                        "--".to_string(),
+                        unit.clone(),
+                    ],
+                    expect: self.to.get().to_string(),
+                }
+            }
             RelaxTarget::Cgroup { cgroup } => RelaxAction::WriteLimit {
                 cgroup: cgroup.clone(),
                 to: self.to,
@@ -75,25 +94,18 @@ impl LeafRelaxation {
     /// reaps all children, so only its executor learns their exit).
     pub async fn run(&self, tree: &CgroupTree, executor: &dyn Executor) -> Result<()> {
         match self.action() {
-            RelaxAction::Systemctl { args } => {
-                let mut cmd = Command::new("systemctl");
-                cmd.args(&args)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped());
-                let limit = crate::runsc::exec::limit_for("systemctl");
-                let out = executor.run_for(cmd, limit).await.map_err(|e| {
-                    Error::io("cannot run systemctl for", self.target.to_string(), e)
-                })?;
-                if out.status == 0 {
+            RelaxAction::Systemctl { set, check, expect } => {
+                self.systemctl(executor, &set).await?;
+                let now = self.systemctl(executor, &check).await?;
+                if now.trim() == expect {
                     Ok(())
                 } else {
                     Err(Error::Other(format!(
-                        "systemctl {} failed (exit status {}): {}; the sandbox keeps the limit {} \
-                         on {}",
-                        args.join(" "),
-                        out.status,
-                        String::from_utf8_lossy(&out.stderr).trim(),
+                        "systemctl {} did not change the property: systemctl {} prints {:?}, not \
+                         {expect}; the sandbox keeps the limit {} on {}",
+                        set.join(" "),
+                        check.join(" "),
+                        truncate(now.trim(), 80),
                         self.from,
                         self.target
                     )))
@@ -104,6 +116,39 @@ impl LeafRelaxation {
             }
         }
     }
+
+    /// Runs `systemctl args` and returns what it printed; fails unless it exits 0.
+    async fn systemctl(&self, executor: &dyn Executor, args: &[String]) -> Result<String> {
+        let mut cmd = Command::new("systemctl");
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let limit = crate::runsc::exec::limit_for("systemctl");
+        let out = executor
+            .run_for(cmd, limit)
+            .await
+            .map_err(|e| Error::io("cannot run systemctl for", self.target.to_string(), e))?;
+        if out.status != 0 {
+            return Err(Error::Other(format!(
+                "systemctl {} failed (exit status {}): {}; the sandbox keeps the limit {} on {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                self.from,
+                self.target
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 impl fmt::Display for RelaxTarget {
@@ -121,10 +166,12 @@ mod tests {
     use crate::runsc::Output;
     use std::sync::Mutex;
 
-    /// Records the commands it is given and answers with a fixed status.
+    /// Records the commands it is given and answers with a fixed status; `show` prints
+    /// `shows`.
     struct FakeExecutor {
         calls: Mutex<Vec<(String, Vec<String>)>>,
         status: i32,
+        shows: &'static str,
     }
 
     impl FakeExecutor {
@@ -132,6 +179,7 @@ mod tests {
             FakeExecutor {
                 calls: Mutex::new(Vec::new()),
                 status,
+                shows: "335544320\n",
             }
         }
 
@@ -150,9 +198,14 @@ mod tests {
                     .map(|a| a.to_string_lossy().into_owned())
                     .collect(),
             ));
+            let shows = std.get_args().next().is_some_and(|a| a == "show");
             Ok(Output {
                 status: self.status,
-                stdout: Vec::new(),
+                stdout: if shows {
+                    self.shows.as_bytes().to_vec()
+                } else {
+                    Vec::new()
+                },
                 stderr: b"Unit cri-containerd-x.scope not found.".to_vec(),
             })
         }
@@ -182,10 +235,21 @@ mod tests {
                 vec![
                     "set-property".to_string(),
                     "--runtime".to_string(),
+                    "--".to_string(),
                     "cri-containerd-abc.scope".to_string(),
                     "MemoryMax=335544320".to_string()
                 ]
             )
+        );
+        assert_eq!(
+            runner.calls()[1].1,
+            [
+                "show",
+                "--property=MemoryMax",
+                "--value",
+                "--",
+                "cri-containerd-abc.scope"
+            ]
         );
 
         let failing = FakeExecutor::answering(5);
@@ -196,6 +260,32 @@ mod tests {
             .to_string();
         assert!(
             err.contains("not found") && err.contains("256 MiB"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_systemctl_that_exits_0_without_changing_the_property_is_an_error() {
+        // `systemctl set-property --runtime -h.scope MemoryMax=1` prints help and exits 0.
+        let dir = tempfile::tempdir().unwrap();
+        let relax = LeafRelaxation {
+            target: RelaxTarget::SystemdScope {
+                unit: "cri-containerd-abc.scope".into(),
+            },
+            from: Bytes(256 << 20),
+            to: Bytes(320 << 20),
+        };
+        let runner = FakeExecutor {
+            shows: "infinity\n",
+            ..FakeExecutor::answering(0)
+        };
+        let err = relax
+            .run(&tree(dir.path()), &runner)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("did not change") && err.contains("infinity"),
             "{err}"
         );
     }

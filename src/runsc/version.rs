@@ -3,8 +3,9 @@
 //! runsc names its releases by date: upstream tags are `release-20240729.0`, Debian packages the
 //! same snapshot as `0.0~20221219.0`, and `runsc --version` prints one of them after
 //! `runsc version `. The date is all the guard needs: the behaviours it depends on arrived on
-//! known dates (see [`PARENT_MEMORY_LIMIT_SINCE`]). A runsc built from source may print something else (a commit,
-//! `VERSION_MISSING`); that version is kept as unknown and treated as the oldest release, the
+//! known dates (reading the parent cgroup's limit, release-20231106.0). A runsc built from
+//! source may print something else (a commit, `VERSION_MISSING`); that version is kept as
+//! unknown and treated as the oldest release, the
 //! conservative choice, because the guard then sets every limit an old runsc needs.
 
 use std::cmp::Ordering;

@@ -201,3 +201,29 @@ fn a_symlinked_leaf_is_refused_even_outside_a_pod() {
     assert_eq!(p.verdict, Verdict::Refused);
     assert!(p.refusals[0].contains("symlink"), "{:?}", p.refusals);
 }
+
+#[test]
+fn the_leaf_widened_is_runscs_scope_even_when_the_name_ends_in_slice() {
+    // The overhead case with a name that ends in .slice: runsc still creates
+    // cri-containerd-kubepods.slice.scope in the pod; the widening must touch that scope and
+    // never kubepods.slice, which holds every pod of the node.
+    let fx = systemd_pod("burstable", "max", "max", &(320 * MIB).to_string());
+    let path = format!("kubepods-burstable-pod{UID}.slice:cri-containerd:kubepods.slice");
+    let s = spec(Some(&path), None, &[(SANDBOX_MEMORY, "268435456")]);
+    let p = run_with_defaults(&fx, &s);
+    let scope = "cri-containerd-kubepods.slice.scope";
+    assert_eq!(
+        p.leaf_cgroup.as_ref().map(|l| l.to_string()),
+        Some(format!("{}/{scope}", pod_slice("burstable")))
+    );
+    let relax = p
+        .relax
+        .as_ref()
+        .expect("the leaf is widened to the pod's bound");
+    assert_eq!(
+        relax.target,
+        RelaxTarget::SystemdScope {
+            unit: scope.to_string()
+        }
+    );
+}

@@ -47,14 +47,15 @@ fn runtimeclass_overhead_sizes_the_guest_by_the_annotation_and_relaxes_the_leaf(
         },
     );
     let relax = p.relax.as_ref().unwrap();
-    let RelaxAction::Systemctl { args } = relax.action() else {
+    let RelaxAction::Systemctl { set, .. } = relax.action() else {
         panic!("{relax:?} is not widened through systemd");
     };
     assert_eq!(
-        args,
+        set,
         [
             "set-property",
             "--runtime",
+            "--",
             "cri-containerd-abc123.scope",
             "MemoryMax=335544320"
         ]
