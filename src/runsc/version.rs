@@ -5,8 +5,8 @@
 //! `runsc version `. The date is all the guard needs: the behaviours it depends on arrived on
 //! known dates (reading the parent cgroup's limit, release-20231106.0). A runsc built from
 //! source may print something else (a commit, `VERSION_MISSING`); that version is kept as
-//! unknown and treated as the oldest release, the
-//! conservative choice, because the guard then sets every limit an old runsc needs.
+//! unknown and treated as the oldest release, the conservative choice, because the guard then
+//! sets every limit an old runsc needs.
 
 use std::cmp::Ordering;
 use std::fmt;
