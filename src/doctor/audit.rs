@@ -783,6 +783,20 @@ fn sandboxes(node: &NodeFacts, f: &mut Findings) {
     }
 }
 
+/// Which shim made the sandbox, from runsc's `--root` (each shim's default root).
+fn created_by(s: &SandboxFacts) -> String {
+    match s.runsc_root.as_deref() {
+        Some(root) if root.starts_with("/run/containerd/runc/") => format!(
+            "; it was created through runc's shim (runsc root {root}), so by a handler with \
+             BinaryName = runsc"
+        ),
+        Some(root) if root.starts_with("/run/containerd/runsc/") => {
+            format!("; it was created by a runsc shim (runsc root {root})")
+        }
+        _ => String::new(),
+    }
+}
+
 fn sandbox(node: &NodeFacts, s: &SandboxFacts, f: &mut Findings) {
     let id = s
         .container_id
@@ -835,7 +849,7 @@ fn sandbox(node: &NodeFacts, s: &SandboxFacts, f: &mut Findings) {
             check("placement"),
             format!(
                 "{who} sits in {own}, OUTSIDE its pod's cgroup {pod}: the pod's memory limit \
-                 does not apply to it{}",
+                 does not apply to it{}{}",
                 if own.as_str().starts_with("/system.slice")
                     || own.as_str().starts_with("/runtime.slice")
                 {
@@ -843,7 +857,8 @@ fn sandbox(node: &NodeFacts, s: &SandboxFacts, f: &mut Findings) {
                      --systemd-cgroup)"
                 } else {
                     ""
-                }
+                },
+                created_by(s)
             ),
             format!(
                 "fix the handler (see the handler.*.systemd-cgroup finding; runsc-guard's shim \

@@ -155,6 +155,9 @@ pub struct SandboxFacts {
     /// The sandbox's id (the last argument of `runsc-sandbox boot`).
     pub container_id: Option<String>,
     pub bundle: Option<PathBuf>,
+    /// runsc's `--root`: which shim created it (`/run/containerd/runsc/<ns>` is a runsc shim's
+    /// default, `/run/containerd/runc/<ns>` runc's shim running runsc through BinaryName).
+    pub runsc_root: Option<String>,
     pub pod: PodIdentity,
     /// Where it sits and the `--total-memory` it was booted with.
     pub observation: Observation,
@@ -595,6 +598,7 @@ fn sandbox(pid: i32, dir: &Path, cmdline: &[u8], tree: &CgroupTree) -> SandboxFa
     SandboxFacts {
         pid,
         container_id,
+        runsc_root: flag(&argv, "root"),
         bundle,
         pod,
         observation,

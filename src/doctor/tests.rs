@@ -125,6 +125,12 @@ impl Node {
 
     /// A `runsc-sandbox` process and its bundle with the CRI annotations.
     fn sandbox(self, pid: i32, cgroup_line: &str, total_memory: u64, cgroups_path: &str) -> Self {
+        // The seed's sandboxes come from runc's shim; the others from the runsc shim.
+        let shim = if total_memory == POD_LIMIT {
+            "runsc"
+        } else {
+            "runc"
+        };
         let bundle = self.path(&format!(
             "run/containerd/io.containerd.runtime.v2.task/k8s.io/{ID}"
         ));
@@ -142,7 +148,7 @@ impl Node {
         fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
         let argv = [
             "runsc-sandbox".to_string(),
-            "--root=/run/containerd/runsc/k8s.io".to_string(),
+            format!("--root=/run/containerd/{shim}/k8s.io"),
             format!("--log={}/log.json", bundle.display()),
             "--log-format=json".to_string(),
             "boot".to_string(),
@@ -308,6 +314,11 @@ fn the_seeds_production_node_fails_and_names_the_pod() {
         p.summary
     );
     assert!(p.summary.contains("/system.slice/"), "{}", p.summary);
+    assert!(
+        p.summary.contains("created through runc's shim"),
+        "{}",
+        p.summary
+    );
     assert!(
         p.fix
             .as_deref()
