@@ -389,12 +389,19 @@ impl ShimConfig {
                 format!("must be {what}; fix or remove the key"),
             )
         })?;
-        config.validate(origin)?;
+        let located = |key: &str| {
+            doc.get_ref()
+                .iter()
+                .find(|(k, _)| k.get_ref() == key)
+                .map(|(k, _)| position(text, Some(k.span())))
+        };
+        config.validate(origin, &located)?;
         Ok(config)
     }
 
     /// The checks every source of a configuration passes, runsc.toml or runc-style options.
-    fn validate(&self, origin: &str) -> Result<()> {
+    /// `located` gives a key's position in the file, for a configuration read from one.
+    fn validate(&self, origin: &str, located: &dyn Fn(&str) -> Option<String>) -> Result<()> {
         if self.binary_name.is_empty() {
             return Err(Error::invalid(
                 format!("binary_name in {origin}"),
@@ -408,12 +415,15 @@ impl ShimConfig {
             ));
         }
         if self.root.is_empty() || !Path::new(&self.root).is_absolute() || has_control(&self.root) {
+            // A value read from a file is not quoted (the file may be the wrong one, a secret);
+            // its position is.
+            let (field, value) = match located("root") {
+                Some(at) => (format!("root in {origin} ({at})"), "the value".to_string()),
+                None => (format!("root in {origin}"), format!("{:?}", self.root)),
+            };
             return Err(Error::invalid(
-                format!("root in {origin}"),
-                format!(
-                    "{:?} must be an absolute path without control characters",
-                    self.root
-                ),
+                field,
+                format!("{value} must be an absolute path without control characters"),
             ));
         }
         for (key, value) in &self.runsc_config {
@@ -553,7 +563,7 @@ fn from_runc_options(o: &RuncOptions) -> Result<ShimConfig> {
             .runsc_config
             .insert("systemd-cgroup".to_string(), "true".to_string());
     }
-    config.validate("the runtime's runc options")?;
+    config.validate("the runtime's runc options", &|_| None)?;
     Ok(config)
 }
 
