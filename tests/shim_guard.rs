@@ -182,6 +182,7 @@ fn lifecycle_argvs(env: &TestEnv, bundle: &Bundle, guard_flags: &[&str]) -> Vec<
         env.argv(bundle, &all)
     };
     vec![
+        with(&["list", "--quiet"]),
         env.create_argv(bundle, guard_flags),
         with(&["start", id]),
         with(&["kill", id, "9"]),
@@ -219,6 +220,7 @@ fn assert_deleted_right_after_create(env: &TestEnv, bundle: &Bundle, what: &str)
     assert_calls(
         env,
         &[
+            env.list_argv(bundle, &[]),
             env.create_argv(bundle, &[]),
             env.argv(bundle, &["delete", "--force", &bundle.id]),
         ],
@@ -795,10 +797,13 @@ async fn delete_after_the_shim_died_runs_runsc_with_the_guards_flags() {
     let calls = env.calls();
     assert_eq!(
         calls[before..],
-        [env.argv(
-            &bundle,
-            &["--systemd-cgroup=false", "delete", "--force", &bundle.id]
-        )],
+        [
+            env.list_argv(&bundle, &["--systemd-cgroup=false"]),
+            env.argv(
+                &bundle,
+                &["--systemd-cgroup=false", "delete", "--force", &bundle.id]
+            )
+        ],
         "the cleanup runs runsc with the flags the sandbox was created with:\n{}",
         env.show(&calls)
     );

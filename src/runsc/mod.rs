@@ -317,6 +317,17 @@ impl Runsc {
         self.run(&sub).await.map(|_| ())
     }
 
+    /// `runsc list --quiet`: the ids of every container in the root, one a line.
+    pub async fn list_ids(&self) -> Result<Vec<String>> {
+        let out = self.run(&["list", "--quiet"]).await?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
     /// `runsc ps --format json <id>`: the pids inside the sandbox.
     pub async fn ps(&self, id: &str) -> Result<Vec<i32>> {
         let out = self.run(&["ps", "--format", "json", id]).await?;

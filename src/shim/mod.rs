@@ -5,6 +5,7 @@ pub mod confine;
 pub mod container;
 pub mod events;
 pub mod exits;
+pub mod ids;
 pub mod info;
 pub mod io;
 pub mod logging;

@@ -25,6 +25,7 @@ use crate::runsc::{self, CreateOpts, Executor, GlobalFlags, ProcessIo, Runsc};
 use crate::shim::container::{AttachedStdio, Container, Exit, Status};
 use crate::shim::events::EventSender;
 use crate::shim::exits::{self, ExitLog};
+use crate::shim::ids;
 use crate::shim::io::{self, StdioPaths};
 use crate::shim::mount::{self, RootfsMount};
 use crate::shim::rollback::Rollback;
@@ -297,6 +298,10 @@ impl Pod {
         guarded: &Guarded,
         undo: &mut Rollback,
     ) -> Result<(i32, ProcessIo, Option<OomCounter>)> {
+        // runsc resolves ids by prefix: no id in the root may be a prefix of another. Held until
+        // `runsc create` has run, so a clashing Create in another shim waits and then sees it.
+        let _root_lock = ids::lock_root(&runsc.flags().root).await?;
+        ids::refuse_prefix_clash(runsc, &req.id).await?;
         ShimState::new(runsc.binary(), runsc.flags()).save(&req.bundle)?;
         undo.state_saved();
         mount::mount_all(&req.bundle, &req.rootfs).await?;

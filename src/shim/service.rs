@@ -145,7 +145,18 @@ impl Shim for Service {
             ),
         };
         let runsc = Runsc::new(binary, flags, Arc::new(ReaperExecutor));
-        if let Err(e) = runsc.delete(&self.id, true).await {
+        // runsc resolves ids by prefix: once this container's state is gone, `delete --force`
+        // of its id would reach another container whose id it begins (see `shim::ids`).
+        let listed = match runsc.list_ids().await {
+            Ok(ids) => ids.contains(&self.id),
+            Err(_) => true,
+        };
+        if !listed {
+            eprintln!(
+                "{}: runsc has no container of this id; not deleting",
+                self.id
+            );
+        } else if let Err(e) = runsc.delete(&self.id, true).await {
             if !runsc::is_gone(&e) {
                 eprintln!("{}: {e}", self.id);
             }

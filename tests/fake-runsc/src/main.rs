@@ -113,6 +113,7 @@ fn command_flags(command: &str) -> Option<(&'static [&'static str], &'static [&'
         "kill" => (&["all", "pid"], &["all"]),
         "delete" => (&["force"], &["force"]),
         "ps" => (&["format"], &[]),
+        "list" => (&["quiet", "format", "sandbox"], &["quiet", "sandbox"]),
         _ => return None,
     })
 }
@@ -330,8 +331,49 @@ impl Ctx {
     }
 
     fn load_existing(&self, id: &str) -> Result<Container, String> {
-        self.load(id)?
+        let full = self
+            .resolve(id)?
+            .ok_or_else(|| format!("container {id:?} does not exist"))?;
+        self.load(&full)?
             .ok_or_else(|| format!("container {id:?} does not exist"))
+    }
+
+    /// Every container id in the root, sorted.
+    fn ids(&self) -> Result<Vec<String>, String> {
+        let root = self.root()?;
+        let entries = match fs::read_dir(root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(format!("reading {}: {e}", root.display())),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(STATE_FILE_SUFFIX).map(str::to_string)
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The container an id names, as runsc's `findContainerID` resolves it (20221219 and
+    /// since): every container whose id starts with it matches; one match is taken, even when it
+    /// is not exactly the id, and several are an error, even when one is exactly the id.
+    fn resolve(&self, partial: &str) -> Result<Option<String>, String> {
+        self.state_path(partial)?;
+        let matches: Vec<String> = self
+            .ids()?
+            .into_iter()
+            .filter(|id| id.starts_with(partial))
+            .collect();
+        match matches.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.clone())),
+            [a, b, ..] => Err(format!(
+                "id {partial:?} is ambiguous and could refer to multiple containers: {a:?}, {b:?}"
+            )),
+        }
     }
 
     fn save(&self, c: &Container) -> Result<(), String> {
@@ -812,7 +854,13 @@ fn kill(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
 fn delete(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     let id = one_id(inv, 0)?;
     let force = inv.flags.get("force").is_some_and(|v| v != "false");
-    let Some(c) = ctx.load(id)? else {
+    let resolved = ctx.resolve(id)?;
+    let Some(c) = resolved
+        .as_deref()
+        .map(|full| ctx.load(full))
+        .transpose()?
+        .flatten()
+    else {
         return if force {
             Ok(())
         } else {
@@ -833,8 +881,34 @@ fn delete(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     if let Some(dir) = c.value["cgroup_dir"].as_str() {
         remove_dir(Path::new(dir))?;
     }
-    let path = ctx.state_path(id)?;
+    let path = ctx.state_path(c.id())?;
     fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))
+}
+
+/// `runsc list [--quiet]`: every container in the root, in id order.
+fn list(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    if !inv.args.is_empty() {
+        return Err(format!("list: unexpected arguments {:?}", inv.args));
+    }
+    let ids = ctx.ids()?;
+    if inv.flags.get("quiet").is_some_and(|v| v != "false") {
+        for id in ids {
+            println!("{id}");
+        }
+        return Ok(());
+    }
+    println!("ID   PID   STATUS   BUNDLE   CREATED   OWNER");
+    for id in ids {
+        if let Some(c) = ctx.load(&id)? {
+            println!(
+                "{id}   {}   {}   {}   -   ",
+                c.value["pid"],
+                c.status(),
+                c.str("bundle")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn ps(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
@@ -863,6 +937,7 @@ fn run(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
         "kill" => kill(ctx, inv),
         "delete" => delete(ctx, inv),
         "ps" => ps(ctx, inv),
+        "list" => list(ctx, inv),
         other => Err(format!("unknown subcommand {other:?}")),
     }
 }
@@ -1207,6 +1282,31 @@ mod tests {
         SandboxProcess::remove(&proc_root.0, 7).unwrap();
         assert!(!dir.exists());
         SandboxProcess::remove(&proc_root.0, 7).unwrap();
+    }
+
+    #[test]
+    fn ids_resolve_by_prefix_as_runsc_resolves_them() {
+        let root = Tree::new(
+            "ids",
+            &[
+                ("web.state.json", "{}"),
+                ("web-sidecar.state.json", "{}"),
+                ("db.state.json", "{}"),
+                ("calls.jsonl", ""),
+            ],
+        );
+        let ctx = Ctx {
+            root: Some(root.0.clone()),
+            log: None,
+        };
+        assert_eq!(ctx.ids().unwrap(), ["db", "web", "web-sidecar"]);
+        let err = ctx.resolve("web").unwrap_err();
+        assert!(err.contains("ambiguous"), "{err}");
+        assert_eq!(ctx.resolve("d").unwrap().as_deref(), Some("db"));
+        assert_eq!(ctx.resolve("cache").unwrap(), None);
+        fs::remove_file(root.0.join("web.state.json")).unwrap();
+        // The danger: the id of a container that is gone names another one.
+        assert_eq!(ctx.resolve("web").unwrap().as_deref(), Some("web-sidecar"));
     }
 
     #[test]
