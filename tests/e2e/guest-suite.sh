@@ -14,6 +14,7 @@
 #   env                  E2E_SUITE=..., optional E2E_GUEST_TIMEOUT, E2E_RUNSC_DEBUG, E2E_DRIVER_ARGS
 #   guest-suite.sh       this file
 #   bin/containerd-shim-runsc-v1   the project's shim (release build)
+#   bin/runsc-guard      the operator CLI (the driver runs its doctor)
 #   bin/e2e-driver       the CRI driver (optional while it is being written)
 #   images/*.tar         OCI archives of localhost/e2e/{busybox,pause,eater}:1
 #
@@ -130,6 +131,9 @@ if [[ -x $shim_src ]]; then
 else
     check shim-installed 1 "no $shim_src in the payload: the runsc handler cannot work"
 fi
+if [[ -x $PAYLOAD/bin/runsc-guard ]]; then
+    install -m 0755 "$PAYLOAD/bin/runsc-guard" /usr/local/bin/runsc-guard
+fi
 
 # --- runsc behind containerd's runc shim, as the incident's cluster ran it ---
 # --network=host: runsc 20240729 refuses host-network pods without it; 20221219 knows the flag
@@ -229,6 +233,11 @@ version = 2
     SystemdCgroup = false
 EOF
 fi
+# The same node as a guarded one would be configured: without the runsc-stock handler (the last
+# section of both schemas above), which is the incident's configuration kept on purpose. The
+# driver points `runsc-guard doctor --containerd-config` at it while a guarded pod runs.
+sed '/runtimes[.]runsc-stock\]/,$d' /etc/containerd/config.toml \
+    >/etc/containerd/config-guarded-node.toml
 # No CNI configuration on purpose: every pod uses host networking. CRI logs that no network
 # config was found and reports NetworkReady=false, which a host-network pod does not need.
 

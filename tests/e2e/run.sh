@@ -103,12 +103,15 @@ case "$profile" in
     *) profile_dir=$profile ;;
 esac
 
-e2e_log "building the shim (cargo build --profile $profile)"
+# The shim and the operator CLI (its doctor audits the guest while pods run) share one build.
+e2e_log "building the shim and runsc-guard (cargo build --profile $profile)"
 t=$SECONDS
-(cd "$repo" && cargo build --profile "$profile" --bin containerd-shim-runsc-v1) ||
-    e2e_die "cargo build of containerd-shim-runsc-v1 failed"
-install -m 0755 "$(target_dir "$repo/Cargo.toml")/$profile_dir/containerd-shim-runsc-v1" "$payload/bin/"
-e2e_log "shim built in $((SECONDS - t))s"
+(cd "$repo" && cargo build --profile "$profile" --bin containerd-shim-runsc-v1 --bin runsc-guard) ||
+    e2e_die "cargo build of containerd-shim-runsc-v1 and runsc-guard failed"
+for bin in containerd-shim-runsc-v1 runsc-guard; do
+    install -m 0755 "$(target_dir "$repo/Cargo.toml")/$profile_dir/$bin" "$payload/bin/"
+done
+e2e_log "shim and runsc-guard built in $((SECONDS - t))s"
 
 driver_manifest=$here/driver/Cargo.toml
 if [[ -f $driver_manifest ]]; then

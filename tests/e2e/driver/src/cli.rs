@@ -22,6 +22,8 @@ options:
                          runsc's debug logs for the runsc-stock handler (default
                          /var/log/runsc-stock); a failed scenario whose sandbox's boot log
                          there holds a Go panic is run once more
+  --runsc-guard PATH     the runsc-guard binary whose doctor some scenarios run (default
+                         /usr/local/bin/runsc-guard)
   --allow-non-vm         run even if systemd-detect-virt finds no VM (it changes cgroups!)
   --list                 list the scenarios and exit
   --help                 this text";
@@ -45,6 +47,7 @@ pub struct Args {
     pub timeout_scale: f64,
     pub allow_non_vm: bool,
     pub debug_logs: crate::panics::DebugLogDirs,
+    pub runsc_guard: PathBuf,
 }
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -61,6 +64,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         timeout_scale: 1.0,
         allow_non_vm: false,
         debug_logs: crate::panics::DebugLogDirs::default(),
+        runsc_guard: PathBuf::from("/usr/local/bin/runsc-guard"),
     };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -102,6 +106,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--runsc-stock-debug-log" => {
                 a.debug_logs.runsc_stock = PathBuf::from(value("--runsc-stock-debug-log")?)
             }
+            "--runsc-guard" => a.runsc_guard = PathBuf::from(value("--runsc-guard")?),
             "--allow-non-vm" => a.allow_non_vm = true,
             "--list" => a.command = Command::List,
             "--help" | "-h" => a.command = Command::Help,

@@ -9,11 +9,12 @@ use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
-    ContainerStatsRequest, ContainerStatus, ContainerStatusRequest, ContainerStatusResponse,
-    CreateContainerRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec, ImageStatusRequest,
-    ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxStatusRequest,
-    PodSandboxStatusResponse, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
-    StopPodSandboxRequest, VersionRequest, VersionResponse,
+    ContainerStatsFilter, ContainerStatsRequest, ContainerStatus, ContainerStatusRequest,
+    ContainerStatusResponse, CreateContainerRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec,
+    ImageStatusRequest, ListContainerStatsRequest, ListPodSandboxRequest, PodSandbox,
+    PodSandboxConfig, PodSandboxFilter, PodSandboxStatusRequest, PodSandboxStatusResponse,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
+    VersionRequest, VersionResponse,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
 use tower::service_fn;
@@ -217,6 +218,27 @@ impl Cri {
         .await?;
         r.stats
             .ok_or_else(|| anyhow!("ContainerStats for {id}: answer without stats"))
+    }
+
+    /// ListContainerStats of one pod's containers.
+    pub async fn list_container_stats(
+        &mut self,
+        sandbox_id: &str,
+    ) -> Result<Vec<k8s_cri::v1::ContainerStats>> {
+        let limit = self.limit(30);
+        let r = answer(
+            "ListContainerStats",
+            limit,
+            self.runtime
+                .list_container_stats(ListContainerStatsRequest {
+                    filter: Some(ContainerStatsFilter {
+                        pod_sandbox_id: sandbox_id.into(),
+                        ..Default::default()
+                    }),
+                }),
+        )
+        .await?;
+        Ok(r.stats)
     }
 
     pub async fn exec_sync(

@@ -243,6 +243,7 @@ async fn run_suite(args: &Args) -> Result<()> {
         node_mem_total: run::node_memory_bytes(),
         images: args.images.clone(),
         results: args.results.clone(),
+        runsc_guard: args.runsc_guard.clone(),
     };
     env.setup_problems = run::setup_node(&ctx).await;
     for p in &env.setup_problems {

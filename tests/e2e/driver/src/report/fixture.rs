@@ -191,7 +191,12 @@ fn evidence() -> Evidence {
             usage_bytes: Some(20),
             rss_bytes: Some(5),
             error: None,
+            ..Default::default()
         }),
+        list_stats: None,
+        exit_cases: Vec::new(),
+        doctor: None,
+        hostile: None,
         leftovers: Some(Leftovers {
             processes: vec!["1 runsc".into()],
             cgroups: vec!["/x".into()],

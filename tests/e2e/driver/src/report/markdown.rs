@@ -257,9 +257,76 @@ fn section(md: &mut String, s: &ScenarioReport) {
         };
         let _ = writeln!(md, "- ContainerStats: {}", cell(&what));
     }
+    extra_evidence(md, e);
     measurements(md, &s.measurements);
     for n in &e.notes {
         let _ = writeln!(md, "- note: {}", cell(n));
+    }
+}
+
+/// The evidence only some scenarios gather: ListContainerStats, exit codes, the doctor, the
+/// ctr-made sandbox.
+fn extra_evidence(md: &mut String, e: &Evidence) {
+    if let Some(st) = &e.list_stats {
+        let what = match &st.error {
+            Some(err) => format!("failed: {err}"),
+            None => format!(
+                "{:?} entries, container listed {:?}, working set {:?} B, CPU {:?} ns",
+                st.listed_entries,
+                st.container_listed,
+                st.working_set_bytes,
+                st.cpu_usage_core_nanos
+            ),
+        };
+        let _ = writeln!(md, "- ListContainerStats: {}", cell(&what));
+    }
+    for c in &e.exit_cases {
+        let got = c
+            .final_status
+            .as_ref()
+            .map_or("no status".to_string(), |f| {
+                format!("{} exit {}", f.state, f.exit_code)
+            });
+        let _ = writeln!(
+            md,
+            "- container {} {:?}: {} (want {})",
+            c.name,
+            c.command,
+            cell(&got),
+            c.want_exit_code
+        );
+    }
+    if let Some(d) = &e.doctor {
+        let _ = writeln!(
+            md,
+            "- doctor: exit {:?}, names {}: {}, output {}",
+            d.exit_code,
+            d.pod,
+            d.names_pod,
+            d.output_file.as_deref().unwrap_or("-")
+        );
+        for f in &d.findings {
+            let _ = writeln!(
+                md,
+                "  - {} {}: {}",
+                f.severity,
+                cell(&f.check),
+                cell(&f.summary)
+            );
+        }
+    }
+    if let Some(h) = &e.hostile {
+        let _ = writeln!(
+            md,
+            "- ctr sandbox {}: {}; scope {} memory.max {:?}; kubepods.slice memory.max {:?} -> \
+             {:?}",
+            cell(&h.cgroups_path),
+            cell(h.run_error.as_deref().unwrap_or("ran")),
+            h.scope_unit,
+            h.scope_memory_max,
+            h.kubepods_memory_max_before,
+            h.kubepods_memory_max_after
+        );
     }
 }
 

@@ -99,6 +99,79 @@ pub struct StatsRecord {
     pub usage_bytes: Option<u64>,
     pub rss_bytes: Option<u64>,
     pub error: Option<String>,
+    /// `cpu.usage_core_nano_seconds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_usage_core_nanos: Option<u64>,
+    /// ListContainerStats only: how many entries the answer had, and whether the container was
+    /// one of them (its values are then the ones above).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listed_entries: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_listed: Option<bool>,
+}
+
+/// One container of a pod whose containers exit at once.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExitCaseRecord {
+    pub name: String,
+    pub command: Vec<String>,
+    pub want_exit_code: i32,
+    pub container_id: Option<String>,
+    pub final_status: Option<ContainerFinal>,
+    pub start_error: Option<String>,
+}
+
+/// What `runsc-guard doctor --json` said while the pod ran.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DoctorRecord {
+    pub command: Vec<String>,
+    pub exit_code: Option<i32>,
+    /// Running it failed (no binary, no answer): the reason.
+    pub error: Option<String>,
+    /// Its JSON could not be read: the reason.
+    pub parse_error: Option<String>,
+    /// The findings that are not `ok`.
+    pub findings: Vec<DoctorFinding>,
+    /// Whether the output names the pod as `<namespace>/<name>`.
+    pub names_pod: bool,
+    /// The pod as the doctor should name it.
+    pub pod: String,
+    /// Where its whole output was kept, relative to the results.
+    pub output_file: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DoctorFinding {
+    pub area: String,
+    pub check: String,
+    pub severity: String,
+    pub summary: String,
+}
+
+/// The pod sandbox made with `ctr` whose cgroupsPath names a slice as its container name.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HostileRecord {
+    pub cgroups_path: String,
+    pub container_id: String,
+    /// What `ctr run` said when it failed (the guard's refusal, or anything else).
+    pub run_error: Option<String>,
+    /// `memory.max` of kubepods.slice before and after, and systemd's MemoryMax of it.
+    pub kubepods_memory_max_before: Option<String>,
+    pub kubepods_memory_max_after: Option<String>,
+    pub kubepods_systemd_before: Option<String>,
+    pub kubepods_systemd_after: Option<String>,
+    /// The scope runsc makes (`<prefix>-<name>.scope`), its cgroup and `memory.max` while
+    /// the sandbox ran.
+    pub scope_unit: String,
+    pub scope_cgroup: String,
+    pub scope_memory_max: Option<String>,
+    /// Where the planned-by-mistake unit (the name itself) would sit, and whether it existed.
+    pub name_cgroup: String,
+    pub name_cgroup_existed: bool,
+    /// What the guard's record or the shim log says about widening.
+    pub guard_says: Vec<String>,
+    /// Units still loaded after the container was deleted.
+    pub scope_units_left: Vec<String>,
 }
 
 /// Whatever of a pod is still there after StopPodSandbox + RemovePodSandbox.
@@ -181,6 +254,14 @@ pub struct Evidence {
     pub start_blocked: bool,
     pub exec: Option<ExecRecord>,
     pub stats: Option<StatsRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_stats: Option<StatsRecord>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exit_cases: Vec<ExitCaseRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doctor: Option<DoctorRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostile: Option<HostileRecord>,
     pub leftovers: Option<Leftovers>,
     pub node_after: Option<NodeHealth>,
     pub notes: Vec<String>,

@@ -18,6 +18,9 @@ use crate::report::{Evidence, Measurements, Outcome, ScenarioReport, Step};
 use crate::scenarios::{self, Kind, Scenario};
 
 mod cleanup;
+mod doctor;
+mod exits;
+mod hostile;
 mod observe;
 mod refusal;
 mod setup;
@@ -34,6 +37,8 @@ pub struct Ctx {
     pub images: String,
     /// The results directory: each pod's log directory is copied to `<results>/pods/<scenario>`.
     pub results: PathBuf,
+    /// The `runsc-guard` binary (`--runsc-guard`), for the scenarios that run its doctor.
+    pub runsc_guard: PathBuf,
 }
 
 impl Ctx {
@@ -117,7 +122,9 @@ pub async fn run_scenario(ctx: &Ctx, sc: &Scenario) -> ScenarioReport {
         tokio::spawn(async move {
             match sc.kind {
                 Kind::Refusal => refusal::refusal_body(&ctx, &sc, &run).await,
-                _ => pod_body(&ctx, &sc, &run).await,
+                Kind::ExitCodes(cases) => exits::exit_codes_body(&ctx, &sc, &run, cases).await,
+                Kind::HostileUnitName(spec) => hostile::hostile_body(&ctx, &sc, &run, &spec).await,
+                Kind::Exit(_) | Kind::Eater(_) | Kind::Stats => pod_body(&ctx, &sc, &run).await,
             }
         })
     };
@@ -176,6 +183,9 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
     setup::wait_running(ctx, sc, run, &mut start, &pod, &sandbox, &container_id).await?;
 
     observe::locate_container(ctx, run, &pod, &sandbox.id, &container_id).await;
+    if let Some(expect) = sc.doctor {
+        doctor::run_doctor(ctx, sc, run, expect).await;
+    }
     observe::watch(ctx, sc, run, &pod, &sandbox.id, &container_id).await;
     let sockets = observe::last_looks(ctx, sc, run, &pod, &sandbox.id, &container_id).await;
     start.finish(run).await;

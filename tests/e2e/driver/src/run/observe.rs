@@ -212,7 +212,8 @@ pub(super) async fn watch(
             let mut eater = EaterWatch::new(ctx, sandbox_id, container_id, pod, spec.max_mib);
             eater.follow(run).await;
         }
-        Kind::Refusal => {}
+        Kind::Stats => watch_stats(ctx, run, sandbox_id, container_id, &pod.log_file).await,
+        Kind::Refusal | Kind::ExitCodes(_) | Kind::HostileUnitName(_) => {}
     }
 }
 
@@ -268,16 +269,55 @@ async fn record_final_status(ctx: &Ctx, run: &Run, container_id: &str) {
     }
 }
 
+/// What one CRI ContainerStats entry says.
+fn stats_record(s: &k8s_cri::v1::ContainerStats) -> StatsRecord {
+    let mem = s.memory.unwrap_or_default();
+    StatsRecord {
+        working_set_bytes: mem.working_set_bytes.map(|v| v.value),
+        usage_bytes: mem.usage_bytes.map(|v| v.value),
+        rss_bytes: mem.rss_bytes.map(|v| v.value),
+        cpu_usage_core_nanos: s
+            .cpu
+            .as_ref()
+            .and_then(|c| c.usage_core_nano_seconds.as_ref())
+            .map(|v| v.value),
+        ..Default::default()
+    }
+}
+
 async fn record_stats(ctx: &Ctx, run: &Run, container_id: &str) {
     let mut cri = ctx.cri.clone();
     let rec = match cri.container_stats(container_id).await {
-        Ok(s) => {
-            let mem = s.memory.unwrap_or_default();
+        Ok(s) => stats_record(&s),
+        Err(e) => StatsRecord {
+            error: Some(format!("{e:#}")),
+            ..Default::default()
+        },
+    };
+    run.step(format!(
+        "ContainerStats: working set {:?}, CPU {:?} ns{}",
+        rec.working_set_bytes,
+        rec.cpu_usage_core_nanos,
+        rec.error
+            .as_deref()
+            .map(|e| format!(", error {e}"))
+            .unwrap_or_default()
+    ));
+    run.ev(|e| e.stats = Some(rec));
+}
+
+/// ListContainerStats of the pod: the entry of `container_id`, if it is there.
+async fn record_list_stats(ctx: &Ctx, run: &Run, sandbox_id: &str, container_id: &str) {
+    let mut cri = ctx.cri.clone();
+    let rec = match cri.list_container_stats(sandbox_id).await {
+        Ok(all) => {
+            let mine = all
+                .iter()
+                .find(|s| s.attributes.as_ref().is_some_and(|a| a.id == container_id));
             StatsRecord {
-                working_set_bytes: mem.working_set_bytes.map(|v| v.value),
-                usage_bytes: mem.usage_bytes.map(|v| v.value),
-                rss_bytes: mem.rss_bytes.map(|v| v.value),
-                error: None,
+                listed_entries: Some(all.len()),
+                container_listed: Some(mine.is_some()),
+                ..mine.map(stats_record).unwrap_or_default()
             }
         }
         Err(e) => StatsRecord {
@@ -285,7 +325,48 @@ async fn record_stats(ctx: &Ctx, run: &Run, container_id: &str) {
             ..Default::default()
         },
     };
-    run.ev(|e| e.stats = Some(rec));
+    run.step(format!(
+        "ListContainerStats: {:?} entries, container listed {:?}, working set {:?}, CPU {:?} ns",
+        rec.listed_entries, rec.container_listed, rec.working_set_bytes, rec.cpu_usage_core_nanos
+    ));
+    run.ev(|e| e.list_stats = Some(rec));
+}
+
+/// The stats scenario's container: once its loop has run (its log says so), its stats, read
+/// twice so a slow first sample does not decide.
+async fn watch_stats(ctx: &Ctx, run: &Run, sandbox_id: &str, container_id: &str, log: &Path) {
+    let deadline = Instant::now() + ctx.limit(90);
+    loop {
+        if read_log(log)
+            .iter()
+            .any(|l| l.contains(scenarios::STATS_READY))
+        {
+            run.step("the container's loop is done");
+            break;
+        }
+        if Instant::now() >= deadline {
+            run.note("the container's log never said it was ready; reading its stats anyway");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for attempt in 0..2 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        record_stats(ctx, run, container_id).await;
+        record_list_stats(ctx, run, sandbox_id, container_id).await;
+        let done = run.ev(|e| {
+            [&e.stats, &e.list_stats].iter().all(|s| {
+                s.as_ref().is_some_and(|s| {
+                    s.working_set_bytes.unwrap_or(0) > 0 && s.cpu_usage_core_nanos.unwrap_or(0) > 0
+                })
+            })
+        });
+        if done {
+            break;
+        }
+    }
 }
 
 async fn record_exec(ctx: &Ctx, run: &Run, container_id: &str, cmd: Vec<String>) {

@@ -268,15 +268,27 @@ pub(super) async fn create_container(
     pod: &Pod,
     sandbox: &Sandbox,
 ) -> Result<String> {
+    create_named(ctx, run, pod, sandbox, sc.container_name(), sc.command()).await
+}
+
+/// CreateContainer of one container `name` running `command` in the pod's image.
+pub(super) async fn create_named(
+    ctx: &Ctx,
+    run: &Run,
+    pod: &Pod,
+    sandbox: &Sandbox,
+    name: &str,
+    command: Vec<String>,
+) -> Result<String> {
     let mut cri = ctx.cri.clone();
     let oom_adj = match pod.shape.container_memory_limit {
         Some(l) => pod::burstable_oom_score_adj(l, ctx.node_mem_total),
         None => 1000,
     };
     let container_config = pod::container_config(&pod::ContainerSpec {
-        name: sc.container_name(),
+        name,
         image: &pod.image,
-        command: sc.command(),
+        command,
         memory_limit: pod.shape.container_memory_limit,
         oom_score_adj: oom_adj,
     });
@@ -286,7 +298,7 @@ pub(super) async fn create_container(
         .await?;
     run.ms(|m| m.create_container_ms = Some(elapsed_ms(t_create)));
     run.ev(|e| e.container_id = Some(container_id.clone()));
-    run.step(format!("container {container_id} created"));
+    run.step(format!("container {name} {container_id} created"));
     Ok(container_id)
 }
 
@@ -295,6 +307,8 @@ pub(super) struct StartCall {
     task: Option<tokio::task::JoinHandle<(Result<()>, u64)>>,
     /// When it was sent.
     sent: Instant,
+    /// Its error, once it returned one (or that it never returned).
+    error: Option<String>,
 }
 
 impl StartCall {
@@ -314,6 +328,7 @@ impl StartCall {
         StartCall {
             task: Some(task),
             sent,
+            error: None,
         }
     }
 
@@ -325,6 +340,9 @@ impl StartCall {
         let t = self.task.take()?;
         let (r, ms) = t.await.unwrap_or_else(|e| (Err(anyhow!("{e}")), 0));
         run.ms(|m| m.start_container_ms = Some(ms));
+        if let Err(e) = &r {
+            self.error = Some(format!("{e:#}"));
+        }
         run.step(format!(
             "StartContainer returned after {ms} ms: {}",
             match &r {
@@ -346,8 +364,22 @@ impl StartCall {
                 self.sent.elapsed().as_secs_f64()
             ));
             run.ev(|e| e.start_blocked = true);
+            self.error = Some("StartContainer never returned".into());
             t.abort();
         }
+    }
+
+    /// Gives a StartContainer whose container already ended up to `limit` to return.
+    pub(super) async fn settle(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.task.as_ref().is_some_and(|t| !t.is_finished()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// What went wrong with it, once `finish` has run.
+    pub(super) fn error(&self) -> Option<String> {
+        self.error.clone()
     }
 }
 

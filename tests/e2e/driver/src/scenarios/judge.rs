@@ -5,7 +5,9 @@ use super::checks::{
     advisory, check, container_exited, eater_max, eater_text, leftovers_check, node_healthy,
     pod_slice_limit_intact, sandbox_placement, total_memory_exact,
 };
-use super::{EaterSpec, ExitSpec, Expect, Kind, Scenario};
+use super::{
+    DoctorExpect, EaterSpec, ExitSpec, Expect, HostileSpec, Kind, Scenario, DOCTOR_GUARD_WARNINGS,
+};
 use crate::pod::MIB;
 use crate::report::{Check, Evidence, Verdict};
 
@@ -30,10 +32,214 @@ pub fn incident_verdict(ev: &Evidence, limit_mib: u64) -> Option<Verdict> {
 
 /// The checks for one scenario's evidence, and its verdict if it has one.
 pub fn judge(s: &Scenario, ev: &Evidence) -> (Vec<Check>, Option<Verdict>) {
-    match &s.kind {
+    let (mut checks, verdict) = match &s.kind {
         Kind::Exit(spec) => (exit_checks(spec, ev), None),
         Kind::Eater(spec) => eater_checks(spec, ev),
         Kind::Refusal => (refusal_checks(ev), None),
+        Kind::ExitCodes(_) => (exit_code_checks(ev), None),
+        Kind::Stats => (stats_checks(ev), None),
+        Kind::HostileUnitName(spec) => (hostile_checks(spec, ev), None),
+    };
+    if let Some(expect) = s.doctor {
+        checks.extend(doctor_checks(expect, ev));
+    }
+    (checks, verdict)
+}
+
+/// Every container reported EXITED with its own exit code.
+fn exit_code_checks(ev: &Evidence) -> Vec<Check> {
+    let mut checks = Vec::new();
+    if ev.exit_cases.is_empty() {
+        checks.push(check("exit-codes", false, "no container was run"));
+    }
+    for c in &ev.exit_cases {
+        let fin = c.final_status.as_ref();
+        let exited = fin.is_some_and(|f| f.state.is_exited());
+        let code = fin.map(|f| f.exit_code);
+        checks.push(check(
+            &format!("exit-code-{}", c.name),
+            exited && code == Some(c.want_exit_code),
+            format!(
+                "{:?}: state {}, exit {code:?}, reason {:?}, want exit {}{}",
+                c.command,
+                fin.map_or("unknown".to_string(), |f| f.state.to_string()),
+                fin.map(|f| f.reason.as_str()),
+                c.want_exit_code,
+                c.start_error
+                    .as_deref()
+                    .map(|e| format!("; StartContainer: {e}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    checks.push(leftovers_check(ev));
+    checks
+}
+
+fn stats_check(name: &str, rec: Option<&crate::report::StatsRecord>) -> Check {
+    let Some(r) = rec else {
+        return check(name, false, "not asked");
+    };
+    if let Some(e) = &r.error {
+        return check(name, false, format!("failed: {e}"));
+    }
+    let ws = r.working_set_bytes.unwrap_or(0);
+    let cpu = r.cpu_usage_core_nanos.unwrap_or(0);
+    let listed = r.container_listed != Some(false);
+    check(
+        name,
+        listed && ws > 0 && cpu > 0,
+        format!(
+            "{}working set {:?} B, CPU {:?} ns (both must be non-zero)",
+            match (r.listed_entries, r.container_listed) {
+                (Some(n), Some(l)) => format!("{n} entries, container listed: {l}; "),
+                _ => String::new(),
+            },
+            r.working_set_bytes,
+            r.cpu_usage_core_nanos
+        ),
+    )
+}
+
+fn stats_checks(ev: &Evidence) -> Vec<Check> {
+    vec![
+        stats_check("container-stats", ev.stats.as_ref()),
+        stats_check("list-container-stats", ev.list_stats.as_ref()),
+        leftovers_check(ev),
+    ]
+}
+
+/// kubepods.slice untouched, and either the runsc scope widened to the pod's bound or a clean
+/// refusal.
+fn hostile_checks(spec: &HostileSpec, ev: &Evidence) -> Vec<Check> {
+    let Some(h) = &ev.hostile else {
+        return vec![check(
+            "ctr-run",
+            false,
+            "the ctr container was not attempted",
+        )];
+    };
+    let mut checks = vec![check(
+        "kubepods-slice-unchanged",
+        h.kubepods_memory_max_before.is_some()
+            && h.kubepods_memory_max_after == h.kubepods_memory_max_before
+            && h.kubepods_systemd_after == h.kubepods_systemd_before,
+        format!(
+            "memory.max {:?} -> {:?}, systemd MemoryMax {:?} -> {:?}",
+            h.kubepods_memory_max_before,
+            h.kubepods_memory_max_after,
+            h.kubepods_systemd_before,
+            h.kubepods_systemd_after
+        ),
+    )];
+    match &h.run_error {
+        Some(err) => checks.push(check(
+            "refused-by-runsc-guard",
+            err.contains("runsc-guard"),
+            format!("ctr run failed: {err}"),
+        )),
+        None => {
+            let cg = ev.runsc_sandbox.as_ref().and_then(|p| p.cgroup.clone());
+            checks.push(check(
+                "sandbox-in-runsc-scope",
+                cg.as_deref() == Some(h.scope_cgroup.as_str()),
+                format!("runsc-sandbox in {cg:?}, want {}", h.scope_cgroup),
+            ));
+            let want = (spec.slice_memory_max_mib * MIB).to_string();
+            checks.push(check(
+                "scope-widened-to-pod-bound",
+                h.scope_memory_max.as_deref() == Some(want.as_str()),
+                format!(
+                    "{} memory.max {:?}, want {want}; guard: {}",
+                    h.scope_unit,
+                    h.scope_memory_max,
+                    h.guard_says.join("; ")
+                ),
+            ));
+            checks.push(total_memory_exact(ev, spec.sandbox_memory_mib * MIB));
+            let want_slice = spec.slice_memory_max_mib * MIB;
+            let got = ev.pod_slice_end.as_ref().map(|f| f.memory_max_bytes());
+            checks.push(check(
+                "pod-slice-limit-intact",
+                got == Some(Some(want_slice)),
+                format!("pod slice memory.max {got:?}, want {want_slice}"),
+            ));
+        }
+    }
+    let mut left = leftovers_check(ev);
+    if !h.scope_units_left.is_empty() {
+        left.ok = false;
+        left.detail = format!("{}; units: {}", left.detail, h.scope_units_left.join(", "));
+    }
+    checks.push(left);
+    checks.push(node_healthy(ev));
+    checks
+}
+
+/// What the doctor must have said while the pod ran.
+fn doctor_checks(expect: DoctorExpect, ev: &Evidence) -> Vec<Check> {
+    let Some(d) = &ev.doctor else {
+        return vec![check("doctor-ran", false, "runsc-guard doctor was not run")];
+    };
+    if let Some(e) = d.error.as_deref().or(d.parse_error.as_deref()) {
+        return vec![check(
+            "doctor-ran",
+            false,
+            format!("{}: {e}", d.command.join(" ")),
+        )];
+    }
+    let listed: Vec<String> = d
+        .findings
+        .iter()
+        .map(|f| format!("{} {}: {}", f.severity, f.check, f.summary))
+        .collect();
+    match expect {
+        DoctorExpect::NamesEscapedPod => {
+            let pod_failed = d
+                .findings
+                .iter()
+                .any(|f| f.severity == "fail" && f.summary.contains(&d.pod));
+            vec![
+                check(
+                    "doctor-exit-2",
+                    d.exit_code == Some(2),
+                    format!("exit {:?}", d.exit_code),
+                ),
+                check(
+                    "doctor-names-pod",
+                    d.names_pod && pod_failed,
+                    format!(
+                        "{} named in a failure: {pod_failed}; findings: {}",
+                        d.pod,
+                        listed.join(" | ")
+                    ),
+                ),
+            ]
+        }
+        DoctorExpect::Clean => {
+            let unexpected: Vec<String> = d
+                .findings
+                .iter()
+                .filter(|f| {
+                    f.severity != "warn"
+                        || !DOCTOR_GUARD_WARNINGS.iter().any(|(c, _)| *c == f.check)
+                })
+                .map(|f| format!("{} {}: {}", f.severity, f.check, f.summary))
+                .collect();
+            vec![check(
+                "doctor-clean",
+                matches!(d.exit_code, Some(0 | 1)) && unexpected.is_empty(),
+                format!(
+                    "exit {:?}; findings not allowed: {}",
+                    d.exit_code,
+                    if unexpected.is_empty() {
+                        "none".to_string()
+                    } else {
+                        unexpected.join(" | ")
+                    }
+                ),
+            )]
+        }
     }
 }
 
@@ -220,7 +426,8 @@ mod tests {
     use crate::cgroup::CgroupFacts;
     use crate::logs::EaterProgress;
     use crate::report::{
-        ContainerFinal, CriContainerState, Leftovers, NodeHealth, PodInfo, SandboxProc,
+        ContainerFinal, CriContainerState, DoctorFinding, DoctorRecord, ExitCaseRecord,
+        HostileRecord, Leftovers, NodeHealth, PodInfo, SandboxProc, StatsRecord,
     };
 
     fn failed(checks: &[Check]) -> Vec<String> {
@@ -309,7 +516,11 @@ mod tests {
 
     #[test]
     fn stock_escape_and_bounded_both_pass() {
-        let s = by_name("incident-stock");
+        // The doctor's part is judged in doctor_judgement.
+        let s = Scenario {
+            doctor: None,
+            ..by_name("incident-stock")
+        };
         let ev = Evidence {
             eater: eater(1024, true),
             runsc_sandbox: sandbox(false, 4103303168),
@@ -384,7 +595,10 @@ mod tests {
 
     #[test]
     fn guard_judgement() {
-        let s = by_name("incident-guard");
+        let s = Scenario {
+            doctor: None,
+            ..by_name("incident-guard")
+        };
         let good = pod_with_slice(
             Evidence {
                 eater: eater(208, false),
@@ -476,6 +690,176 @@ mod tests {
         assert_eq!(
             failed(&judge(&s, &ev).0),
             vec!["run-pod-sandbox-failed", "error-mentions-runsc-guard"]
+        );
+    }
+
+    #[test]
+    fn exit_code_judgement() {
+        let s = by_name("exit-code");
+        let case = |name: &str, want: i32, got: i32| ExitCaseRecord {
+            name: name.into(),
+            want_exit_code: want,
+            final_status: exited(got, "Error"),
+            ..Default::default()
+        };
+        let ev = Evidence {
+            exit_cases: vec![case("exit7", 7, 7), case("true", 0, 0)],
+            leftovers: Some(Leftovers::default()),
+            ..Default::default()
+        };
+        assert!(failed(&judge(&s, &ev).0).is_empty());
+        // What a shim that loses a short-lived init's status reports.
+        let ev = Evidence {
+            exit_cases: vec![case("exit7", 7, 128), case("true", 0, 0)],
+            ..ev
+        };
+        assert_eq!(failed(&judge(&s, &ev).0), vec!["exit-code-exit7"]);
+        assert_eq!(
+            failed(&judge(&s, &Evidence::default()).0),
+            vec!["exit-codes", "nothing-left-behind"]
+        );
+    }
+
+    #[test]
+    fn stats_judgement() {
+        let s = by_name("stats");
+        let good = StatsRecord {
+            working_set_bytes: Some(4 << 20),
+            cpu_usage_core_nanos: Some(120_000_000),
+            ..Default::default()
+        };
+        let ev = Evidence {
+            stats: Some(good.clone()),
+            list_stats: Some(StatsRecord {
+                listed_entries: Some(1),
+                container_listed: Some(true),
+                ..good.clone()
+            }),
+            leftovers: Some(Leftovers::default()),
+            ..Default::default()
+        };
+        assert!(failed(&judge(&s, &ev).0).is_empty());
+        let ev = Evidence {
+            stats: Some(StatsRecord {
+                error: Some("ContainerStats: not implemented".into()),
+                ..Default::default()
+            }),
+            list_stats: Some(StatsRecord {
+                listed_entries: Some(1),
+                container_listed: Some(false),
+                ..good
+            }),
+            ..ev
+        };
+        assert_eq!(
+            failed(&judge(&s, &ev).0),
+            vec!["container-stats", "list-container-stats"]
+        );
+    }
+
+    fn hostile(run_error: Option<&str>, kubepods_after: &str, scope_max: &str) -> Evidence {
+        let scope = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu.slice/\
+                     cri-containerd-kubepods.slice.scope";
+        Evidence {
+            hostile: Some(HostileRecord {
+                run_error: run_error.map(str::to_string),
+                kubepods_memory_max_before: Some("max".into()),
+                kubepods_memory_max_after: Some(kubepods_after.into()),
+                kubepods_systemd_before: Some("infinity".into()),
+                kubepods_systemd_after: Some("infinity".into()),
+                scope_unit: "cri-containerd-kubepods.slice.scope".into(),
+                scope_cgroup: scope.into(),
+                scope_memory_max: Some(scope_max.into()),
+                ..Default::default()
+            }),
+            runsc_sandbox: Some(SandboxProc {
+                pid: 9,
+                total_memory: Some(268435456),
+                cgroup: Some(scope.into()),
+                under_pod_slice: true,
+                ..Default::default()
+            }),
+            pod_slice_end: Some(CgroupFacts {
+                exists: true,
+                memory_max: Some((320 * MIB).to_string()),
+                ..Default::default()
+            }),
+            leftovers: Some(Leftovers::default()),
+            node_after: healthy(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hostile_unit_name_judgement() {
+        let s = by_name("hostile-unit-name");
+        let widened = (320 * MIB).to_string();
+        let c = judge(&s, &hostile(None, "max", &widened)).0;
+        assert!(failed(&c).is_empty(), "{c:?}");
+        // The guard took the name for the unit: kubepods.slice got the pod's bound.
+        assert_eq!(
+            failed(&judge(&s, &hostile(None, &widened, "268435456")).0),
+            vec!["kubepods-slice-unchanged", "scope-widened-to-pod-bound"]
+        );
+        let refused = "failed to create shim task: runsc-guard refused container x: bad name";
+        assert!(failed(&judge(&s, &hostile(Some(refused), "max", "")).0).is_empty());
+        assert_eq!(
+            failed(&judge(&s, &hostile(Some("ctr: no such image"), "max", "")).0),
+            vec!["refused-by-runsc-guard"]
+        );
+    }
+
+    fn doctor(exit: i32, findings: &[(&str, &str, &str)]) -> Evidence {
+        Evidence {
+            doctor: Some(DoctorRecord {
+                exit_code: Some(exit),
+                pod: "e2e/incident-stock".into(),
+                names_pod: findings.iter().any(|f| f.2.contains("e2e/incident-stock")),
+                findings: findings
+                    .iter()
+                    .map(|(sev, check, summary)| DoctorFinding {
+                        area: "sandbox".into(),
+                        check: check.to_string(),
+                        severity: sev.to_string(),
+                        summary: summary.to_string(),
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn doctor_judgement() {
+        let escaped = [(
+            "fail",
+            "sandbox.abc.placement",
+            "the sandbox of pod e2e/incident-stock (pid 9) sits in /system.slice/x",
+        )];
+        assert!(
+            doctor_checks(DoctorExpect::NamesEscapedPod, &doctor(2, &escaped))
+                .iter()
+                .all(|c| c.ok)
+        );
+        let c = doctor_checks(DoctorExpect::NamesEscapedPod, &doctor(0, &[]));
+        assert_eq!(failed(&c), vec!["doctor-exit-2", "doctor-names-pod"]);
+        assert!(doctor_checks(DoctorExpect::Clean, &doctor(0, &[]))
+            .iter()
+            .all(|c| c.ok));
+        assert_eq!(
+            failed(&doctor_checks(DoctorExpect::Clean, &doctor(2, &escaped))),
+            vec!["doctor-clean"]
+        );
+        let not_run = doctor_checks(DoctorExpect::Clean, &Evidence::default());
+        assert_eq!(failed(&not_run), vec!["doctor-ran"]);
+        let mut unknown = doctor(2, &[]);
+        if let Some(d) = unknown.doctor.as_mut() {
+            d.parse_error = Some("the output is not JSON".into());
+        }
+        assert_eq!(
+            failed(&doctor_checks(DoctorExpect::NamesEscapedPod, &unknown)),
+            vec!["doctor-ran"]
         );
     }
 }

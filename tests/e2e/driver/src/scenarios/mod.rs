@@ -25,7 +25,22 @@ pub struct Scenario {
     /// Run when no `--scenario` filter is given.
     pub default: bool,
     pub kind: Kind,
+    /// Run `runsc-guard doctor --json` on the node while the pod runs, and what it must say.
+    pub doctor: Option<DoctorExpect>,
 }
+
+/// What `runsc-guard doctor` must say of the node while the scenario's pod runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoctorExpect {
+    /// The pod's sandbox escaped its pod (stock runsc): exit 2, the pod named in the output.
+    NamesEscapedPod,
+    /// The guard holds the pod: exit 0, or 1 with only the warnings of `DOCTOR_GUARD_WARNINGS`.
+    Clean,
+}
+
+/// The doctor's warnings that may stand on the testbed while a guarded pod runs, by the
+/// finding's `check`, each for a reason of the testbed, not of the node's safety:
+pub const DOCTOR_GUARD_WARNINGS: &[(&str, &str)] = &[];
 
 #[derive(Clone, Debug)]
 pub enum Kind {
@@ -35,7 +50,46 @@ pub enum Kind {
     Eater(EaterSpec),
     /// A pod the guard must refuse.
     Refusal,
+    /// Busybox containers run one after the other in one pod, each exiting at once.
+    ExitCodes(&'static [ExitCase]),
+    /// A busybox container that works a little and then sleeps: its stats through CRI.
+    Stats,
+    /// A pod sandbox created through containerd's own API (`ctr`), whose cgroupsPath names
+    /// `kubepods.slice` as the container's name: the guard must widen only the scope runsc
+    /// makes, or refuse.
+    HostileUnitName(HostileSpec),
 }
+
+/// One container of an `ExitCodes` pod.
+#[derive(Clone, Copy, Debug)]
+pub struct ExitCase {
+    pub name: &'static str,
+    pub command: &'static [&'static str],
+    pub exit_code: i32,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct HostileSpec {
+    /// The pod slice's MemoryMax.
+    pub slice_memory_max_mib: u64,
+    /// The sandbox-memory annotation (the guest's size).
+    pub sandbox_memory_mib: u64,
+    /// The name part of `<pod slice>:cri-containerd:<name>`.
+    pub name: &'static str,
+}
+
+impl HostileSpec {
+    /// The scope runsc makes for `<slice>:<prefix>:<name>`: always `<prefix>-<name>.scope`.
+    pub fn scope_unit(&self) -> String {
+        format!("{}-{}.scope", HOSTILE_PREFIX, self.name)
+    }
+}
+
+/// The prefix containerd's CRI gives every container's systemd cgroupsPath.
+pub const HOSTILE_PREFIX: &str = "cri-containerd";
+
+/// The busybox loop of the stats scenario prints this when its work is done.
+pub const STATS_READY: &str = "stats-ready";
 
 #[derive(Clone, Debug)]
 pub struct ExitSpec {
@@ -95,7 +149,15 @@ impl Scenario {
                 e.step_mib.to_string(),
                 e.delay_ms.to_string(),
             ],
-            Kind::Refusal => Vec::new(),
+            Kind::Stats => vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!(
+                    "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo {STATS_READY}; \
+                     exec sleep 3600"
+                ),
+            ],
+            Kind::Refusal | Kind::ExitCodes(_) | Kind::HostileUnitName(_) => Vec::new(),
         }
     }
 
@@ -115,8 +177,15 @@ impl Scenario {
                 overhead_memory: e.overhead_mib.map(|m| m * MIB),
                 container_memory_limit: e.container_limit_mib.map(|m| m * MIB),
             },
+            Kind::HostileUnitName(h) => PodShape {
+                qos: Qos::Burstable,
+                slice_memory_max: Some(h.slice_memory_max_mib * MIB),
+                sandbox_memory_limit: Some(h.sandbox_memory_mib * MIB),
+                overhead_memory: None,
+                container_memory_limit: None,
+            },
             // No memory limit anywhere: no resources, so no sandbox-memory annotation.
-            Kind::Refusal => PodShape {
+            Kind::Refusal | Kind::ExitCodes(_) | Kind::Stats => PodShape {
                 qos: Qos::BestEffort,
                 slice_memory_max: None,
                 sandbox_memory_limit: None,
@@ -129,7 +198,7 @@ impl Scenario {
     /// The scenario's own time limit, before scaling.
     pub fn time_limit_secs(&self) -> u64 {
         match self.kind {
-            Kind::Exit(_) => 300,
+            Kind::Exit(_) | Kind::ExitCodes(_) | Kind::Stats | Kind::HostileUnitName(_) => 300,
             Kind::Eater(_) => 600,
             Kind::Refusal => 240,
         }
@@ -146,6 +215,11 @@ impl Scenario {
 
     fn on_request(mut self) -> Self {
         self.default = false;
+        self
+    }
+
+    fn with_doctor(mut self, expect: DoctorExpect) -> Self {
+        self.doctor = Some(expect);
         self
     }
 }
@@ -174,6 +248,7 @@ fn incident(
             delay_ms: 50,
             expect,
         }),
+        doctor: None,
     }
 }
 
@@ -190,20 +265,37 @@ fn busybox_exit(name: &'static str, handler: &'static str) -> Scenario {
             exit_code: 3,
             log_contains: "hello",
         }),
+        doctor: None,
     }
 }
 
+/// `exit-code`'s containers: a shell's own exit code, then a program that succeeds.
+const EXIT_CASES: &[ExitCase] = &[
+    ExitCase {
+        name: "exit7",
+        command: &["/bin/sh", "-c", "exit 7"],
+        exit_code: 7,
+    },
+    ExitCase {
+        name: "true",
+        command: &["/bin/true"],
+        exit_code: 0,
+    },
+];
+
 pub fn registry() -> Vec<Scenario> {
-    vec![
+    let mut all = vec![
         busybox_exit("busybox-exit", "runsc"),
         incident(
             "incident-stock",
             "runsc-stock",
             "The seed's incident with what the cluster ran (containerd's runc shim driving runsc, \
              no systemd-cgroup): records where the sandbox lands, --total-memory, how far the \
-             eater gets. Passes with the evidence; the verdict says `escaped` or `bounded`.",
+             eater gets. Passes with the evidence; the verdict says `escaped` or `bounded`. \
+             runsc-guard doctor, run while the pod runs, exits 2 and names the pod.",
             Expect::IncidentVerdict,
-        ),
+        )
+        .with_doctor(DoctorExpect::NamesEscapedPod),
         incident(
             "incident-runc",
             "runc",
@@ -215,9 +307,11 @@ pub fn registry() -> Vec<Scenario> {
             "incident-guard",
             "runsc",
             "The same pod under runsc-guard: killed near 256 MiB (not beyond), the sandbox a leaf \
-             cgroup under the pod slice, --total-memory exactly 268435456, node healthy.",
+             cgroup under the pod slice, --total-memory exactly 268435456, node healthy. \
+             runsc-guard doctor, run while the pod runs, finds nothing wrong.",
             Expect::Guarded,
-        ),
+        )
+        .with_doctor(DoctorExpect::Clean),
         Scenario {
             name: "overhead-guard",
             handler: "runsc",
@@ -237,6 +331,7 @@ pub fn registry() -> Vec<Scenario> {
                 delay_ms: 50,
                 expect: Expect::Overhead { min_mib: 240 },
             }),
+            doctor: None,
         },
         Scenario {
             name: "refusal-guard",
@@ -246,6 +341,7 @@ pub fn registry() -> Vec<Scenario> {
                           with an error naming runsc-guard and leave nothing behind.",
             default: true,
             kind: Kind::Refusal,
+            doctor: None,
         },
         // On request (`--scenario NAME`): a Guaranteed pod, whose slice sits directly under
         // kubepods.slice, and baselines that show whether the testbed itself works.
@@ -259,6 +355,53 @@ pub fn registry() -> Vec<Scenario> {
         .on_request(),
         busybox_exit("busybox-exit-runc", "runc").on_request(),
         busybox_exit("busybox-exit-stock", "runsc-stock").on_request(),
+    ];
+    // Default scenarios after the incident's, before the on-request ones.
+    let at = all.iter().position(|s| !s.default).unwrap_or(all.len());
+    all.splice(at..at, task_api_scenarios());
+    all
+}
+
+/// The scenarios of the shim's task API beyond the incident: exit codes, stats, and a sandbox
+/// made through containerd's own API.
+fn task_api_scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "exit-code",
+            handler: "runsc",
+            description: "Containers that exit at once, one after the other in one pod: \
+                          `sh -c 'exit 7'` must be reported with exit code 7 and `true` with 0 \
+                          (not 128), and nothing of the pod left behind.",
+            default: true,
+            kind: Kind::ExitCodes(EXIT_CASES),
+            doctor: None,
+        },
+        Scenario {
+            name: "stats",
+            handler: "runsc",
+            description: "A running busybox container that has done some work: ContainerStats \
+                          and ListContainerStats report a non-zero memory working set and CPU \
+                          usage.",
+            default: true,
+            kind: Kind::Stats,
+            doctor: None,
+        },
+        Scenario {
+            name: "hostile-unit-name",
+            handler: "runsc",
+            description: "A pod sandbox made through containerd's API (ctr) with cgroupsPath \
+                          `<pod slice>:cri-containerd:kubepods.slice`, a 320 MiB pod slice and \
+                          a 256 MiB sandbox-memory annotation: the guard widens only \
+                          `cri-containerd-kubepods.slice.scope` (the scope runsc made) to \
+                          320 MiB, or refuses cleanly; kubepods.slice's MemoryMax never changes.",
+            default: true,
+            kind: Kind::HostileUnitName(HostileSpec {
+                slice_memory_max_mib: 320,
+                sandbox_memory_mib: 256,
+                name: "kubepods.slice",
+            }),
+            doctor: None,
+        },
     ]
 }
 
@@ -296,6 +439,15 @@ pub fn select(
 pub(super) mod tests {
     use super::*;
 
+    impl Scenario {
+        fn kind_scope_unit(&self) -> Option<String> {
+            match &self.kind {
+                Kind::HostileUnitName(h) => Some(h.scope_unit()),
+                _ => None,
+            }
+        }
+    }
+
     pub(super) fn by_name(name: &str) -> Scenario {
         registry()
             .into_iter()
@@ -304,7 +456,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn registry_names_are_unique_and_the_six_are_default() {
+    fn registry_names_are_unique_and_the_defaults() {
         let all = registry();
         let mut names: Vec<&str> = all.iter().map(|s| s.name).collect();
         names.sort();
@@ -319,8 +471,19 @@ pub(super) mod tests {
                 "incident-runc",
                 "incident-guard",
                 "overhead-guard",
-                "refusal-guard"
+                "refusal-guard",
+                "exit-code",
+                "stats",
+                "hostile-unit-name"
             ]
+        );
+        assert_eq!(
+            by_name("hostile-unit-name").kind_scope_unit().as_deref(),
+            Some("cri-containerd-kubepods.slice.scope")
+        );
+        assert_eq!(
+            by_name("incident-stock").doctor,
+            Some(DoctorExpect::NamesEscapedPod)
         );
     }
 
