@@ -16,15 +16,18 @@ pub(super) enum PodBound {
     NotAPod,
     /// The bound read from the tree.
     Read(EffectiveLimit),
-    /// The pod cgroup could not be read.
-    Unreadable(CgroupError),
+    /// The pod cgroup does not exist; `above` is the bound of its nearest existing ancestor.
+    Missing {
+        err: CgroupError,
+        above: Option<EffectiveLimit>,
+    },
 }
 
 impl PodBound {
     pub fn effective(&self) -> Option<&EffectiveLimit> {
         match self {
             PodBound::Read(eff) => Some(eff),
-            PodBound::NotAPod | PodBound::Unreadable(_) => None,
+            PodBound::NotAPod | PodBound::Missing { .. } => None,
         }
     }
 }
@@ -49,14 +52,37 @@ pub(super) fn pod_bound(
             d.limit_source = eff.source.as_ref().map(|p| p.display().to_string());
             Some(PodBound::Read(eff))
         }
-        Err(e @ (CgroupError::Symlink { .. } | CgroupError::Unexpected { .. })) => {
-            // No fallback: a symlink in a cgroup tree, or a file where a cgroup belongs, means
-            // the tree cannot be trusted.
-            d.refuse(format!("pod cgroup {pod}: {e}"));
+        Err(e @ CgroupError::Missing { .. }) => match nearest_bound(d, pod) {
+            Ok(above) => Some(PodBound::Missing { err: e, above }),
+            Err(up) => {
+                d.refuse(format!(
+                    "pod cgroup {pod}: {e}, and the cgroups above it cannot be trusted: {up}"
+                ));
+                None
+            }
+        },
+        Err(e) => {
+            // No fallback: a symlink, a file where a cgroup belongs, or a limit file that
+            // cannot be read or holds garbage anywhere on the way up means the tree cannot be
+            // trusted, and the annotation must not stand in for a bound the tree may hold.
+            d.refuse(format!(
+                "pod cgroup {pod}: {e}; the tree cannot be trusted, so the pod's bound is unknown"
+            ));
             None
         }
-        Err(e) => Some(PodBound::Unreadable(e)),
     }
+}
+
+/// The bound of the pod cgroup's nearest existing ancestor (kubepods.slice with the node's
+/// allocatable memory, say), when the pod cgroup itself is missing.
+fn nearest_bound(d: &Draft<'_>, pod: &CgroupPath) -> Result<Option<EffectiveLimit>, CgroupError> {
+    let tree = d.input.tree;
+    for ancestor in pod.ancestors_to_root().into_iter().skip(1) {
+        if tree.exists(&ancestor)? {
+            return tree.effective_memory_limit(&ancestor).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// Rule 3: the guest's size, from the bound rule 2 found.
@@ -68,30 +94,68 @@ pub(super) fn guest_size(
     let annotation = sandbox_memory_annotation(d);
     match bound {
         PodBound::Read(eff) => size_guest(d, &eff, spec_limit, annotation),
-        PodBound::Unreadable(err) => match annotation {
-            Some(a) => {
-                d.warnings.push(format!(
-                    "the pod cgroup cannot be used ({err}); the {SANDBOX_MEMORY} annotation \
-                     ({a}) becomes the sandbox leaf's limit instead, which leaves no room for a \
-                     RuntimeClass overhead"
-                ));
-                d.pod_memory_limit = Some(a);
-                d.limit_source = Some("annotation".to_string());
-                MemoryLimit::Limited(spec_limit.map_or(a, |s| s.min(a)))
-            }
-            None => {
-                d.refuse(format!(
-                    "the pod cgroup cannot be used ({err}) and the spec has no {SANDBOX_MEMORY} \
-                     annotation to bound the sandbox with; systemd would create a missing slice \
-                     without any limit. Check that the kubelet and containerd use the same \
-                     cgroup driver, and for runsc-guard plan that --cgroup-root points at the \
-                     node's cgroup mount"
-                ));
-                MemoryLimit::from(spec_limit)
-            }
-        },
+        PodBound::Missing { err, above } => {
+            let annotation = within_host(d, annotation);
+            missing_pod(d, &err, above.as_ref(), annotation, spec_limit)
+        }
         PodBound::NotAPod => MemoryLimit::from(spec_limit),
     }
+}
+
+/// The annotation, unless it is above the node's memory: then it bounds nothing (the guest
+/// would be sized to the host).
+fn within_host(d: &mut Draft<'_>, annotation: Option<Bytes>) -> Option<Bytes> {
+    match (annotation, d.input.host.host_memory) {
+        (Some(a), Some(host)) if a > host => {
+            d.warnings.push(format!(
+                "annotation {SANDBOX_MEMORY}={} is above the node's memory {host} and is not a \
+                 bound",
+                a.get()
+            ));
+            None
+        }
+        (a, _) => a,
+    }
+}
+
+/// The guest's size when the pod cgroup is missing: the annotation stands in for the pod's
+/// own limit, and a limit read above the pod still bounds it.
+fn missing_pod(
+    d: &mut Draft<'_>,
+    err: &CgroupError,
+    above: Option<&EffectiveLimit>,
+    annotation: Option<Bytes>,
+    spec_limit: Option<Bytes>,
+) -> MemoryLimit {
+    let Some(a) = annotation else {
+        d.refuse(format!(
+            "the pod cgroup cannot be used ({err}) and the spec has no {SANDBOX_MEMORY} \
+             annotation to bound the sandbox with; systemd would create a missing slice \
+             without any limit. Check that the kubelet and containerd use the same cgroup \
+             driver, and for runsc-guard plan that --cgroup-root points at the node's cgroup \
+             mount"
+        ));
+        return MemoryLimit::from(spec_limit);
+    };
+    d.warnings.push(format!(
+        "the pod cgroup cannot be used ({err}); the {SANDBOX_MEMORY} annotation ({a}) becomes \
+         the sandbox leaf's limit instead, which leaves no room for a RuntimeClass overhead"
+    ));
+    let read = above.and_then(|eff| Some((eff.limit.bytes()?, eff.source.clone()?)));
+    let (bound, source) = match read {
+        Some((b, source)) if b < a => {
+            d.reason(format!(
+                "the limit {b} read from {} is below the {SANDBOX_MEMORY} annotation ({a}) and \
+                 bounds the sandbox: a limit the tree holds always wins",
+                source.display()
+            ));
+            (b, source.display().to_string())
+        }
+        _ => (a, "annotation".to_string()),
+    };
+    d.pod_memory_limit = Some(bound);
+    d.limit_source = Some(source);
+    MemoryLimit::Limited(spec_limit.map_or(bound, |s| s.min(bound)))
 }
 
 fn describe_bound(pod: &CgroupPath, eff: &EffectiveLimit) -> String {

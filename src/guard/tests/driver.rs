@@ -335,10 +335,11 @@ fn bad_input_is_refused_with_the_field_named() {
             p.edits
         );
     }
-    // Garbage in the tree with the annotation to fall back on: adjusted, with the file named.
+    // Garbage in the tree with the annotation to fall back on: still refused (the tree cannot
+    // be trusted), with the file named.
     let p = run_with_defaults(&garbage, &incident_spec_with_sandbox_memory("268435456"));
-    assert_eq!(p.verdict, Verdict::Adjusted);
-    assert!(p.warnings[0].contains("memory.max"), "{:?}", p.warnings);
+    assert_eq!(p.verdict, Verdict::Refused);
+    assert!(p.refusals[0].contains("memory.max"), "{:?}", p.refusals);
 }
 
 #[test]

@@ -263,3 +263,68 @@ fn cgroupfs_bound_on_the_qos_cgroup_depends_on_the_runsc_release() {
         assert_eq!(p.leaf_cgroup.as_ref().unwrap().as_str(), leaf);
     }
 }
+
+#[test]
+fn a_limit_read_from_the_tree_wins_over_the_annotation_when_the_pod_is_missing() {
+    // The pod slice is missing, kubepods.slice says 200 MiB, the annotation 256 MiB: the
+    // limit that was read bounds the sandbox.
+    let fx = fixture(
+        CgroupLayout::Unified,
+        &[("/kubepods.slice", Some(&(200 * MIB).to_string()))],
+    );
+    let p = run_with_defaults(&fx, &incident_spec_with_sandbox_memory("268435456"));
+    assert_eq!(p.verdict, Verdict::Adjusted, "{}", all_text(&p));
+    assert_eq!(p.pod_memory_limit, Some(Bytes(200 * MIB)));
+    assert_eq!(p.total_memory, Some(Bytes(200 * MIB)));
+    assert!(
+        p.limit_source
+            .as_deref()
+            .is_some_and(|s| s.ends_with("kubepods.slice/memory.max")),
+        "{:?}",
+        p.limit_source
+    );
+}
+
+#[test]
+fn garbage_on_the_way_up_refuses_even_with_the_annotation() {
+    // The pod's own limit reads fine, its QoS slice's file is garbage: the tree cannot be
+    // trusted, and the annotation does not stand in for it.
+    let slice = pod_slice("burstable");
+    let fx = fixture(
+        CgroupLayout::Unified,
+        &[
+            ("/kubepods.slice", Some("max")),
+            ("/kubepods.slice/kubepods-burstable.slice", Some("lots")),
+            (&slice, Some("268435456")),
+        ],
+    );
+    let p = run_with_defaults(&fx, &incident_spec_with_sandbox_memory("268435456"));
+    assert_eq!(p.verdict, Verdict::Refused, "{}", all_text(&p));
+    let refusals = p.refusals.join("\n");
+    assert!(
+        refusals.contains("kubepods-burstable.slice/memory.max") && refusals.contains("\"lots"),
+        "{refusals}"
+    );
+}
+
+#[test]
+fn an_annotation_above_the_nodes_memory_is_never_a_bound() {
+    // The pod slice is missing and the annotation says i64::MAX: that bounds nothing (the
+    // guest would be sized to the host), so it is refused as if there were no annotation.
+    let fx = fixture(CgroupLayout::Unified, &[("/kubepods.slice", Some("max"))]);
+    let p = run_with_defaults(
+        &fx,
+        &incident_spec_with_sandbox_memory("9223372036854775807"),
+    );
+    assert_eq!(p.verdict, Verdict::Refused, "{}", all_text(&p));
+    assert!(
+        p.refusals[0].contains("without any limit"),
+        "{:?}",
+        p.refusals
+    );
+    assert!(
+        all_text(&p).contains("above the node's memory"),
+        "{}",
+        all_text(&p)
+    );
+}
