@@ -185,10 +185,14 @@ impl Probe for SystemProbe {
     }
 
     fn run(&self, program: &Path, args: &[&str]) -> Result<String, String> {
-        let output = Command::new(program)
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        // Bounded like the shim's calls: a hung runsc or systemctl must not hang the audit.
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(std::process::Stdio::null());
+        let name = args.first().copied().unwrap_or_default();
+        let limit =
+            crate::runsc::exec::limit_for(name).unwrap_or(std::time::Duration::from_secs(30));
+        let output = crate::runsc::exec::output_within(cmd, limit)
+            .map_err(|e| format!("cannot run {} {}: {e}", program.display(), args.join(" ")))?;
         if !output.status.success() {
             return Err(format!(
                 "{} {} exited with {}: {}",
