@@ -179,7 +179,7 @@ fn has_control(s: &str) -> bool {
 
 /// A `[runsc_config]` entry becomes the single argument `--key=value`: refuse what would not be
 /// read back as that one flag, and the flags the shim owns.
-fn check_flag(key: &str, value: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_flag(key: &str, value: &str) -> std::result::Result<(), String> {
     if let Some((_, instead)) = SHIM_OWNED_FLAGS.iter().find(|(k, _)| *k == key) {
         return Err(format!("--{key} is set by the shim itself: {instead}"));
     }

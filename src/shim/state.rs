@@ -52,9 +52,17 @@ impl ShimState {
     pub fn load(bundle: &Path) -> Result<Option<Self>> {
         let path = bundle.join(FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::invalid(path.display().to_string(), e.to_string())),
+            Ok(bytes) => {
+                let state: ShimState = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))?;
+                // The flags become runsc arguments again: held to what Create accepted.
+                for (key, value) in &state.flags {
+                    crate::options::check_flag(key, value).map_err(|reason| {
+                        Error::invalid(format!("{} flag {key:?}", path.display()), reason)
+                    })?;
+                }
+                Ok(Some(state))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("reading", path, e)),
         }
@@ -85,5 +93,26 @@ mod tests {
         assert_eq!(back.global_flags(), flags);
         ShimState::remove(dir.path());
         assert_eq!(ShimState::load(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn flags_create_would_refuse_are_refused_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        for (key, value) in [
+            ("root", "/elsewhere"),
+            ("a=b", "1"),
+            ("debug", "x\n--root=/y"),
+        ] {
+            let flags = GlobalFlags::new(
+                "/run/r/ns",
+                dir.path(),
+                [(key.to_string(), value.to_string())].into(),
+            );
+            ShimState::new(Path::new("/usr/bin/runsc"), &flags)
+                .save(dir.path())
+                .unwrap();
+            let err = ShimState::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(FILE), "{err}");
+        }
     }
 }
