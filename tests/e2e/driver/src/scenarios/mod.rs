@@ -395,8 +395,7 @@ fn task_api_scenarios() -> Vec<Scenario> {
                           a 256 MiB sandbox-memory annotation: the guard widens only \
                           `cri-containerd-kubepods.slice.scope` (the scope runsc made) to \
                           320 MiB, or refuses cleanly; kubepods.slice's MemoryMax never changes.",
-            // On request until the guard widens runsc's own scope (not the name) on main.
-            default: false,
+            default: true,
             kind: Kind::HostileUnitName(HostileSpec {
                 slice_memory_max_mib: 320,
                 sandbox_memory_mib: 256,
@@ -474,7 +473,8 @@ pub(super) mod tests {
                 "incident-guard",
                 "overhead-guard",
                 "refusal-guard",
-                "exit-code"
+                "exit-code",
+                "hostile-unit-name"
             ]
         );
         assert_eq!(
