@@ -3,6 +3,7 @@
 
 pub mod confine;
 pub mod container;
+pub mod entrypoint;
 pub mod events;
 pub mod exits;
 pub mod ids;

@@ -23,6 +23,7 @@ use crate::guard::{Guard, Guarded};
 use crate::options::{self, ShimConfig};
 use crate::runsc::{self, CreateOpts, Executor, GlobalFlags, ProcessIo, Runsc};
 use crate::shim::container::{AttachedStdio, Container, Exit, Status};
+use crate::shim::entrypoint;
 use crate::shim::events::EventSender;
 use crate::shim::exits::{self, ExitLog};
 use crate::shim::ids;
@@ -306,6 +307,7 @@ impl Pod {
         undo.state_saved();
         mount::mount_all(&req.bundle, &req.rootfs).await?;
         undo.mounted();
+        entrypoint::check(spec.spec(), &req.bundle)?;
         let (process_io, copies) = io::open(&req.stdio, config.io_uid, config.io_gid)?;
         undo.stdio_open(copies);
         // A sandbox takes its stdio at create (the sandbox process inherits it); a container

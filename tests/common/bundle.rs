@@ -20,7 +20,8 @@ use super::TIMEOUT;
 pub struct Bundle {
     pub id: String,
     pub path: PathBuf,
-    /// Source of the rootfs bind mount; holds a file named `marker`.
+    /// Source of the rootfs bind mount; holds a file named `marker` and the spec's command,
+    /// an executable `bin/sleep`.
     pub rootfs_source: PathBuf,
     /// The stdout fifo, when the bundle has one.
     pub stdout: Option<PathBuf>,
@@ -105,6 +106,11 @@ impl<'a> BundleBuilder<'a> {
         let rootfs_source = self.root.join(format!("rootfs-src/{}", self.id));
         fs::create_dir_all(&rootfs_source).unwrap();
         fs::write(rootfs_source.join("marker"), self.id.as_bytes()).unwrap();
+        // The spec's command, which the shim looks up in the rootfs at Create.
+        let sleep = rootfs_source.join("bin/sleep");
+        fs::create_dir_all(sleep.parent().unwrap()).unwrap();
+        fs::write(&sleep, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&sleep, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let stdout = self.stdout.then(|| {
             let fifo = self.root.join(format!("fifos/{}-stdout", self.id));
             fs::create_dir_all(fifo.parent().unwrap()).unwrap();
