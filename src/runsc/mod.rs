@@ -117,6 +117,19 @@ pub struct CreateOpts<'a> {
     pub user_log: Option<&'a Path>,
 }
 
+/// Options of `runsc exec --detach`.
+#[derive(Debug)]
+pub struct ExecOpts<'a> {
+    /// The OCI process (JSON) to run.
+    pub process: &'a Path,
+    /// Where runsc writes the host pid of the `runsc exec` process that lives as long as the
+    /// exec'd process and exits with its status.
+    pub pid_file: &'a Path,
+    /// Where runsc writes the exec'd process' pid inside the sandbox (what `kill --pid` takes).
+    pub internal_pid_file: &'a Path,
+    pub console_socket: Option<&'a Path>,
+}
+
 /// A runsc binary with the global flags of one container.
 #[derive(Clone)]
 pub struct Runsc {
@@ -275,6 +288,40 @@ impl Runsc {
     /// `runsc start`; stdio is the container's when it joins an existing sandbox.
     pub async fn start(&self, id: &str, io: ProcessIo) -> Result<()> {
         self.run_with_io(&["start", id], io).await
+    }
+
+    /// `runsc exec --detach`: returns once runsc has started the process and written both pid
+    /// files (runsc's detached parent waits for its child's pid file, in 20221219 and since). The
+    /// child `runsc exec` keeps `io`.
+    pub async fn exec(&self, id: &str, opts: &ExecOpts<'_>, io: ProcessIo) -> Result<()> {
+        let process = opts.process.display().to_string();
+        let pid_file = opts.pid_file.display().to_string();
+        let internal = opts.internal_pid_file.display().to_string();
+        let mut sub = vec![
+            "exec",
+            "--process",
+            &process,
+            "--detach",
+            "--pid-file",
+            &pid_file,
+            "--internal-pid-file",
+            &internal,
+        ];
+        let console = opts.console_socket.map(|p| p.display().to_string());
+        if let Some(c) = &console {
+            sub.extend(["--console-socket", c]);
+        }
+        sub.push(id);
+        self.run_with_io(&sub, io).await
+    }
+
+    /// `runsc kill --pid <pid> <id> <signal>`: signals one process inside the sandbox.
+    pub async fn kill_pid(&self, id: &str, pid: i32, signal: u32) -> Result<()> {
+        let pid = pid.to_string();
+        let signal = signal.to_string();
+        self.run(&["kill", "--pid", &pid, id, &signal])
+            .await
+            .map(|_| ())
     }
 
     /// `runsc state`.

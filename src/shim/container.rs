@@ -50,6 +50,9 @@ pub struct Container {
     pub oom: Option<OomCounter>,
     /// When `runsc create` began: an exit the reaper saw before is another process'.
     pub created_at: Instant,
+    /// Who owns the stdio pipes of the container's processes (runsc.toml's `io_uid`/`io_gid`):
+    /// an exec's pipes are made at its Start.
+    pub io_owner: (u32, u32),
     status: Mutex<Status>,
     exit: watch::Sender<Option<Exit>>,
     copies: Mutex<Option<StdioCopies>>,
@@ -76,6 +79,7 @@ impl Container {
             stdio: stdio.paths,
             oom,
             created_at: Instant::now(),
+            io_owner: (0, 0),
             status: Mutex::new(Status::Created),
             exit: watch::channel(None).0,
             copies: Mutex::new(Some(stdio.copies)),

@@ -12,7 +12,9 @@ use std::time::Duration;
 use log::warn;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::{fchown, pipe2, Gid, Uid};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
@@ -27,18 +29,32 @@ pub struct StdioPaths {
     pub terminal: bool,
 }
 
-/// Running copies between the pipes and the fifos.
+/// Running copies between the pipes (or a terminal) and the fifos.
 #[derive(Debug, Default)]
 pub struct StdioCopies {
-    stdin: Option<JoinHandle<()>>,
+    stdin: Option<StdinCopy>,
     outputs: Vec<JoinHandle<()>>,
 }
 
+/// The copy from the stdin fifo, and how to tell it the input has ended.
+#[derive(Debug)]
+pub(crate) struct StdinCopy {
+    close: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
 impl StdioCopies {
-    /// Stops feeding stdin: the container sees EOF (CloseIO).
+    pub(crate) fn new(stdin: Option<StdinCopy>, outputs: Vec<JoinHandle<()>>) -> Self {
+        StdioCopies { stdin, outputs }
+    }
+
+    /// Stops feeding stdin once what containerd already wrote is copied: the process sees EOF
+    /// (CloseIO).
     pub fn close_stdin(&mut self) {
-        if let Some(task) = self.stdin.take() {
-            task.abort();
+        if let Some(copy) = self.stdin.take() {
+            // The copy ends by itself; a copy already ended has nothing left to do.
+            let _ = copy.close.send(());
+            drop(copy.task);
         }
     }
 
@@ -63,7 +79,9 @@ impl StdioCopies {
 
 impl Drop for StdioCopies {
     fn drop(&mut self) {
-        self.close_stdin();
+        if let Some(copy) = self.stdin.take() {
+            copy.task.abort();
+        }
         for task in self.outputs.drain(..) {
             task.abort();
         }
@@ -82,7 +100,7 @@ pub fn open(paths: &StdioPaths, uid: u32, gid: u32) -> Result<(ProcessIo, StdioC
         let fifo = open_fifo_reader(Path::new(&paths.stdin))?;
         let sender = pipe::Sender::from_owned_fd(nonblocking(write)?)
             .map_err(|e| Error::io("using the stdin pipe for", &paths.stdin, e))?;
-        copies.stdin = Some(tokio::spawn(copy(fifo, sender, paths.stdin.clone())));
+        copies.stdin = Some(spawn_stdin_copy(fifo, sender, None, paths.stdin.clone()));
         io.stdin = Some(read);
     }
     for (path, slot) in [
@@ -118,7 +136,7 @@ fn owned_pipe(uid: u32, gid: u32) -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// The shim's own end of a pipe becomes non-blocking for tokio; the end runsc gets stays blocking.
-fn nonblocking(fd: OwnedFd) -> Result<OwnedFd> {
+pub(crate) fn nonblocking(fd: OwnedFd) -> Result<OwnedFd> {
     let flags = fcntl(&fd, FcntlArg::F_GETFL)
         .map_err(|e| Error::Other(format!("reading flags of fd {}: {e}", fd.as_raw_fd())))?;
     fcntl(
@@ -131,21 +149,69 @@ fn nonblocking(fd: OwnedFd) -> Result<OwnedFd> {
 
 // Both fifo ends are opened read-write: opening never blocks on containerd, and stdin reaches EOF
 // only through CloseIO, which is how containerd says the input has ended.
-fn open_fifo_reader(path: &Path) -> Result<pipe::Receiver> {
+pub(crate) fn open_fifo_reader(path: &Path) -> Result<pipe::Receiver> {
     pipe::OpenOptions::new()
         .read_write(true)
         .open_receiver(path)
         .map_err(|e| Error::io("opening the stdin fifo", PathBuf::from(path), e))
 }
 
-fn open_fifo_writer(path: &Path) -> Result<pipe::Sender> {
+pub(crate) fn open_fifo_writer(path: &Path) -> Result<pipe::Sender> {
     pipe::OpenOptions::new()
         .read_write(true)
         .open_sender(path)
         .map_err(|e| Error::io("opening the output fifo", PathBuf::from(path), e))
 }
 
-async fn copy<R, W>(mut from: R, mut to: W, what: String)
+/// Copies the stdin fifo into `to` until CloseIO; then what is already in the fifo, and then
+/// `eof` (a terminal's VEOF, so the line discipline reports end of input) or, without one, the
+/// end of `to`, which the process reads as EOF.
+pub(crate) fn spawn_stdin_copy<W>(
+    mut from: pipe::Receiver,
+    mut to: W,
+    eof: Option<u8>,
+    what: String,
+) -> StdinCopy
+where
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (close, mut closed) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut closed => break,
+                read = from.read(&mut buf) => match read {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if let Err(e) = to.write_all(&buf[..n]).await {
+                            log::debug!("copying stdin for {what} stopped: {e}");
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        log::debug!("reading stdin for {what} stopped: {e}");
+                        return;
+                    }
+                },
+            }
+        }
+        // The fifo is ours too (opened read-write), so it never reports EOF: read what is there.
+        while let Ok(n) = from.try_read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        if let Some(c) = eof {
+            let _ = to.write_all(&[c]).await;
+        }
+        let _ = to.flush().await;
+    });
+    StdinCopy { close, task }
+}
+
+pub(crate) async fn copy<R, W>(mut from: R, mut to: W, what: String)
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,

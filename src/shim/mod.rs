@@ -2,9 +2,11 @@
 //! logic (`pod`) and what it needs. docs/CONTRIBUTING.md ("Architecture") maps every module.
 
 pub mod confine;
+pub mod console;
 pub mod container;
 pub mod entrypoint;
 pub mod events;
+pub mod exec;
 pub mod exits;
 pub mod ids;
 pub mod info;

@@ -25,6 +25,7 @@ use crate::runsc::{self, CreateOpts, Executor, GlobalFlags, ProcessIo, Runsc};
 use crate::shim::container::{AttachedStdio, Container, Exit, Status};
 use crate::shim::entrypoint;
 use crate::shim::events::EventSender;
+use crate::shim::exec::{ExecRequest, ExecState, Execs};
 use crate::shim::exits::{self, ExitLog};
 use crate::shim::ids;
 use crate::shim::io::{self, StdioPaths};
@@ -78,6 +79,8 @@ pub struct Pod {
     /// The reaper's exits: how a sandbox that is gone before `runsc wait` asks still tells its
     /// init's exit status.
     exits: Arc<ExitLog>,
+    /// The containers' exec processes.
+    execs: Execs,
 }
 
 impl Pod {
@@ -95,6 +98,7 @@ impl Pod {
             executor,
             guard,
             exits: Arc::new(ExitLog::default()),
+            execs: Execs::default(),
         }
     }
 
@@ -276,6 +280,7 @@ impl Pod {
                     oom,
                 );
                 container.created_at = began;
+                container.io_owner = (config.io_uid, config.io_gid);
                 Ok(Arc::new(container))
             }
             Err(e) => {
@@ -464,6 +469,59 @@ impl Pod {
         Ok(())
     }
 
+    /// ResizePty of a container's init process.
+    pub async fn resize(&self, id: &str, _width: u32, _height: u32) -> Result<()> {
+        let c = self.get(id).await?;
+        Err(Error::FailedPrecondition(format!(
+            "container {} has no terminal",
+            c.id
+        )))
+    }
+
+    /// Exec: records an exec process of a container (see `shim::exec`).
+    pub async fn exec(&self, id: &str, req: ExecRequest) -> Result<()> {
+        let c = self.get(id).await?;
+        self.execs.add(&c, req, &self.events)
+    }
+
+    pub async fn exec_start(&self, id: &str, exec_id: &str) -> Result<i32> {
+        let c = self.get(id).await?;
+        self.execs
+            .start(&c, exec_id, &self.events, &self.exits)
+            .await
+    }
+
+    pub async fn exec_kill(&self, id: &str, exec_id: &str, signal: u32) -> Result<()> {
+        let c = self.get(id).await?;
+        self.execs.kill(&c, exec_id, signal).await
+    }
+
+    pub async fn exec_wait(&self, id: &str, exec_id: &str) -> Result<Exit> {
+        self.execs.wait(id, exec_id).await
+    }
+
+    pub async fn exec_state(&self, id: &str, exec_id: &str) -> Result<ExecState> {
+        self.execs.state(id, exec_id)
+    }
+
+    pub async fn exec_close_stdin(&self, id: &str, exec_id: &str) -> Result<()> {
+        self.execs.close_stdin(id, exec_id)
+    }
+
+    pub async fn exec_resize(
+        &self,
+        id: &str,
+        exec_id: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<()> {
+        self.execs.resize(id, exec_id, width, height)
+    }
+
+    pub async fn exec_delete(&self, id: &str, exec_id: &str) -> Result<(i32, Exit)> {
+        self.execs.delete(id, exec_id).await
+    }
+
     /// Delete: stops what still runs, `runsc delete`, drains stdio, unmounts the rootfs.
     pub async fn delete(&self, id: &str) -> Result<(i32, Exit)> {
         // A Delete racing its Create (containerd gave up waiting for it) deletes what the Create
@@ -497,6 +555,7 @@ impl Pod {
             copies.finish(IO_DRAIN_LIMIT).await;
         }
         mount::unmount_all(&c.bundle).await?;
+        self.execs.remove_all(id);
         self.containers.lock().await.remove(id);
         let exit = c.exit().unwrap_or(Exit {
             status: 0,

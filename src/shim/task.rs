@@ -13,7 +13,7 @@ use containerd_shim::protos::api::{
     StartResponse, StateRequest, StateResponse, WaitRequest, WaitResponse,
 };
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim::protos::shim::shim::CloseIORequest;
+use containerd_shim::protos::shim::shim::{CloseIORequest, ExecProcessRequest, ResizePtyRequest};
 use containerd_shim::protos::shim_async::Task;
 use containerd_shim::protos::ttrpc::{self, r#async::TtrpcContext, Code, Status as RpcStatus};
 use containerd_shim::protos::types::task::{ProcessInfo, Status as TaskStatus};
@@ -22,6 +22,7 @@ use log::{info, warn};
 
 use crate::error::Error;
 use crate::shim::container::{Exit, Status};
+use crate::shim::exec::ExecRequest;
 use crate::shim::io::StdioPaths;
 use crate::shim::mount::RootfsMount;
 use crate::shim::pod::{CreateTask, Pod};
@@ -54,11 +55,11 @@ fn to_rpc(e: Error) -> ttrpc::Error {
     })
 }
 
-fn exec_unsupported(exec_id: &str) -> ttrpc::Result<()> {
-    if exec_id.is_empty() {
-        Ok(())
-    } else {
-        Err(to_rpc(Error::Unimplemented("exec processes")))
+fn task_status(status: Status) -> TaskStatus {
+    match status {
+        Status::Created => TaskStatus::CREATED,
+        Status::Running => TaskStatus::RUNNING,
+        Status::Stopped => TaskStatus::STOPPED,
     }
 }
 
@@ -109,8 +110,12 @@ impl Task for TaskService {
     }
 
     async fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> ttrpc::Result<StartResponse> {
-        exec_unsupported(&req.exec_id)?;
-        let pid = self.pod.start(&req.id).await.map_err(to_rpc)?;
+        let pid = if req.exec_id.is_empty() {
+            self.pod.start(&req.id).await
+        } else {
+            self.pod.exec_start(&req.id, &req.exec_id).await
+        }
+        .map_err(to_rpc)?;
         Ok(StartResponse {
             pid: pid as u32,
             ..Default::default()
@@ -118,13 +123,28 @@ impl Task for TaskService {
     }
 
     async fn state(&self, _ctx: &TtrpcContext, req: StateRequest) -> ttrpc::Result<StateResponse> {
-        exec_unsupported(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            let s = self
+                .pod
+                .exec_state(&req.id, &req.exec_id)
+                .await
+                .map_err(to_rpc)?;
+            return Ok(StateResponse {
+                id: req.id,
+                exec_id: s.exec_id,
+                pid: s.pid as u32,
+                status: task_status(s.status).into(),
+                stdin: s.stdio.stdin,
+                stdout: s.stdio.stdout,
+                stderr: s.stdio.stderr,
+                terminal: s.stdio.terminal,
+                exit_status: s.exit.map_or(0, |e| e.status),
+                exited_at: s.exit.map(|e| timestamp(Some(e))).into(),
+                ..Default::default()
+            });
+        }
         let s = self.pod.state(&req.id).await.map_err(to_rpc)?;
-        let status = match s.status {
-            Status::Created => TaskStatus::CREATED,
-            Status::Running => TaskStatus::RUNNING,
-            Status::Stopped => TaskStatus::STOPPED,
-        };
+        let status = task_status(s.status);
         Ok(StateResponse {
             id: s.id,
             bundle: s.bundle.display().to_string(),
@@ -141,17 +161,22 @@ impl Task for TaskService {
     }
 
     async fn kill(&self, _ctx: &TtrpcContext, req: KillRequest) -> ttrpc::Result<Empty> {
-        exec_unsupported(&req.exec_id)?;
-        self.pod
-            .kill(&req.id, req.signal, req.all)
-            .await
-            .map_err(to_rpc)?;
+        if req.exec_id.is_empty() {
+            self.pod.kill(&req.id, req.signal, req.all).await
+        } else {
+            self.pod.exec_kill(&req.id, &req.exec_id, req.signal).await
+        }
+        .map_err(to_rpc)?;
         Ok(Empty::new())
     }
 
     async fn wait(&self, _ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
-        exec_unsupported(&req.exec_id)?;
-        let exit = self.pod.wait(&req.id).await.map_err(to_rpc)?;
+        let exit = if req.exec_id.is_empty() {
+            self.pod.wait(&req.id).await
+        } else {
+            self.pod.exec_wait(&req.id, &req.exec_id).await
+        }
+        .map_err(to_rpc)?;
         Ok(WaitResponse {
             exit_status: exit.status,
             exited_at: Some(timestamp(Some(exit))).into(),
@@ -164,8 +189,12 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: DeleteRequest,
     ) -> ttrpc::Result<DeleteResponse> {
-        exec_unsupported(&req.exec_id)?;
-        let (pid, exit) = self.pod.delete(&req.id).await.map_err(to_rpc)?;
+        let (pid, exit) = if req.exec_id.is_empty() {
+            self.pod.delete(&req.id).await
+        } else {
+            self.pod.exec_delete(&req.id, &req.exec_id).await
+        }
+        .map_err(to_rpc)?;
         Ok(DeleteResponse {
             pid: pid as u32,
             exit_status: exit.status,
@@ -189,8 +218,49 @@ impl Task for TaskService {
     }
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
-        exec_unsupported(&req.exec_id)?;
-        self.pod.close_stdin(&req.id).await.map_err(to_rpc)?;
+        if !req.stdin {
+            return Ok(Empty::new());
+        }
+        if req.exec_id.is_empty() {
+            self.pod.close_stdin(&req.id).await
+        } else {
+            self.pod.exec_close_stdin(&req.id, &req.exec_id).await
+        }
+        .map_err(to_rpc)?;
+        Ok(Empty::new())
+    }
+
+    async fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
+        let exec = ExecRequest {
+            exec_id: req.exec_id.clone(),
+            stdio: StdioPaths {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+            },
+            spec: req
+                .spec
+                .as_ref()
+                .map(|any| any.value.clone())
+                .unwrap_or_default(),
+        };
+        if let Err(e) = self.pod.exec(&req.id, exec).await {
+            warn!("exec {} in {} failed: {e}", req.exec_id, req.id);
+            return Err(to_rpc(e));
+        }
+        Ok(Empty::new())
+    }
+
+    async fn resize_pty(&self, _ctx: &TtrpcContext, req: ResizePtyRequest) -> ttrpc::Result<Empty> {
+        if req.exec_id.is_empty() {
+            self.pod.resize(&req.id, req.width, req.height).await
+        } else {
+            self.pod
+                .exec_resize(&req.id, &req.exec_id, req.width, req.height)
+                .await
+        }
+        .map_err(to_rpc)?;
         Ok(Empty::new())
     }
 

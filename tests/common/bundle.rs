@@ -152,17 +152,7 @@ impl Bundle {
 
     /// Opens the stdout fifo for reading, as containerd does before Create.
     pub fn open_stdout(&self) -> FifoReader {
-        let path = self.stdout.clone().expect("the bundle has a stdout fifo");
-        // Read-write, so the reader never sees EOF between writers.
-        let rx = pipe::OpenOptions::new()
-            .read_write(true)
-            .open_receiver(&path)
-            .expect("opening the stdout fifo");
-        FifoReader {
-            path,
-            rx,
-            seen: Vec::new(),
-        }
+        FifoReader::open(self.stdout.clone().expect("the bundle has a stdout fifo"))
     }
 
     pub fn rootfs_is_mounted(&self) -> bool {
@@ -189,6 +179,38 @@ pub struct FifoReader {
 }
 
 impl FifoReader {
+    /// Opens a fifo for reading, read-write so the reader never sees EOF between writers.
+    pub fn open(path: PathBuf) -> FifoReader {
+        let rx = pipe::OpenOptions::new()
+            .read_write(true)
+            .open_receiver(&path)
+            .expect("opening the fifo");
+        FifoReader {
+            path,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads (bounded) until `n` bytes have come, megabytes included; returns them all.
+    pub async fn read_bytes(&mut self, n: usize) -> Vec<u8> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.seen.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.rx.read(&mut buf)).await {
+                Ok(Ok(k)) => self.seen.extend_from_slice(&buf[..k]),
+                Ok(Err(e)) => panic!("reading {}: {e}", self.path.display()),
+                Err(_) => panic!(
+                    "{} gave {} of {n} bytes within {TIMEOUT:?}",
+                    self.path.display(),
+                    self.seen.len()
+                ),
+            }
+        }
+        self.seen.clone()
+    }
+
     /// Reads (bounded) until the output so far contains `text`; returns all of it.
     pub async fn read_until(&mut self, text: &str) -> String {
         let deadline = Instant::now() + TIMEOUT;

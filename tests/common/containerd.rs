@@ -41,7 +41,7 @@ impl Published {
 /// The container id any task event names (field 1 of every task event message).
 fn container_id_of(e: &Published) -> String {
     use containerd_shim_protos::events::task::{
-        TaskCreate, TaskDelete, TaskExit, TaskOOM, TaskStart,
+        TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskStart,
     };
     match e.topic.as_str() {
         TOPIC_CREATE => e.decode::<TaskCreate>().container_id,
@@ -49,6 +49,8 @@ fn container_id_of(e: &Published) -> String {
         TOPIC_EXIT => e.decode::<TaskExit>().container_id,
         TOPIC_DELETE => e.decode::<TaskDelete>().container_id,
         "/tasks/oom" => e.decode::<TaskOOM>().container_id,
+        "/tasks/exec-added" => e.decode::<TaskExecAdded>().container_id,
+        "/tasks/exec-started" => e.decode::<TaskExecStarted>().container_id,
         _ => String::new(),
     }
 }

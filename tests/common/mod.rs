@@ -22,6 +22,7 @@ pub mod bundle;
 pub mod client;
 pub mod containerd;
 pub mod env;
+pub mod exec;
 pub mod host;
 pub mod runsc;
 
@@ -36,6 +37,8 @@ pub use client::*;
 pub use containerd::*;
 #[allow(unused_imports)]
 pub use env::*;
+#[allow(unused_imports)]
+pub use exec::*;
 #[allow(unused_imports)]
 pub use host::*;
 #[allow(unused_imports)]

@@ -21,6 +21,8 @@
 //! `RUNSC_GUARD_CGROUP_ROOT`, the sandbox's cgroup when runsc would create it. `delete` removes
 //! what `create` left.
 
+mod exec;
+
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -114,6 +116,16 @@ fn command_flags(command: &str) -> Option<(&'static [&'static str], &'static [&'
         "delete" => (&["force"], &["force"]),
         "ps" => (&["format"], &[]),
         "list" => (&["quiet", "format", "sandbox"], &["quiet", "sandbox"]),
+        "exec" => (
+            &[
+                "process",
+                "detach",
+                "pid-file",
+                "internal-pid-file",
+                "console-socket",
+            ],
+            &["detach"],
+        ),
         _ => return None,
     })
 }
@@ -836,6 +848,9 @@ fn kill(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     if c.status() == "stopped" {
         return Err("sandbox is not running".to_string());
     }
+    if let Some(pid) = inv.flags.get("pid") {
+        return exec::kill_pid(pid, signal);
+    }
     // runsc signals only running or stopped containers (container.SignalContainer, in 20221219
     // and after).
     if c.status() == "created" {
@@ -938,6 +953,10 @@ fn run(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
         "delete" => delete(ctx, inv),
         "ps" => ps(ctx, inv),
         "list" => list(ctx, inv),
+        "exec" => match exec::exec(ctx, inv)? {
+            exec::Outcome::Detached => Ok(()),
+            exec::Outcome::Exited(code) => std::process::exit(code),
+        },
         other => Err(format!("unknown subcommand {other:?}")),
     }
 }
@@ -1014,7 +1033,9 @@ fn main() -> ExitCode {
         root: globals.ok().and_then(|g| g.get("root")).map(PathBuf::from),
         log: globals.ok().and_then(|g| g.get("log")).map(PathBuf::from),
     };
-    ctx.record(&argv);
+    if std::env::var_os(exec::EXEC_CHILD_ENV).is_none() {
+        ctx.record(&argv);
+    }
     let result = inv.and_then(|inv| {
         if inv.version {
             let version =
