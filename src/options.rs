@@ -86,7 +86,9 @@ pub struct ShimConfig {
     pub log_level: String,
     /// A file the shim also logs to; `%ID%` becomes the container id, a trailing `/` a directory.
     pub log_path: String,
-    /// One shim per pod (gVisor 2026). Accepted; one shim per container is what runs today.
+    /// One shim process per pod (the default): `start` routes a container to the shim already
+    /// serving its pod's sandbox (`shim::grouping`). `false` gives every container a shim of its
+    /// own, as gVisor's shim does by default.
     pub grouping: bool,
     /// gVisor's private hibernate task server. Accepted for compatibility and ignored.
     pub enable_hibernate_server: bool,
@@ -111,7 +113,7 @@ impl Default for ShimConfig {
             shim_cgroup: String::new(),
             log_level: String::new(),
             log_path: String::new(),
-            grouping: false,
+            grouping: true,
             enable_hibernate_server: false,
             guard_mode: GuardMode::default(),
             runsc_config: BTreeMap::new(),
@@ -622,7 +624,7 @@ io_gid = 1001
 shim_cgroup = "/system.slice/shims"
 log_level = "debug"
 log_path = "/var/log/runsc/%ID%/shim.log"
-grouping = true
+grouping = false
 enable_hibernate_server = false
 guard_mode = "warn"
 [runsc_config]
@@ -640,7 +642,11 @@ num-network-channels = 2
         assert_eq!((c.io_uid, c.io_gid), (1000, 1001));
         assert_eq!(c.shim_cgroup, "/system.slice/shims");
         assert_eq!(c.log_level, "debug");
-        assert!(c.grouping);
+        assert!(!c.grouping, "grouping = false: one shim per container");
+        assert!(
+            ShimConfig::default().grouping,
+            "one shim per pod by default"
+        );
         assert_eq!(c.guard_mode, GuardMode::Warn);
         assert_eq!(c.runsc_config["debug"], "true");
         assert_eq!(c.runsc_config["systemd-cgroup"], "true");

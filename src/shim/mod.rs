@@ -8,6 +8,7 @@ pub mod entrypoint;
 pub mod events;
 pub mod exec;
 pub mod exits;
+pub mod grouping;
 pub mod ids;
 pub mod info;
 pub mod io;

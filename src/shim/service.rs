@@ -23,6 +23,7 @@ use crate::options::{self, DEFAULT_BINARY, DEFAULT_ROOT};
 use crate::runsc::{self, Executor, GlobalFlags, ReaperExecutor, Runsc};
 use crate::shim::confine;
 use crate::shim::events::{self, EventSender};
+use crate::shim::grouping;
 use crate::shim::logging;
 use crate::shim::mount;
 use crate::shim::pod::{validate_id, Pod, INIT_PID_FILE};
@@ -63,13 +64,20 @@ impl Shim for Service {
     async fn start_shim(&mut self, opts: StartOpts) -> Result<String, ShimError> {
         // The id names the socket and reaches runsc: the same check as the task API's Create.
         validate_id(&opts.id).map_err(|e| ShimError::InvalidArgument(e.to_string()))?;
-        // containerd sends the runtime options on stdin; they only choose the daemon's log
-        // settings and cgroup here. A bad config is reported by Create, with the field named.
+        // containerd sends the runtime options on stdin; they choose the grouping, the daemon's
+        // log settings and cgroup here. A bad config is reported by Create, with the field named.
         let config = read_stdin_options()
             .and_then(|any| options::decode(any.as_ref()).ok())
             .map(|(c, _)| c)
             .unwrap_or_default();
-        let address = socket_address(&opts.address, &opts.namespace, &opts.id);
+        let group = grouping::group_of(&self.bundle, &opts.id, config.grouping);
+        let address = socket_address(&opts.address, &opts.namespace, &group);
+        // A container joining its pod: the pod's shim serves it, no new process.
+        if let Some(pid) = grouping::serving_pid(&address) {
+            write_bundle_file(&self.bundle, "address", &address)?;
+            write_bundle_file(&self.bundle, "shim.pid", &pid.to_string())?;
+            return Ok(address);
+        }
         let exe = std::env::current_exe().map_err(|e| ShimError::Other(e.to_string()))?;
         let mut cmd = tokio::process::Command::new(exe);
         cmd.current_dir(&self.bundle)
@@ -106,12 +114,15 @@ impl Shim for Service {
         let mut child = cmd
             .spawn()
             .map_err(|e| ShimError::Other(format!("spawning the shim daemon: {e}")))?;
-        let pid = child.id().unwrap_or_default();
+        let child_pid = child.id().unwrap_or_default();
         // The daemon closes its stdout once it serves (or found a live shim on the socket).
         let mut out = Vec::new();
         if let Some(mut stdout) = child.stdout.take() {
             let _ = stdout.read_to_end(&mut out).await;
         }
+        // The process that serves: the new daemon, or the pod's shim when another `start` of
+        // the pod got there first (the new daemon then found the socket taken and left).
+        let pid = serving_pid_within(&address).unwrap_or(child_pid);
         if !socket_answers(&address) {
             let _ = child.kill().await;
             return Err(ShimError::Other(format!(
@@ -220,6 +231,16 @@ pub fn read_stdin_options() -> Option<Option<Any>> {
         return Some(None);
     }
     Any::parse_from_bytes(&data).ok().map(Some)
+}
+
+fn serving_pid_within(address: &str) -> Option<u32> {
+    for _ in 0..20 {
+        if let Some(pid) = grouping::serving_pid(address) {
+            return Some(pid);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    None
 }
 
 fn socket_answers(address: &str) -> bool {

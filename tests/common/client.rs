@@ -17,7 +17,7 @@ use containerd_shim_protos::ttrpc;
 
 use super::bundle::Bundle;
 use super::env::TestEnv;
-use super::host::{process_is_ours, run_bounded};
+use super::host::{process_is_ours, run_bounded, run_bounded_with_input};
 use super::runsc::CGROUP_ROOT_ENV;
 use super::TIMEOUT;
 
@@ -253,6 +253,22 @@ impl TestEnv {
         }
         cmd.args(flags).arg("start");
         let out = run_bounded(cmd, "containerd-shim-runsc-v1 start").await;
+        self.connect_started(bundle, out).await
+    }
+
+    /// `start` with the runtime options for the runsc.toml at `config` on its stdin, as
+    /// containerd runs it (the options choose the grouping).
+    pub async fn start_shim_with_options(&self, bundle: &Bundle, config: &Path) -> Shim {
+        use containerd_shim_protos::protobuf::Message;
+        let mut cmd = self.shim_command(bundle);
+        cmd.arg("start");
+        let options = self.options(config).write_to_bytes().unwrap();
+        let out = run_bounded_with_input(cmd, &options, "containerd-shim-runsc-v1 start").await;
+        self.connect_started(bundle, out).await
+    }
+
+    /// Checks what `start` printed and wrote into the bundle, and connects to the daemon.
+    async fn connect_started(&self, bundle: &Bundle, out: Output) -> Shim {
         let address = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
             out.status.success(),

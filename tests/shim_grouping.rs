@@ -1,0 +1,260 @@
+//! One shim per pod: the containers of a pod share their sandbox's shim process (grouped by
+//! `io.kubernetes.cri.sandbox-id`), `grouping = false` gives each its own, and Shutdown ends the
+//! process only when it serves no container.
+//!
+//! Needs root: as any other user each test prints "skipped: needs root" and passes.
+
+mod common;
+
+use common::*;
+use containerd_shim_protos::api::{
+    CreateTaskRequest, DeleteRequest, KillRequest, StartRequest, StateRequest, WaitRequest,
+};
+use containerd_shim_protos::ttrpc::Code;
+use containerd_shim_protos::types::task::Status;
+
+fn pod_bundles(env: &TestEnv, pod: &str, apps: &[&str]) -> (Bundle, Vec<Bundle>) {
+    let sandbox_id = format!("{pod}-sb");
+    let sandbox = env
+        .bundle(&sandbox_id)
+        .annotation(CONTAINER_TYPE, "sandbox")
+        .annotation(SANDBOX_ID, &sandbox_id)
+        .build();
+    let apps = apps
+        .iter()
+        .map(|app| {
+            env.bundle(&format!("{pod}-{app}"))
+                .annotation(CONTAINER_TYPE, "container")
+                .annotation(SANDBOX_ID, &sandbox_id)
+                .build()
+        })
+        .collect();
+    (sandbox, apps)
+}
+
+async fn running(shim: &Shim) -> bool {
+    shim.ok("State", shim.state().await).status.enum_value() == Ok(Status::RUNNING)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_containers_of_a_pod_share_one_shim_which_stays_until_the_last_is_deleted() {
+    if skip_unless_root(
+        "the_containers_of_a_pod_share_one_shim_which_stays_until_the_last_is_deleted",
+    ) {
+        return;
+    }
+    let env = TestEnv::new("group").await;
+    let config = env.write_runsc_toml("");
+    let (sandbox, apps) = pod_bundles(&env, "group", &["web", "sidecar"]);
+    let sandbox_shim = env.start_shim_with_options(&sandbox, &config).await;
+    sandbox_shim
+        .create_ok("Create (sandbox)", &env, &sandbox, &config)
+        .await;
+    sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
+
+    let mut app_shims = Vec::new();
+    for app in &apps {
+        let shim = env.start_shim_with_options(app, &config).await;
+        assert_eq!(
+            shim.address, sandbox_shim.address,
+            "{}: start returns the pod shim's address",
+            app.id
+        );
+        assert_eq!(
+            shim.pid(),
+            sandbox_shim.pid(),
+            "{}: shim.pid names the pod's shim",
+            app.id
+        );
+        shim.create_ok("Create (container)", &env, app, &config)
+            .await;
+        shim.ok("Start (container)", shim.start().await);
+        let connected = shim.ok("Connect", shim.connect().await);
+        assert_eq!(connected.shim_pid, sandbox_shim.pid() as u32);
+        app_shims.push(shim);
+    }
+    let shim_pid = sandbox_shim.pid();
+    assert_eq!(
+        processes_mentioning(&env.namespace)
+            .iter()
+            .filter(|(_, cmdline)| cmdline.contains("containerd-shim-runsc-v1"))
+            .count(),
+        1,
+        "one shim process for the three containers"
+    );
+
+    // Deleting one container leaves the others running, and its Shutdown leaves the shim.
+    let sidecar = app_shims.pop().unwrap();
+    sidecar.kill_wait_delete("sidecar").await;
+    sidecar.shutdown().await;
+    assert!(
+        process_is_ours(shim_pid, &env.namespace),
+        "the pod's shim stays"
+    );
+    assert!(running(&sandbox_shim).await, "the sandbox still runs");
+    let web = app_shims.pop().unwrap();
+    assert!(running(&web).await, "the other container still runs");
+    let err = web
+        .client
+        .state(
+            ctx(),
+            &StateRequest {
+                id: apps[1].id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("State of the deleted container");
+    assert_eq!(error_code(&err), Some(Code::NOT_FOUND), "{err:?}");
+
+    web.kill_wait_delete("web").await;
+    web.shutdown().await;
+    assert!(
+        process_is_ours(shim_pid, &env.namespace),
+        "the sandbox remains"
+    );
+    sandbox_shim.kill_wait_delete("sandbox").await;
+    // No container left: Shutdown ends the process, and the socket goes with it.
+    sandbox_shim.shutdown().await;
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_grouping_false_every_container_has_a_shim_of_its_own() {
+    if skip_unless_root("with_grouping_false_every_container_has_a_shim_of_its_own") {
+        return;
+    }
+    let env = TestEnv::new("nogroup").await;
+    let config = env.write_runsc_toml("grouping = false");
+    let (sandbox, apps) = pod_bundles(&env, "nogroup", &["web", "sidecar"]);
+    let sandbox_shim = env.start_shim_with_options(&sandbox, &config).await;
+    sandbox_shim
+        .create_ok("Create (sandbox)", &env, &sandbox, &config)
+        .await;
+    sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
+    let mut app_shims = Vec::new();
+    for app in &apps {
+        let shim = env.start_shim_with_options(app, &config).await;
+        shim.create_ok("Create (container)", &env, app, &config)
+            .await;
+        shim.ok("Start (container)", shim.start().await);
+        app_shims.push(shim);
+    }
+    let mut pids: Vec<i32> = app_shims.iter().map(Shim::pid).collect();
+    pids.push(sandbox_shim.pid());
+    let mut addresses: Vec<&str> = app_shims.iter().map(|s| s.address.as_str()).collect();
+    addresses.push(&sandbox_shim.address);
+    pids.sort();
+    pids.dedup();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(pids.len(), 3, "three shim processes: {pids:?}");
+    assert_eq!(addresses.len(), 3, "three addresses: {addresses:?}");
+
+    // Each container's shim ends with its container; the others run on.
+    for (shim, app) in app_shims.into_iter().zip(&apps) {
+        let pid = shim.pid();
+        shim.kill_wait_delete(&app.id).await;
+        shim.shutdown().await;
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while process_is_ours(pid, &env.namespace) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}'s shim stays",
+                app.id
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(running(&sandbox_shim).await, "the sandbox still runs");
+    }
+    sandbox_shim.kill_wait_delete("sandbox").await;
+    sandbox_shim.shutdown().await;
+    env.assert_nothing_left().await;
+}
+
+/// containerd 2.0 and 2.1 (before their fix) sent a pod's containers to the sandbox's shim
+/// connection without running `start` for them, whatever the shim's grouping; a shim of one
+/// container per process must still serve them, and Shutdown must wait for the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_sent_to_the_sandboxs_connection_are_served_there() {
+    if skip_unless_root("containers_sent_to_the_sandboxs_connection_are_served_there") {
+        return;
+    }
+    let env = TestEnv::new("routed").await;
+    let config = env.write_runsc_toml("grouping = false");
+    let (sandbox, apps) = pod_bundles(&env, "routed", &["web"]);
+    let app = &apps[0];
+    let shim = env.start_shim_with_options(&sandbox, &config).await;
+    shim.create_ok("Create (sandbox)", &env, &sandbox, &config)
+        .await;
+    shim.ok("Start (sandbox)", shim.start().await);
+    let create: CreateTaskRequest = app.create_request(Some(env.options(&config)));
+    shim.ok(
+        "Create (container, sandbox's connection)",
+        shim.client.create(ctx(), &create).await,
+    );
+    let id = app.id.clone();
+    shim.ok(
+        "Start (container)",
+        shim.client
+            .start(
+                ctx(),
+                &StartRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                },
+            )
+            .await,
+    );
+    // The sandbox's task is deleted first, as containerd 2.0 may: Shutdown must leave the shim.
+    shim.kill_wait_delete("sandbox").await;
+    let pid = shim.pid();
+    let client = shim.client.clone();
+    shim.shutdown().await;
+    assert!(
+        process_is_ours(pid, &env.namespace),
+        "Shutdown with a container left must not end the shim"
+    );
+    client
+        .kill(
+            ctx(),
+            &KillRequest {
+                id: id.clone(),
+                signal: 9,
+                ..Default::default()
+            },
+        )
+        .await
+        .ok();
+    let waited = client
+        .wait(
+            ctx(),
+            &WaitRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("Wait (container)");
+    assert_eq!(waited.exit_status, 137);
+    client
+        .delete(
+            ctx(),
+            &DeleteRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("Delete (container)");
+    let _ = client
+        .shutdown(
+            ctx(),
+            &containerd_shim_protos::api::ShutdownRequest {
+                id,
+                ..Default::default()
+            },
+        )
+        .await;
+    env.assert_nothing_left().await;
+}
