@@ -74,13 +74,17 @@ async fn the_containers_of_a_pod_share_one_shim_which_stays_until_the_last_is_de
         app_shims.push(shim);
     }
     let shim_pid = sandbox_shim.pid();
+    // The daemons: the shim binary serving a socket (a `start` has exited by now).
+    let daemons: Vec<_> = processes_mentioning(&env.namespace)
+        .into_iter()
+        .filter(|(_, cmdline)| {
+            cmdline.contains("containerd-shim-runsc-v1") && cmdline.contains(" -socket ")
+        })
+        .collect();
     assert_eq!(
-        processes_mentioning(&env.namespace)
-            .iter()
-            .filter(|(_, cmdline)| cmdline.contains("containerd-shim-runsc-v1"))
-            .count(),
-        1,
-        "one shim process for the three containers"
+        daemons.iter().map(|(pid, _)| *pid).collect::<Vec<_>>(),
+        vec![shim_pid],
+        "one shim process for the three containers: {daemons:?}"
     );
 
     // Deleting one container leaves the others running, and its Shutdown leaves the shim.
