@@ -12,6 +12,14 @@ use runsc_guard::doctor::containerd::{self, HandlerKind};
 use runsc_guard::options::ShimConfig;
 use serde_norway::Value;
 
+/// The tests that run programs take turns: a stand-in being written while another test forks
+/// cannot be executed (ETXTBSY).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -241,6 +249,7 @@ fn the_installer_daemonset_is_valid() {
 
 #[test]
 fn the_deb_metadata_names_files_that_exist() {
+    let _serial = serial();
     let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
     let deb = &manifest["package"]["metadata"]["deb"];
     let mut destinations = Vec::new();
@@ -369,6 +378,7 @@ impl HostRoot {
 
 #[test]
 fn the_installer_script_installs_and_reports() {
+    let _serial = serial();
     let host = HostRoot::new();
     let ready = host.path("ready");
     let out = host.installer("install", &ready);
@@ -442,6 +452,7 @@ fn the_installer_script_installs_and_reports() {
 
 #[test]
 fn the_installer_script_refuses_a_missing_mount() {
+    let _serial = serial();
     let host = HostRoot::new();
     std::fs::remove_dir(host.path("usr/local/bin")).unwrap();
     let out = host.installer("install", &host.path("ready"));
@@ -449,4 +460,53 @@ fn the_installer_script_refuses_a_missing_mount() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("mount the node's /usr/local/bin"));
     let out = host.installer("frobnicate", &host.path("ready"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: installer.sh install|watch"));
+}
+
+#[test]
+fn the_maintainer_scripts_divert_gvisors_shim_and_give_it_back() {
+    let _serial = serial();
+    let bin = tempfile::tempdir().unwrap();
+    let log = bin.path().join("calls");
+    let fake = bin.path().join("dpkg-divert");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |script: &str, args: &[&str]| {
+        let out = Command::new("sh")
+            .arg(repo("packaging/debian").join(script))
+            .args(args)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script} {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let calls = || std::fs::read_to_string(&log).unwrap_or_default();
+    let divert =
+        "--divert /usr/bin/containerd-shim-runsc-v1.gvisor /usr/bin/containerd-shim-runsc-v1";
+
+    run("preinst", &["install"]);
+    assert_eq!(
+        calls(),
+        format!("--package runsc-guard --add --rename {divert}\n")
+    );
+    let message = run("postinst", &["configure", ""]);
+    assert!(
+        message.contains("containerd's config was not changed"),
+        "{message}"
+    );
+    assert!(message.contains("runsc-guard doctor"), "{message}");
+    // An aborted upgrade keeps the old version's diversion; a removal gives the path back.
+    std::fs::remove_file(&log).unwrap();
+    run("postrm", &["abort-upgrade", "0.0.9-1"]);
+    run("postrm", &["upgrade", "0.1.1-1"]);
+    assert_eq!(calls(), "");
+    run("postrm", &["remove"]);
+    assert_eq!(
+        calls(),
+        format!("--package runsc-guard --remove --rename {divert}\n")
+    );
 }
