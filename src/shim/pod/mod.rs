@@ -1,37 +1,30 @@
 //! The task logic of the shim, free of the ttrpc protocol: what Create, Start, Kill, Wait,
 //! Delete... do for the containers this shim serves. `shim::task` only converts requests and
-//! errors; moving to another task API version touches that adapter alone.
+//! errors; moving to another task API version touches that adapter alone. Create, the step
+//! that sets everything up and undoes it on failure, is `create.rs`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+mod create;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExit, TaskIO, TaskOOM, TaskStart,
-};
+use containerd_shim::protos::events::task::{TaskDelete, TaskExit, TaskOOM, TaskStart};
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
 use tokio::sync::{watch, Mutex};
 
-use crate::annotations::{sandbox_log_directory, Role};
-use crate::bundle::BundleSpec;
-use crate::cgroup::OomCounter;
 use crate::error::{Error, Result};
-use crate::guard::{Guard, Guarded};
-use crate::options::{self, ShimConfig};
-use crate::runsc::{self, CreateOpts, Executor, GlobalFlags, ProcessIo, Runsc};
-use crate::shim::container::{AttachedStdio, Container, Exit, Status};
-use crate::shim::entrypoint;
+use crate::guard::Guard;
+use crate::runsc::{self, Executor};
+use crate::shim::container::{Container, Exit, Status};
 use crate::shim::events::EventSender;
 use crate::shim::exec::{ExecRequest, ExecState, Execs};
 use crate::shim::exits::{self, ExitLog};
-use crate::shim::ids;
-use crate::shim::io::{self, StdioPaths};
+use crate::shim::io::StdioPaths;
 use crate::shim::mount::{self, RootfsMount};
-use crate::shim::rollback::Rollback;
-use crate::shim::state::ShimState;
 
 /// The pid file runsc writes; it holds the sandbox's pid for every container.
 pub const INIT_PID_FILE: &str = "init.pid";
@@ -167,176 +160,6 @@ impl Pod {
             .get(id)
             .or_else(|| containers.values().next())
             .map(|c| c.pid)
-    }
-
-    /// Create: mounts the rootfs, sets up stdio and runs `runsc create`. On any failure what was
-    /// set up is undone, so a failed Create leaves nothing behind.
-    pub async fn create(&self, req: CreateTask) -> Result<i32> {
-        validate_id(&req.id)?;
-        if !req.bundle.is_absolute() {
-            return Err(Error::invalid(
-                "bundle",
-                format!("{:?} must be an absolute path", req.bundle),
-            ));
-        }
-        // Held until Create returns, after the container is in `containers` (or has failed).
-        let _reservation = self.reserve(&req.id).await?;
-        let mut spec = BundleSpec::load(&req.bundle)?;
-        let (config, source) = options::decode(req.options.as_ref())?;
-        if !config.unknown_keys().is_empty() {
-            warn!(
-                "{}: ignoring runsc.toml keys this shim does not know: {}",
-                req.id,
-                config.unknown_keys().join(", ")
-            );
-        }
-        let role = Role::from_annotations(spec.annotations())
-            .map_err(|reason| Error::invalid("config.json annotations", reason))?;
-        if role.is_sandbox() {
-            sandbox_log_directory(spec.annotations())
-                .map_err(|reason| Error::invalid("config.json annotations", reason))?;
-        }
-        info!(
-            "creating {} ({:?}) in {} with options from {source:?}",
-            req.id,
-            role,
-            req.bundle.display()
-        );
-
-        // The guard decides before anything is set up, so a refusal leaves nothing behind.
-        let guarded = self
-            .guard
-            .before_create(&req.id, role, &mut spec, &config)
-            .await?;
-        let runsc = self.runsc_for(&req, &config, guarded.runsc_config().clone())?;
-        let container = self
-            .create_container(&req, &config, &spec, role, runsc, &guarded)
-            .await?;
-        let pid = container.pid;
-        self.events.send(TaskCreate {
-            container_id: req.id.clone(),
-            bundle: req.bundle.display().to_string(),
-            rootfs: Default::default(),
-            io: Some(task_io(&req.stdio)).into(),
-            checkpoint: String::new(),
-            pid: pid as u32,
-            ..Default::default()
-        });
-        self.containers
-            .lock()
-            .await
-            .insert(req.id.clone(), container);
-        Ok(pid)
-    }
-
-    fn runsc_for(
-        &self,
-        req: &CreateTask,
-        config: &ShimConfig,
-        runsc_config: BTreeMap<String, String>,
-    ) -> Result<Runsc> {
-        let mut flags = GlobalFlags::new(
-            config.runsc_root(&self.namespace),
-            &req.bundle,
-            runsc_config,
-        );
-        flags.substitute_id(&req.id)?;
-        Ok(Runsc::new(
-            PathBuf::from(&config.binary_name),
-            flags,
-            self.executor.clone(),
-        ))
-    }
-
-    /// Sets the container up and runs `runsc create`; on any failure undoes what was done.
-    async fn create_container(
-        &self,
-        req: &CreateTask,
-        config: &ShimConfig,
-        spec: &BundleSpec,
-        role: Role,
-        runsc: Runsc,
-        guarded: &Guarded,
-    ) -> Result<Arc<Container>> {
-        let mut undo = Rollback::new(&req.id, &req.bundle);
-        let began = std::time::Instant::now();
-        let set_up = self
-            .set_up(req, config, spec, role, &runsc, guarded, &mut undo)
-            .await;
-        match set_up {
-            Ok((pid, start_io, oom)) => {
-                let stdio = AttachedStdio {
-                    paths: req.stdio.clone(),
-                    copies: undo.done(),
-                    start_io,
-                };
-                let mut container = Container::new(
-                    req.id.clone(),
-                    req.bundle.clone(),
-                    role,
-                    runsc,
-                    pid,
-                    stdio,
-                    oom,
-                );
-                container.created_at = began;
-                container.io_owner = (config.io_uid, config.io_gid);
-                Ok(Arc::new(container))
-            }
-            Err(e) => {
-                undo.undo(&runsc).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// The steps of a Create after the guard's decision, each recorded in `undo` once done:
-    /// the state file, the rootfs, stdio, `runsc create`, the guard's check. Returns the
-    /// sandbox's pid, the stdio a joining container takes at start, and the pod's OOM counter.
-    #[allow(clippy::too_many_arguments)]
-    async fn set_up(
-        &self,
-        req: &CreateTask,
-        config: &ShimConfig,
-        spec: &BundleSpec,
-        role: Role,
-        runsc: &Runsc,
-        guarded: &Guarded,
-        undo: &mut Rollback,
-    ) -> Result<(i32, ProcessIo, Option<OomCounter>)> {
-        // runsc resolves ids by prefix: no id in the root may be a prefix of another. Held until
-        // `runsc create` has run, so a clashing Create in another shim waits and then sees it.
-        let _root_lock = ids::lock_root(&runsc.flags().root).await?;
-        ids::refuse_prefix_clash(runsc, &req.id).await?;
-        ShimState::new(runsc.binary(), runsc.flags()).save(&req.bundle)?;
-        undo.state_saved();
-        mount::mount_all(&req.bundle, &req.rootfs).await?;
-        undo.mounted();
-        entrypoint::check(spec.spec(), &req.bundle)?;
-        let (process_io, copies) = io::open(&req.stdio, config.io_uid, config.io_gid)?;
-        undo.stdio_open(copies);
-        // A sandbox takes its stdio at create (the sandbox process inherits it); a container
-        // joining the pod takes it at start, which hands it into the running sandbox.
-        let (create_io, start_io) = if role.is_sandbox() {
-            (process_io, ProcessIo::default())
-        } else {
-            (ProcessIo::default(), process_io)
-        };
-        let pid_file = req.bundle.join(INIT_PID_FILE);
-        let user_log = user_log_path(spec, role);
-        let opts = CreateOpts {
-            bundle: &req.bundle,
-            pid_file: &pid_file,
-            console_socket: None,
-            user_log: user_log.as_deref(),
-        };
-        // Listening to the reaper before the sandbox process exists, so its exit cannot be missed.
-        self.exits.start().await;
-        undo.runsc_create_ran();
-        runsc.create(&req.id, &opts, create_io).await?;
-        let pid = read_pid(&pid_file)?;
-        let oom = self.guard.after_create(guarded, pid).await?;
-        Ok((pid, start_io, oom))
     }
 
     /// Start: `runsc start`, then a watcher that learns the exit from `runsc wait`.
@@ -661,16 +484,6 @@ fn publish_exit(events: &EventSender, c: &Container) {
     });
 }
 
-fn task_io(stdio: &StdioPaths) -> TaskIO {
-    TaskIO {
-        stdin: stdio.stdin.clone(),
-        stdout: stdio.stdout.clone(),
-        stderr: stdio.stderr.clone(),
-        terminal: stdio.terminal,
-        ..Default::default()
-    }
-}
-
 /// Container ids become file names and runsc arguments: keep them to what containerd produces.
 pub(crate) fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -691,29 +504,6 @@ pub(crate) fn validate_id(id: &str) -> Result<()> {
     }
 }
 
-/// gVisor's user log for the pod: `<sandbox log directory>/gvisor.log`, sandbox only.
-fn user_log_path(spec: &BundleSpec, role: Role) -> Option<PathBuf> {
-    if !role.is_sandbox() {
-        return None;
-    }
-    // Checked at the start of Create, so an error here cannot happen.
-    sandbox_log_directory(spec.annotations())
-        .ok()
-        .flatten()
-        .map(|d| d.join("gvisor.log"))
-}
-
-fn read_pid(path: &Path) -> Result<i32> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io("reading runsc's pid file", path, e))?;
-    text.trim().parse::<i32>().map_err(|_| {
-        Error::invalid(
-            path.display().to_string(),
-            format!("runsc wrote {text:?}, not a pid"),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,16 +516,5 @@ mod tests {
         for bad in ["", "-x", "a/b", "..", ".", "a b", &"x".repeat(300)] {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn pid_file_content_is_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("init.pid");
-        std::fs::write(&p, "1234\n").unwrap();
-        assert_eq!(read_pid(&p).unwrap(), 1234);
-        std::fs::write(&p, "abc").unwrap();
-        assert!(read_pid(&p).unwrap_err().to_string().contains("abc"));
-        assert!(read_pid(&dir.path().join("missing")).is_err());
     }
 }
