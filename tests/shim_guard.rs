@@ -14,134 +14,13 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::fs;
-use std::path::PathBuf;
 
 use common::*;
 use containerd_shim_protos::ttrpc::Code;
-use runsc_guard::guard::{GuardRecord, Role, Verdict, Verification};
+use runsc_guard::guard::{Role, Verdict};
 use runsc_guard::options::GuardMode;
 use serde_json::Value;
-
-const MIB: u64 = 1 << 20;
-/// The incident's pod: its slice has MemoryMax=256M.
-const POD_LIMIT: u64 = 256 * MIB;
-const POD_UID: &str = "6b1d3c2a_8f4e_4a0b_9c7d_2e5f1a3b4c6d";
-const SANDBOX_MEMORY: &str = "io.kubernetes.cri.sandbox-memory";
-const CGROUP_PARENT: &str = "dev.gvisor.spec.cgroup-parent";
-
-/// The pod slice, as systemd lays it out (and the guard expands it).
-fn pod_slice() -> String {
-    format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{POD_UID}.slice")
-}
-
-/// The cgroupsPath containerd writes for a container of the pod with the systemd driver.
-fn systemd_path(id: &str) -> String {
-    format!("kubepods-burstable-pod{POD_UID}.slice:cri-containerd:{id}")
-}
-
-/// The cgroup systemd would give that container: its scope in the pod slice.
-fn scope(id: &str) -> String {
-    format!("{}/cri-containerd-{id}.scope", pod_slice())
-}
-
-/// The host's MemTotal in bytes: what runsc caps the guest at, and what a sandbox sized from a
-/// leaf without a limit gets (the incident).
-fn host_memory() -> u64 {
-    let meminfo = fs::read_to_string("/proc/meminfo").expect("reading /proc/meminfo");
-    let kib: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("MemTotal in /proc/meminfo");
-    kib * 1024
-}
-
-/// The node as the guard sees it: a cgroup v2 tree (kubepods.slice and its Burstable slice
-/// unlimited, as the kubelet leaves them without enforced node allocatable) and an empty /proc,
-/// both in the test's temp directory.
-struct Node {
-    cgroup_root: PathBuf,
-    proc_root: PathBuf,
-}
-
-impl Node {
-    fn new(env: &TestEnv) -> Node {
-        let node = Node {
-            cgroup_root: env.path("node/cgroup"),
-            proc_root: env.path("node/proc"),
-        };
-        node.write("cgroup.controllers", "cpuset cpu io memory pids\n");
-        node.write("kubepods.slice/memory.max", "max\n");
-        node.write(
-            "kubepods.slice/kubepods-burstable.slice/memory.max",
-            "max\n",
-        );
-        fs::create_dir_all(&node.proc_root).unwrap();
-        node
-    }
-
-    /// A node where the pod slice exists with `memory.max` = `limit`.
-    fn with_pod(env: &TestEnv, limit: u64) -> Node {
-        let node = Node::new(env);
-        node.write(
-            &format!("{}/memory.max", pod_slice()),
-            &format!("{limit}\n"),
-        );
-        node
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let path = self.cgroup_root.join(rel.trim_start_matches('/'));
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-
-    /// The environment of `start` that points the guard (and fake-runsc) at this node.
-    fn vars(&self) -> Vec<(&'static str, OsString)> {
-        vec![
-            (CGROUP_ROOT_ENV, self.cgroup_root.clone().into()),
-            (PROC_ROOT_ENV, self.proc_root.clone().into()),
-        ]
-    }
-
-    /// The fake sandbox processes in the fixture /proc.
-    fn processes(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&self.proc_root)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-/// The incident's sandbox: Burstable, its systemd cgroupsPath, and `sandbox_memory` if any.
-fn sandbox_bundle<'a>(
-    env: &'a TestEnv,
-    id: &str,
-    sandbox_memory: Option<u64>,
-) -> BundleBuilder<'a> {
-    let b = env
-        .bundle(id)
-        .annotation(CONTAINER_TYPE, "sandbox")
-        .annotation(SANDBOX_ID, id)
-        .cgroups_path(&systemd_path(id));
-    match sandbox_memory {
-        Some(bytes) => b.annotation(SANDBOX_MEMORY, bytes.to_string()),
-        None => b,
-    }
-}
-
-fn record(bundle: &Bundle) -> GuardRecord {
-    GuardRecord::read(&bundle.path).unwrap_or_else(|e| panic!("the guard record: {e}"))
-}
-
-fn config_json(bundle: &Bundle) -> Value {
-    let text = fs::read_to_string(bundle.path.join("config.json")).expect("reading config.json");
-    serde_json::from_str(&text).expect("config.json is JSON")
-}
 
 /// Expects Create to fail with FAILED_PRECONDITION and a message containing every `expected`;
 /// returns the message.
@@ -170,72 +49,6 @@ async fn expect_refusal(
         );
     }
     message
-}
-
-/// The runsc calls of a container run to the end by [`run_to_the_end`] (without the `wait`),
-/// each with `guard_flags` after the shim's own global flags.
-fn lifecycle_argvs(env: &TestEnv, bundle: &Bundle, guard_flags: &[&str]) -> Vec<Vec<String>> {
-    let id = bundle.id.as_str();
-    let with = |rest: &[&str]| {
-        let mut all = guard_flags.to_vec();
-        all.extend(rest);
-        env.argv(bundle, &all)
-    };
-    vec![
-        with(&["list", "--quiet"]),
-        env.create_argv(bundle, guard_flags),
-        with(&["start", id]),
-        with(&["kill", id, "9"]),
-        with(&["kill", "--all", id, "9"]),
-        with(&["delete", id]),
-    ]
-}
-
-fn assert_calls(env: &TestEnv, expected: &[Vec<String>], what: &str) {
-    let calls = env.calls();
-    let (others, _waits) = split_waits(&calls);
-    assert!(
-        others == expected,
-        "{what}: runsc command lines (without `wait`):\n{}\nexpected:\n{}",
-        env.show(&others),
-        env.show(expected)
-    );
-}
-
-/// A sandbox whose verification failed: its rootfs unmounted, no mount or runsc state left, and
-/// its process gone from the fixture /proc.
-fn assert_failed_sandbox_is_gone(env: &TestEnv, node: &Node, bundle: &Bundle) {
-    assert!(!bundle.rootfs_is_mounted(), "the rootfs is unmounted");
-    env.assert_no_mounts_or_runsc_state();
-    assert_eq!(
-        node.processes(),
-        Vec::<String>::new(),
-        "the sandbox is gone"
-    );
-}
-
-/// The only runsc calls were the create and the `delete --force` the guard runs when the created
-/// sandbox fails verification.
-fn assert_deleted_right_after_create(env: &TestEnv, bundle: &Bundle, what: &str) {
-    assert_calls(
-        env,
-        &[
-            env.list_argv(bundle, &[]),
-            env.create_argv(bundle, &[]),
-            env.argv(bundle, &["delete", "--force", &bundle.id]),
-        ],
-        what,
-    );
-}
-
-/// The names of the checks of a verification that did not pass, in order.
-fn failed_checks(verification: &Verification) -> Vec<&str> {
-    verification
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name.as_str())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,14 +223,6 @@ async fn the_incidents_pod_is_bounded_by_its_slice() {
     assert!(!leaf_dir.exists(), "runsc delete removed the leaf");
     // Checked last, so a difference here does not hide the checks above.
     assert_calls(&env, &lifecycle_argvs(&env, &bundle, &[]), "bounded pod");
-}
-
-/// The sandbox of [`the_incidents_pod_is_bounded_by_its_slice`], reported by fake-runsc where
-/// the stock configuration puts it: outside the pod.
-fn escaped_sandbox(env: &TestEnv, id: &str) -> Bundle {
-    sandbox_bundle(env, id, Some(POD_LIMIT))
-        .annotation(KNOB_SANDBOX_CGROUP, "0::/system.slice/escaped")
-        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

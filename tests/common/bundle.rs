@@ -35,6 +35,7 @@ pub struct BundleBuilder<'a> {
     cgroups_path: Option<String>,
     stdout: bool,
     config_json: Option<String>,
+    rootfs_in_place: bool,
 }
 
 impl<'a> BundleBuilder<'a> {
@@ -47,6 +48,7 @@ impl<'a> BundleBuilder<'a> {
             cgroups_path: None,
             stdout: false,
             config_json: None,
+            rootfs_in_place: false,
         }
     }
 
@@ -64,6 +66,13 @@ impl<'a> BundleBuilder<'a> {
     /// Gives the container a stdout fifo (open it with [`Bundle::open_stdout`]).
     pub fn with_stdout(mut self) -> Self {
         self.stdout = true;
+        self
+    }
+
+    /// Puts the spec's command in `<bundle>/rootfs` itself, for a Create without rootfs mounts
+    /// (the in-process tier); `marker` stays in the mount's source only.
+    pub fn rootfs_in_place(mut self) -> Self {
+        self.rootfs_in_place = true;
         self
     }
 
@@ -107,7 +116,12 @@ impl<'a> BundleBuilder<'a> {
         fs::create_dir_all(&rootfs_source).unwrap();
         fs::write(rootfs_source.join("marker"), self.id.as_bytes()).unwrap();
         // The spec's command, which the shim looks up in the rootfs at Create.
-        let sleep = rootfs_source.join("bin/sleep");
+        let rootfs = if self.rootfs_in_place {
+            path.join("rootfs")
+        } else {
+            rootfs_source.clone()
+        };
+        let sleep = rootfs.join("bin/sleep");
         fs::create_dir_all(sleep.parent().unwrap()).unwrap();
         fs::write(&sleep, "#!/bin/sh\n").unwrap();
         fs::set_permissions(&sleep, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

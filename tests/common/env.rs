@@ -33,6 +33,8 @@ pub struct TestDir {
     pub root: PathBuf,
     /// Where fake-runsc keeps its state for this namespace (`<runsc root>/<namespace>`).
     pub runsc_state: PathBuf,
+    /// Bundles get their rootfs content in `<bundle>/rootfs` itself (no rootfs mount).
+    pub rootfs_in_place: bool,
     /// Directories outside `root` this test made the shim write to (the default runsc root).
     outside: Mutex<Vec<PathBuf>>,
     _dir: TempDir,
@@ -56,6 +58,7 @@ impl TestDir {
             runsc_state: root.join("runsc-root").join(&namespace),
             namespace,
             root,
+            rootfs_in_place: false,
             outside: Mutex::new(Vec::new()),
             _dir: dir,
         }
@@ -123,7 +126,12 @@ impl TestDir {
     }
 
     pub fn bundle(&self, id: &str) -> BundleBuilder<'_> {
-        BundleBuilder::new(&self.root, id)
+        let builder = BundleBuilder::new(&self.root, id);
+        if self.rootfs_in_place {
+            builder.rootfs_in_place()
+        } else {
+            builder
+        }
     }
 
     /// An empty cgroup v2 tree (just `cgroup.controllers`) inside the test's temp directory.

@@ -24,6 +24,8 @@ pub mod containerd;
 pub mod env;
 pub mod exec;
 pub mod host;
+pub mod node;
+pub mod pod;
 pub mod runsc;
 
 use std::time::Duration;
@@ -41,6 +43,10 @@ pub use env::*;
 pub use exec::*;
 #[allow(unused_imports)]
 pub use host::*;
+#[allow(unused_imports)]
+pub use node::*;
+#[allow(unused_imports)]
+pub use pod::*;
 #[allow(unused_imports)]
 pub use runsc::*;
 
