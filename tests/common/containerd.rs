@@ -81,19 +81,23 @@ impl EventLog {
         self.events().into_iter().map(|e| e.topic).collect()
     }
 
+    /// The first event so far on `topic` about container `id`, decoded.
+    pub fn find<M: MessageFull>(&self, topic: &str, id: &str) -> Option<M> {
+        self.events().into_iter().find_map(|e| {
+            if e.topic != topic {
+                return None;
+            }
+            let m: M = e.decode();
+            (container_id_of(&e) == id).then_some(m)
+        })
+    }
+
     /// Waits (bounded) for the first event on `topic` about container `id`, and decodes it.
     pub async fn event<M: MessageFull>(&self, topic: &str, id: &str) -> M {
         let mut changed = self.changed.subscribe();
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            let found = self.events().into_iter().find_map(|e| {
-                if e.topic != topic {
-                    return None;
-                }
-                let m: M = e.decode();
-                (container_id_of(&e) == id).then_some(m)
-            });
-            if let Some(m) = found {
+            if let Some(m) = self.find(topic, id) {
                 return m;
             }
             let left = deadline.saturating_duration_since(Instant::now());

@@ -1,19 +1,22 @@
-//! The harness of the shim's integration tests, by concern:
-//! - [`env`]: one test's temp directory, namespace and runsc root ([`TestDir`]), and the
-//!   containerd stand-in a shim daemon talks to ([`TestEnv`]); what a test must not leave;
+//! The harness of the shim's integration tests, in two tiers:
+//! - the in-process tier (tests/pod_*.rs) builds the shim's `Pod` in the test ([`pod`]) and needs
+//!   no root: the task logic, the roles, the guard and the error paths;
+//! - the daemon tier (tests/shim_*.rs) runs the real `containerd-shim-runsc-v1` through `start`
+//!   and ttrpc like containerd runs it ([`client`]). It needs root (it mounts the rootfs and the
+//!   shim listens under /run/containerd/s): as any other user each of its tests prints
+//!   "skipped: needs root" and returns, see [`skip_unless_root`].
+//!
+//! By concern:
+//! - [`env`]: one test's temp directory, namespace and runsc root ([`TestDir`]), the containerd
+//!   stand-in a shim daemon talks to ([`TestEnv`]), and what a test must not leave;
 //! - [`bundle`]: bundles as containerd lays them out, and their stdout fifos;
-//! - [`client`]: the real `containerd-shim-runsc-v1` driven through `start` and ttrpc like
-//!   containerd drives it;
 //! - [`containerd`]: the mock containerd's events service and the log of what was published;
 //! - [`runsc`]: fake-runsc (tests/fake-runsc), its knobs and the command lines it recorded;
+//! - [`node`]: the fixture cgroup tree and /proc the guard reads, and the incident's pod;
 //! - [`host`]: root, mounts and processes on the host, and bounded short-lived commands.
 //!
-//! Every wait is bounded by [`TIMEOUT`]; the sync points are published events and recorded runsc
-//! calls, never bare sleeps.
-//!
-//! The daemon tests need root (they mount the rootfs and the shim listens under
-//! /run/containerd/s). As any other user each of them prints "skipped: needs root" and returns:
-//! see [`skip_unless_root`].
+//! Both tiers run fake-runsc as runsc. Every wait is bounded by [`TIMEOUT`]; the sync points are
+//! events and recorded runsc calls, never bare sleeps.
 
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]

@@ -2,17 +2,19 @@
 //! channel, an executor, the guard over a cgroup tree and a /proc), with fake-runsc as runsc. No
 //! daemon, no rootfs mount and no fifos, so these tests need no root.
 //!
-//! The events the pod sends are drained into the same [`EventLog`] the mock containerd fills,
-//! so a test awaits them the same way. Every runsc call goes through the shim's
+//! The events the pod sends are taken off its channel into the same [`EventLog`] the mock
+//! containerd fills, whenever the test looks, so an event sent before a check is always seen. Every runsc call goes through the shim's
 //! [`TokioExecutor`]; the executor only adds the fixture roots to fake-runsc's environment, which
 //! under the daemon the shim's own environment would carry.
 
 use std::ffi::OsString;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use containerd_shim::event::Event;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{MessageDyn, MessageFull};
 use runsc_guard::guard::Guard;
@@ -28,6 +30,7 @@ use super::containerd::{EventLog, Published};
 use super::env::{await_nothing_left, TestDir};
 use super::node::Node;
 use super::runsc::{CGROUP_ROOT_ENV, PROC_ROOT_ENV};
+use super::TIMEOUT;
 
 /// The shim's executor, with fake-runsc's fixture roots in the environment of what it runs.
 struct FixtureExecutor {
@@ -48,7 +51,9 @@ impl Executor for FixtureExecutor {
 pub struct PodEnv {
     dir: TestDir,
     pub pod: Pod,
-    events: Arc<EventLog>,
+    /// What the pod sent, read as the test asks, so an event sent before a check is in it.
+    receiver: Mutex<UnboundedReceiver<PendingEvent>>,
+    events: EventLog,
 }
 
 impl Deref for PodEnv {
@@ -94,11 +99,14 @@ impl PodEnv {
         dir.rootfs_in_place = true;
         let executor: Arc<dyn Executor> = Arc::new(FixtureExecutor { vars });
         let (sender, receiver) = EventSender::channel();
-        let events = Arc::new(EventLog::default());
-        tokio::spawn(drain(receiver, dir.namespace.clone(), events.clone()));
         let guard = Guard::new(cgroup_root, proc_root, executor.clone());
         let pod = Pod::new(dir.namespace.clone(), sender, executor, guard);
-        PodEnv { dir, pod, events }
+        PodEnv {
+            dir,
+            pod,
+            receiver: Mutex::new(receiver),
+            events: EventLog::default(),
+        }
     }
 
     /// The Create request containerd would send for `bundle`, without rootfs mounts or stdio.
@@ -145,16 +153,38 @@ impl PodEnv {
 
     /// Every event the pod sent so far.
     pub fn events(&self) -> Vec<Published> {
+        self.take_sent();
         self.events.events()
     }
 
     pub fn topics(&self) -> Vec<String> {
+        self.take_sent();
         self.events.topics()
     }
 
     /// Waits (bounded) for the first event on `topic` about container `id`, and decodes it.
     pub async fn event<M: MessageFull>(&self, topic: &str, id: &str) -> M {
-        self.events.event(topic, id).await
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            self.take_sent();
+            if let Some(m) = self.events.find(topic, id) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {topic} event for {id} within {TIMEOUT:?}; sent: {:?}",
+                self.events.topics()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Moves what the pod sent into the log, as the shim's forwarder takes it off the channel.
+    fn take_sent(&self) {
+        let mut receiver = self.receiver.lock().unwrap();
+        while let Ok(event) = receiver.try_recv() {
+            self.events.record(published(&*event, &self.namespace));
+        }
     }
 
     /// Waits (bounded) until the pod serves no container, runsc holds no container state and no
@@ -168,24 +198,18 @@ impl PodEnv {
     }
 }
 
-/// What the shim's forwarder does with the pod's events, into the log a test reads.
-async fn drain(
-    mut receiver: UnboundedReceiver<PendingEvent>,
-    namespace: String,
-    log: Arc<EventLog>,
-) {
-    while let Some(event) = receiver.recv().await {
-        let message: &dyn MessageDyn = &*event;
-        log.record(Published {
-            topic: event.topic(),
-            namespace: namespace.clone(),
-            event: Any {
-                type_url: message.descriptor_dyn().full_name().to_string(),
-                value: message
-                    .write_to_bytes_dyn()
-                    .expect("an event the pod sent encodes"),
-                ..Default::default()
-            },
-        });
+/// An event as containerd would receive it from the shim's forwarder.
+fn published(event: &(dyn Event + Send + Sync), namespace: &str) -> Published {
+    let message: &dyn MessageDyn = event;
+    Published {
+        topic: event.topic(),
+        namespace: namespace.to_string(),
+        event: Any {
+            type_url: message.descriptor_dyn().full_name().to_string(),
+            value: message
+                .write_to_bytes_dyn()
+                .expect("an event the pod sent encodes"),
+            ..Default::default()
+        },
     }
 }
