@@ -385,3 +385,73 @@ async fn an_exec_with_a_terminal_gets_a_pty_its_size_and_eof() {
     shim.ok("Delete (exec)", shim.delete_exec("x-tty").await);
     end(&env, shim, &bundle).await;
 }
+
+/// A container whose init has a terminal (`terminal: true` at Create, as `kubectl run -it` and
+/// `ctr run -t` ask): runsc gets `--console-socket`, the pty's output reaches the stdout fifo,
+/// ResizePty sets its size. A sandbox's terminal comes at create, a joining container's at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_with_a_terminal_gets_its_pty_at_create_or_start() {
+    if skip_unless_root("a_container_with_a_terminal_gets_its_pty_at_create_or_start") {
+        return;
+    }
+    let env = TestEnv::new("init-tty").await;
+    let config = env.write_runsc_toml("");
+    let sandbox = env
+        .bundle("init-tty-sb")
+        .annotation(CONTAINER_TYPE, "sandbox")
+        .annotation(SANDBOX_ID, "init-tty-sb")
+        .annotation(KNOB_STDOUT, "hello from the sandbox's tty\n")
+        .with_stdout()
+        .build();
+    let app = env
+        .bundle("init-tty-app")
+        .annotation(CONTAINER_TYPE, "container")
+        .annotation(SANDBOX_ID, "init-tty-sb")
+        .annotation(KNOB_STDOUT, "hello from the container's tty\n")
+        .with_stdout()
+        .build();
+    let mut sandbox_out = sandbox.open_stdout();
+    let mut app_out = app.open_stdout();
+    let sandbox_shim = env.start_shim(&sandbox).await;
+    let app_shim = env.start_shim(&app).await;
+    let mut req = sandbox.create_request(Some(env.options(&config)));
+    req.terminal = true;
+    sandbox_shim.ok("Create (sandbox, tty)", sandbox_shim.create(req).await);
+    sandbox_out.read_until("hello from the sandbox's tty").await;
+    sandbox_shim.ok(
+        "ResizePty (sandbox)",
+        sandbox_shim.resize_pty("", 120, 40).await,
+    );
+    sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
+
+    let mut req = app.create_request(Some(env.options(&config)));
+    req.terminal = true;
+    app_shim.ok("Create (container, tty)", app_shim.create(req).await);
+    let err = app_shim
+        .resize_pty("", 80, 24)
+        .await
+        .expect_err("ResizePty before the terminal came");
+    assert_eq!(error_code(&err), Some(Code::FAILED_PRECONDITION), "{err:?}");
+    app_shim.ok("Start (container)", app_shim.start().await);
+    app_out.read_until("hello from the container's tty").await;
+    app_shim.ok(
+        "ResizePty (container)",
+        app_shim.resize_pty("", 80, 24).await,
+    );
+    let state = app_shim.ok("State (container)", app_shim.state().await);
+    assert!(state.terminal);
+
+    let calls = env.calls();
+    for bundle in [&sandbox, &app] {
+        let create = calls
+            .iter()
+            .find(|c| subcommand(c) == Some("create") && c.last() == Some(&bundle.id))
+            .expect("runsc create");
+        assert!(create.iter().any(|a| a == "--console-socket"), "{create:?}");
+    }
+    app_shim.kill_wait_delete("container").await;
+    sandbox_shim.kill_wait_delete("sandbox").await;
+    app_shim.shutdown().await;
+    sandbox_shim.shutdown().await;
+    env.assert_nothing_left().await;
+}

@@ -28,6 +28,7 @@ pub const RECEIVE_LIMIT: Duration = Duration::from_secs(10);
 
 /// A unix socket runsc sends a pty master to (`--console-socket`). Its directory is private to
 /// the shim and removed with it.
+#[derive(Debug)]
 pub struct ConsoleSocket {
     listener: UnixListener,
     path: PathBuf,
@@ -56,6 +57,27 @@ impl ConsoleSocket {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `call` (the runsc call that sends the master) and takes the master meanwhile. A
+    /// failed call is its own error, without waiting for a master that will not come.
+    pub async fn receive_during<T>(
+        self,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<(T, Pty)> {
+        let receiving = tokio::spawn(self.receive(RECEIVE_LIMIT));
+        match call.await {
+            Ok(value) => {
+                let pty = receiving
+                    .await
+                    .map_err(|e| Error::Other(format!("receiving the terminal: {e}")))??;
+                Ok((value, pty))
+            }
+            Err(e) => {
+                receiving.abort();
+                Err(e)
+            }
+        }
     }
 
     /// The pty master runsc sent, waiting at most `limit` for it.

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::annotations::Role;
 use crate::cgroup::OomCounter;
 use crate::runsc::{ProcessIo, Runsc};
+use crate::shim::console::{ConsoleSocket, Pty};
 use crate::shim::io::{StdioCopies, StdioPaths};
 
 /// The init process' status, in containerd's terms.
@@ -36,6 +37,16 @@ pub struct AttachedStdio {
     pub paths: StdioPaths,
     pub copies: StdioCopies,
     pub start_io: ProcessIo,
+    /// A terminal: the master runsc sent at create (a sandbox), or the socket it sends it to at
+    /// start (a container joining the pod).
+    pub terminal: Option<Terminal>,
+}
+
+/// A container's terminal, as far as it has come.
+#[derive(Debug)]
+pub enum Terminal {
+    Pty(Pty),
+    Pending(ConsoleSocket),
 }
 
 pub struct Container {
@@ -58,6 +69,7 @@ pub struct Container {
     copies: Mutex<Option<StdioCopies>>,
     /// The stdio a container joining the pod gets at start, held between Create and Start.
     start_io: Mutex<Option<ProcessIo>>,
+    terminal: Mutex<Option<Terminal>>,
 }
 
 impl Container {
@@ -84,6 +96,7 @@ impl Container {
             exit: watch::channel(None).0,
             copies: Mutex::new(Some(stdio.copies)),
             start_io: Mutex::new(Some(stdio.start_io)),
+            terminal: Mutex::new(stdio.terminal),
         }
     }
 
@@ -151,6 +164,32 @@ impl Container {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .unwrap_or_default()
+    }
+
+    /// The console socket a joining container's master comes to at start, taken for that start.
+    pub fn take_pending_console(&self) -> Option<ConsoleSocket> {
+        let mut t = self.terminal.lock().unwrap_or_else(|p| p.into_inner());
+        match t.take() {
+            Some(Terminal::Pending(socket)) => Some(socket),
+            other => {
+                *t = other;
+                None
+            }
+        }
+    }
+
+    /// The master arrived (at start): copy it to the fifos from now on.
+    pub fn attach_pty(&self, pty: Pty, copies: StdioCopies) {
+        *self.terminal.lock().unwrap_or_else(|p| p.into_inner()) = Some(Terminal::Pty(pty));
+        *self.copies.lock().unwrap_or_else(|p| p.into_inner()) = Some(copies);
+    }
+
+    /// The terminal's master, once runsc sent it.
+    pub fn pty(&self) -> Option<Pty> {
+        match &*self.terminal.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(Terminal::Pty(pty)) => Some(pty.clone()),
+            _ => None,
+        }
     }
 
     /// Takes the stdio copies for draining at delete.

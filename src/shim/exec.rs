@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::runsc::{self, ExecOpts, ProcessIo};
-use crate::shim::console::{self, ConsoleSocket, Pty};
+use crate::shim::console::{ConsoleSocket, Pty};
 use crate::shim::container::{Container, Exit, Status};
 use crate::shim::events::EventSender;
 use crate::shim::exits::{self, ExitLog};
@@ -297,10 +297,9 @@ impl Execs {
         };
         if let Some(socket) = console {
             // runsc sends the master while `runsc exec` runs: take it meanwhile.
-            let receive = socket.receive(console::RECEIVE_LIMIT);
-            let (ran, pty) = tokio::join!(c.runsc.exec(&c.id, &opts, process_io), receive);
-            ran?;
-            let pty = pty?;
+            let ((), pty) = socket
+                .receive_during(c.runsc.exec(&c.id, &opts, process_io))
+                .await?;
             let copies = pty.copy(&e.stdio)?;
             let (pid, internal) = files.read_pids()?;
             Ok((pid, internal, copies, Some(pty)))

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::guard::Guarded;
 use crate::options::{self, ShimConfig};
 use crate::runsc::{CreateOpts, GlobalFlags, ProcessIo, Runsc};
-use crate::shim::container::{AttachedStdio, Container};
+use crate::shim::console::ConsoleSocket;
+use crate::shim::container::{AttachedStdio, Container, Terminal};
 use crate::shim::entrypoint;
 use crate::shim::ids;
 use crate::shim::io::{self, StdioPaths};
@@ -120,11 +121,12 @@ impl Pod {
             .set_up(req, config, spec, role, &runsc, guarded, &mut undo)
             .await;
         match set_up {
-            Ok((pid, start_io, oom)) => {
+            Ok((pid, start_io, terminal, oom)) => {
                 let stdio = AttachedStdio {
                     paths: req.stdio.clone(),
                     copies: undo.done(),
                     start_io,
+                    terminal,
                 };
                 let mut container = Container::new(
                     req.id.clone(),
@@ -159,7 +161,7 @@ impl Pod {
         runsc: &Runsc,
         guarded: &Guarded,
         undo: &mut Rollback,
-    ) -> Result<(i32, ProcessIo, Option<OomCounter>)> {
+    ) -> Result<(i32, ProcessIo, Option<Terminal>, Option<OomCounter>)> {
         // runsc resolves ids by prefix: no id in the root may be a prefix of another. Held until
         // `runsc create` has run, so a clashing Create in another shim waits and then sees it.
         let _root_lock = ids::lock_root(&runsc.flags().root).await?;
@@ -169,7 +171,17 @@ impl Pod {
         mount::mount_all(&req.bundle, &req.rootfs).await?;
         undo.mounted();
         entrypoint::check(spec.spec(), &req.bundle)?;
-        let (process_io, copies) = io::open(&req.stdio, config.io_uid, config.io_gid)?;
+        // A terminal: runsc makes the pty and sends its master to a console socket.
+        let console = if req.stdio.terminal {
+            Some(ConsoleSocket::new()?)
+        } else {
+            None
+        };
+        let (process_io, copies) = if console.is_some() {
+            (ProcessIo::default(), Default::default())
+        } else {
+            io::open(&req.stdio, config.io_uid, config.io_gid)?
+        };
         undo.stdio_open(copies);
         // A sandbox takes its stdio at create (the sandbox process inherits it); a container
         // joining the pod takes it at start, which hands it into the running sandbox.
@@ -180,19 +192,37 @@ impl Pod {
         };
         let pid_file = req.bundle.join(INIT_PID_FILE);
         let user_log = user_log_path(spec, role);
+        let console_path = console.as_ref().map(|c| c.path().to_path_buf());
         let opts = CreateOpts {
             bundle: &req.bundle,
             pid_file: &pid_file,
-            console_socket: None,
+            console_socket: console_path.as_deref(),
             user_log: user_log.as_deref(),
         };
         // Listening to the reaper before the sandbox process exists, so its exit cannot be missed.
         self.exits.start().await;
         undo.runsc_create_ran();
-        runsc.create(&req.id, &opts, create_io).await?;
+        let terminal = match console {
+            // A sandbox's init gets its terminal at create, a container joining the pod at start.
+            Some(socket) if role.is_sandbox() => {
+                let ((), pty) = socket
+                    .receive_during(runsc.create(&req.id, &opts, create_io))
+                    .await?;
+                undo.stdio_open(pty.copy(&req.stdio)?);
+                Some(Terminal::Pty(pty))
+            }
+            Some(socket) => {
+                runsc.create(&req.id, &opts, create_io).await?;
+                Some(Terminal::Pending(socket))
+            }
+            None => {
+                runsc.create(&req.id, &opts, create_io).await?;
+                None
+            }
+        };
         let pid = read_pid(&pid_file)?;
         let oom = self.guard.after_create(guarded, pid).await?;
-        Ok((pid, start_io, oom))
+        Ok((pid, start_io, terminal, oom))
     }
 }
 

@@ -172,7 +172,18 @@ impl Pod {
             )));
         }
         let start_io = c.take_start_io();
-        if let Err(e) = c.runsc.start(id, start_io).await {
+        let started = match c.take_pending_console() {
+            Some(socket) => socket
+                .receive_during(c.runsc.start(id, start_io))
+                .await
+                .and_then(|((), pty)| {
+                    let copies = pty.copy(&c.stdio)?;
+                    c.attach_pty(pty, copies);
+                    Ok(())
+                }),
+            None => c.runsc.start(id, start_io).await,
+        };
+        if let Err(e) = started {
             // A container that cannot start is stopped, so containerd can delete it.
             if c.set_exited(128) {
                 publish_exit(&self.events, &c);
@@ -293,12 +304,14 @@ impl Pod {
     }
 
     /// ResizePty of a container's init process.
-    pub async fn resize(&self, id: &str, _width: u32, _height: u32) -> Result<()> {
+    pub async fn resize(&self, id: &str, width: u32, height: u32) -> Result<()> {
         let c = self.get(id).await?;
-        Err(Error::FailedPrecondition(format!(
-            "container {} has no terminal",
-            c.id
-        )))
+        match c.pty() {
+            Some(pty) => pty.resize(width, height),
+            None => Err(Error::FailedPrecondition(format!(
+                "container {id} has no terminal"
+            ))),
+        }
     }
 
     /// Exec: records an exec process of a container (see `shim::exec`).

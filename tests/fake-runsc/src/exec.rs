@@ -171,6 +171,17 @@ fn detach(inv: &Invocation, pid_file: &Path) -> Result<(), String> {
     }
 }
 
+/// A container's terminal: a pty whose master goes to `socket`, `text` written to the replica.
+pub fn send_terminal(socket: &Path, text: Option<&str>) -> Result<(), String> {
+    let pair = nix::pty::openpty(None, None).map_err(|e| format!("opening a pty: {e}"))?;
+    send_master(socket, &pair.master)?;
+    if let Some(text) = text {
+        nix::unistd::write(&pair.slave, text.as_bytes())
+            .map_err(|e| format!("writing to the pty: {e}"))?;
+    }
+    Ok(())
+}
+
 fn send_master(socket: &Path, master: &std::os::fd::OwnedFd) -> Result<(), String> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let stream = std::os::unix::net::UnixStream::connect(socket)

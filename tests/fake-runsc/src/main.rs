@@ -472,7 +472,17 @@ impl Container {
         self.str("role") == "sandbox"
     }
 
-    fn emit_stdout(&self) {
+    /// With a terminal (`--console-socket` at create), the text goes to a pty whose master is
+    /// sent to that socket, as runsc sends it.
+    fn emit_stdout(&self) -> Result<(), String> {
+        if let Some(socket) = self.value["console_socket"].as_str() {
+            return exec::send_terminal(Path::new(socket), self.annotation(KNOB_STDOUT));
+        }
+        self.emit_plain_stdout();
+        Ok(())
+    }
+
+    fn emit_plain_stdout(&self) {
         if let Some(text) = self.annotation(KNOB_STDOUT) {
             let mut out = std::io::stdout();
             let _ = out.write_all(text.as_bytes());
@@ -759,11 +769,12 @@ fn create(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
             "globals": inv.globals,
             "cgroup_dir": cgroup_dir,
             "process_pid": if real_process { json!(pid) } else { Value::Null },
+            "console_socket": inv.flags.get("console-socket"),
         }),
     };
     ctx.save(&container)?;
     if container.is_sandbox() {
-        container.emit_stdout();
+        container.emit_stdout()?;
     }
     Ok(())
 }
@@ -778,7 +789,7 @@ fn start(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     c.value["started_ms"] = json!(now_ms());
     ctx.save(&c)?;
     if !c.is_sandbox() {
-        c.emit_stdout();
+        c.emit_stdout()?;
     }
     Ok(())
 }
