@@ -65,6 +65,24 @@ impl BundleSpec {
         Ok(())
     }
 
+    /// Edits the JSON runsc will read; `edit` says whether it changed anything, or why the spec
+    /// cannot be used (an error about its annotations). The parsed view follows; nothing is
+    /// written before [`BundleSpec::save`].
+    pub fn edit_raw(
+        &mut self,
+        edit: impl FnOnce(&mut Value) -> std::result::Result<bool, String>,
+    ) -> Result<bool> {
+        let mut raw = self.raw.clone();
+        let changed =
+            edit(&mut raw).map_err(|reason| Error::invalid("config.json annotations", reason))?;
+        if changed {
+            self.raw = raw;
+            self.reparse("rewriting the pod's volumes")?;
+            self.annotations = self.spec.annotations().clone().unwrap_or_default();
+        }
+        Ok(changed)
+    }
+
     fn reparse(&mut self, what: &str) -> Result<()> {
         self.spec = serde_json::from_value(self.raw.clone())
             .map_err(|e| Error::Other(format!("{what} in config.json: {e}")))?;

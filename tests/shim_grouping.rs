@@ -262,3 +262,65 @@ async fn containers_sent_to_the_sandboxs_connection_are_served_there() {
         .await;
     env.assert_nothing_left().await;
 }
+
+/// The pod's `/dev/shm` is one tmpfs for the pod: Create rewrites config.json before runsc
+/// reads it (the sandbox names it to runsc, each container's bind mount becomes that tmpfs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_turns_the_pods_shm_into_one_tmpfs_before_runsc_reads_the_spec() {
+    if skip_unless_root("create_turns_the_pods_shm_into_one_tmpfs_before_runsc_reads_the_spec") {
+        return;
+    }
+    let env = TestEnv::new("shm").await;
+    let config = env.write_runsc_toml("");
+    let (sandbox, apps) = pod_bundles(&env, "shm", &["web"]);
+    let add_shm = |bundle: &Bundle| {
+        let path = bundle.path.join("config.json");
+        let mut spec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        spec["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "destination": "/dev/shm", "type": "bind", "source": "/run/pod-shm",
+                "options": ["rbind", "rw"]
+            }));
+        std::fs::write(&path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    };
+    let read = |bundle: &Bundle| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(bundle.path.join("config.json")).unwrap()).unwrap()
+    };
+    add_shm(&sandbox);
+    add_shm(&apps[0]);
+    let shim = env.start_shim_with_options(&sandbox, &config).await;
+    shim.create_ok("Create (sandbox)", &env, &sandbox, &config)
+        .await;
+    let spec = read(&sandbox);
+    let hint = |field: &str| {
+        spec["annotations"][format!("dev.gvisor.spec.mount.gvisorinternaldevshm.{field}")].clone()
+    };
+    assert_eq!(hint("source"), "/run/pod-shm");
+    assert_eq!(hint("share"), "pod");
+    assert_eq!(hint("type"), "tmpfs");
+    let shm = |spec: &serde_json::Value| {
+        spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(shm(&spec)["type"], "tmpfs");
+    let app_shim = env.start_shim_with_options(&apps[0], &config).await;
+    app_shim
+        .create_ok("Create (container)", &env, &apps[0], &config)
+        .await;
+    let app_spec = read(&apps[0]);
+    assert_eq!(shm(&app_spec)["type"], "tmpfs");
+    assert_eq!(shm(&app_spec)["options"], serde_json::json!(["rw"]));
+    app_shim.kill_wait_delete("container").await;
+    app_shim.shutdown().await;
+    shim.kill_wait_delete("sandbox").await;
+    shim.shutdown().await;
+    env.assert_nothing_left().await;
+}

@@ -19,6 +19,7 @@ pub mod rollback;
 pub mod service;
 pub mod state;
 pub mod task;
+pub mod volumes;
 
 /// The runtime type containerd knows this shim by.
 pub const RUNTIME_ID: &str = "io.containerd.runsc.v1";

@@ -24,6 +24,7 @@ use crate::shim::io::{self, StdioPaths};
 use crate::shim::mount;
 use crate::shim::rollback::Rollback;
 use crate::shim::state::ShimState;
+use crate::shim::volumes;
 
 impl Pod {
     /// Create: mounts the rootfs, sets up stdio and runs `runsc create`. On any failure what was
@@ -53,6 +54,9 @@ impl Pod {
             sandbox_log_directory(spec.annotations())
                 .map_err(|reason| Error::invalid("config.json annotations", reason))?;
         }
+        // The pod's volumes and /dev/shm as one filesystem in the sandbox, before runsc reads
+        // the spec.
+        volumes::apply(&mut spec, role)?;
         info!(
             "creating {} ({:?}) in {} with options from {source:?}",
             req.id,
