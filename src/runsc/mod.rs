@@ -364,6 +364,11 @@ impl Runsc {
         self.run(&sub).await.map(|_| ())
     }
 
+    /// `runsc events --stats <id>`: one event with the container's figures, as JSON.
+    pub async fn events_stats(&self, id: &str) -> Result<Vec<u8>> {
+        self.run(&["events", "--stats", id]).await
+    }
+
     /// `runsc list --quiet`: the ids of every container in the root, one a line.
     pub async fn list_ids(&self) -> Result<Vec<String>> {
         let out = self.run(&["list", "--quiet"]).await?;

@@ -18,6 +18,7 @@ pub mod pod;
 pub mod rollback;
 pub mod service;
 pub mod state;
+pub mod stats;
 pub mod task;
 pub mod volumes;
 

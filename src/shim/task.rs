@@ -10,7 +10,8 @@ use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim::protos::api::{
     ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse, DeleteRequest,
     DeleteResponse, KillRequest, PidsRequest, PidsResponse, ShutdownRequest, StartRequest,
-    StartResponse, StateRequest, StateResponse, WaitRequest, WaitResponse,
+    StartResponse, StateRequest, StateResponse, StatsRequest, StatsResponse, WaitRequest,
+    WaitResponse,
 };
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::shim::shim::{CloseIORequest, ExecProcessRequest, ResizePtyRequest};
@@ -213,6 +214,14 @@ impl Task for TaskService {
                     ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
+        })
+    }
+
+    async fn stats(&self, _ctx: &TtrpcContext, req: StatsRequest) -> ttrpc::Result<StatsResponse> {
+        let stats = self.pod.stats(&req.id).await.map_err(to_rpc)?;
+        Ok(StatsResponse {
+            stats: Some(stats).into(),
             ..Default::default()
         })
     }

@@ -16,8 +16,9 @@ use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
 use tokio::sync::{watch, Mutex};
 
+use crate::cgroup::{CgroupTree, DEFAULT_CGROUP_ROOT};
 use crate::error::{Error, Result};
-use crate::guard::Guard;
+use crate::guard::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 use crate::runsc::{self, Executor};
 use crate::shim::container::{Container, Exit, Status};
 use crate::shim::events::EventSender;
@@ -25,6 +26,7 @@ use crate::shim::exec::{ExecRequest, ExecState, Execs};
 use crate::shim::exits::{self, ExitLog};
 use crate::shim::io::StdioPaths;
 use crate::shim::mount::{self, RootfsMount};
+use crate::shim::stats::{self, ProcCgroups};
 
 /// The pid file runsc writes; it holds the sandbox's pid for every container.
 pub const INIT_PID_FILE: &str = "init.pid";
@@ -296,6 +298,45 @@ impl Pod {
     pub async fn pids(&self, id: &str) -> Result<Vec<i32>> {
         let c = self.get(id).await?;
         c.runsc.ps(id).await
+    }
+
+    /// Stats: the host cgroup of the sandbox, with runsc's figures for the container where it
+    /// gives them (see `shim::stats`); the metrics type follows the host's cgroup layout.
+    pub async fn stats(&self, id: &str) -> Result<Any> {
+        let c = self.get(id).await?;
+        let env_path = |name: &str, default: &str| {
+            std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
+        };
+        let cgroup_root = env_path(CGROUP_ROOT_ENV, DEFAULT_CGROUP_ROOT);
+        let tree = CgroupTree::detect(&cgroup_root).map_err(|e| {
+            Error::FailedPrecondition(format!("stats of {id}: no cgroup tree to read: {e}"))
+        })?;
+        let cgroups = match ProcCgroups::of(&env_path(PROC_ROOT_ENV, "/proc"), c.pid) {
+            Ok(cg) => Some(cg),
+            Err(e) => {
+                log::debug!("{id}: stats without the sandbox's host cgroup: {e}");
+                None
+            }
+        };
+        let runsc_stats = match c.runsc.events_stats(id).await {
+            Ok(out) => match stats::RunscEvent::parse(&out) {
+                Ok(ev) => Some(ev.data),
+                Err(e) => {
+                    warn!("{id}: {e}");
+                    None
+                }
+            },
+            Err(e) => {
+                log::debug!("{id}: stats without runsc's figures: {e}");
+                None
+            }
+        };
+        if cgroups.is_none() && runsc_stats.is_none() {
+            return Err(Error::NotFound(format!(
+                "stats of {id}: neither the sandbox's cgroup nor runsc can tell (is it running?)"
+            )));
+        }
+        stats::metrics(&tree, cgroups.as_ref(), runsc_stats.as_ref())
     }
 
     pub async fn close_stdin(&self, id: &str) -> Result<()> {

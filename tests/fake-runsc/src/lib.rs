@@ -54,3 +54,9 @@ pub const STATE_FILE_SUFFIX: &str = ".state.json";
 
 /// Fake pids start above any possible pid_max (2^22), so a stray kill(2) hits nothing.
 pub const FAKE_PID_BASE: u32 = 0x4000_0000;
+
+/// What `events --stats` reports for every container that is not stopped: its CPU usage
+/// (nanoseconds), memory usage (bytes) and pids, in runsc's `boot.Event` shape.
+pub const EVENT_CPU_NS: u64 = 7_000_000;
+pub const EVENT_MEMORY_USAGE: u64 = 50 << 20;
+pub const EVENT_PIDS: u64 = 3;

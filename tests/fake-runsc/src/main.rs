@@ -31,10 +31,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fake_runsc::{
-    CALLS_FILE, CGROUP_ROOT_ENV, DEFAULT_VERSION, FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL,
-    KNOB_FAIL_MESSAGE, KNOB_HANG, KNOB_HANG_MS, KNOB_RUN_MS, KNOB_SANDBOX_CGROUP,
-    KNOB_SANDBOX_PROCESS, KNOB_STDOUT, KNOB_TOTAL_MEMORY, PROC_ROOT_ENV, SANDBOX_PROCESS_ENV,
-    STATE_FILE_SUFFIX, VERSION_ENV,
+    CALLS_FILE, CGROUP_ROOT_ENV, DEFAULT_VERSION, EVENT_CPU_NS, EVENT_MEMORY_USAGE, EVENT_PIDS,
+    FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL, KNOB_FAIL_MESSAGE, KNOB_HANG, KNOB_HANG_MS,
+    KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_SANDBOX_PROCESS, KNOB_STDOUT, KNOB_TOTAL_MEMORY,
+    PROC_ROOT_ENV, SANDBOX_PROCESS_ENV, STATE_FILE_SUFFIX, VERSION_ENV,
 };
 use serde_json::{json, Map, Value};
 
@@ -126,6 +126,7 @@ fn command_flags(command: &str) -> Option<(&'static [&'static str], &'static [&'
             ],
             &["detach"],
         ),
+        "events" => (&["stats", "interval"], &["stats"]),
         _ => return None,
     })
 }
@@ -911,6 +912,35 @@ fn delete(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))
 }
 
+/// `runsc events --stats <id>`: one stats event; like runsc, only for a container that is not
+/// stopped. Without `--stats` runsc would stream events; the fake has none to stream.
+fn events(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let c = ctx.load_existing(one_id(inv, 0)?)?;
+    c.check_fail("events")?;
+    if inv.flags.get("stats").is_none_or(|v| v == "false") {
+        return Err("fake-runsc: events without --stats is not played".into());
+    }
+    if c.status() == "stopped" {
+        return Err(format!(
+            "cannot get events for container {:?} in state stopped",
+            c.id()
+        ));
+    }
+    let event = json!({
+        "type": "stats",
+        "id": c.id(),
+        "data": {
+            "cpu": {"usage": {"kernel": EVENT_CPU_NS / 7 * 2, "user": EVENT_CPU_NS / 7 * 5,
+                              "total": EVENT_CPU_NS, "percpu": [EVENT_CPU_NS]}},
+            "memory": {"usage": {"limit": 0, "usage": EVENT_MEMORY_USAGE, "failcnt": 0},
+                       "swap": {"limit": 0, "failcnt": 0}},
+            "pids": {"current": EVENT_PIDS},
+        },
+    });
+    println!("{event}");
+    Ok(())
+}
+
 /// `runsc list [--quiet]`: every container in the root, in id order.
 fn list(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     if !inv.args.is_empty() {
@@ -968,6 +998,7 @@ fn run(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
             exec::Outcome::Detached => Ok(()),
             exec::Outcome::Exited(code) => std::process::exit(code),
         },
+        "events" => events(ctx, inv),
         other => Err(format!("unknown subcommand {other:?}")),
     }
 }
