@@ -1,0 +1,183 @@
+use super::*;
+
+fn flags(extra: &[(&str, &str)]) -> GlobalFlags {
+    GlobalFlags::new(
+        "/run/containerd/runsc/k8s.io",
+        Path::new("/b"),
+        extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+#[test]
+fn global_flags_come_first_in_a_stable_order() {
+    let f = flags(&[
+        ("platform", "ptrace"),
+        ("debug", "true"),
+        ("systemd-cgroup", "true"),
+    ]);
+    assert_eq!(
+        f.to_args(),
+        vec![
+            "--root=/run/containerd/runsc/k8s.io",
+            "--log=/b/log.json",
+            "--log-format=json",
+            "--debug=true",
+            "--platform=ptrace",
+            "--systemd-cgroup=true",
+        ]
+    );
+    let r = Runsc::new("runsc".into(), f, Arc::new(TokioExecutor));
+    let args = r.args(&["start", "abc"]);
+    assert_eq!(&args[args.len() - 2..], &["start", "abc"]);
+}
+
+#[test]
+fn id_is_substituted_in_path_flags_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let debug_log = dir.path().join("logs/%ID%/debug.log");
+    let mut f = flags(&[
+        ("debug-log", debug_log.to_str().unwrap()),
+        ("platform", "%ID%"),
+    ]);
+    f.substitute_id("c1").unwrap();
+    assert_eq!(
+        f.extra["debug-log"],
+        dir.path().join("logs/c1/debug.log").to_str().unwrap()
+    );
+    assert_eq!(f.extra["platform"], "%ID%");
+    assert!(dir.path().join("logs/c1").is_dir());
+}
+
+#[test]
+fn gone_errors_are_recognised() {
+    let gone = |m: &str| Error::Runsc {
+        command: "kill".into(),
+        message: m.into(),
+    };
+    assert!(is_gone(&gone("sandbox is not running")));
+    assert!(is_gone(&gone("container \"x\" does not exist")));
+    assert!(!is_gone(&gone("permission denied")));
+}
+
+/// runsc create leaves the sandbox running with runsc's stdio: the call must return when
+/// runsc exits, not when the sandbox does (it once waited on a stderr pipe the sandbox held).
+#[tokio::test]
+async fn create_returns_while_its_children_hold_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("runsc");
+    let child_pid = dir.path().join("child.pid");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsleep 60 &\necho $! > {}\nexit 0\n",
+            child_pid.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = Runsc::new(
+        script,
+        GlobalFlags::new(dir.path().join("root"), dir.path(), BTreeMap::new()),
+        Arc::new(TokioExecutor),
+    );
+    let opts = CreateOpts {
+        bundle: dir.path(),
+        pid_file: &dir.path().join("init.pid"),
+        console_socket: None,
+        user_log: None,
+    };
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        r.create("c", &opts, ProcessIo::default()),
+    )
+    .await;
+    if let Ok(pid) = std::fs::read_to_string(&child_pid) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+    done.expect("create waited for the sandbox's stdio")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_binary_says_what_to_do() {
+    let r = Runsc::new(
+        "/nonexistent/runsc".into(),
+        flags(&[]),
+        Arc::new(TokioExecutor),
+    );
+    let err = r.state("x").await.unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/runsc"), "{err}");
+    assert!(err.contains("binary_name"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_call_reports_the_error_logged_during_that_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path();
+    std::fs::write(
+        bundle.join("log.json"),
+        "{\"level\":\"error\",\"msg\":\"stale error\"}\n",
+    )
+    .unwrap();
+    // A stand-in runsc that logs an error the way runsc does, then fails.
+    let script = bundle.join("runsc");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nfor a; do case $a in --log=*) log=${a#--log=};; esac; done\n\
+         echo '{\"level\":\"info\",\"msg\":\"starting\"}' >> \"$log\"\n\
+         echo '{\"level\":\"error\",\"msg\":\"creating container: boom\"}' >> \"$log\"\n\
+         echo '{\"level\":\"info\",\"msg\":\"exiting\"}' >> \"$log\"\n\
+         exit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = Runsc::new(
+        script,
+        GlobalFlags::new(bundle.join("root"), bundle, BTreeMap::new()),
+        Arc::new(TokioExecutor),
+    );
+    let err = r.kill("x", 9, true).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "runsc kill failed: creating container: boom"
+    );
+}
+
+#[tokio::test]
+async fn a_hung_call_fails_naming_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("runsc");
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = Runsc::new(
+        script,
+        GlobalFlags::new(dir.path().join("root"), dir.path(), BTreeMap::new()),
+        Arc::new(TokioExecutor),
+    )
+    .with_call_limit(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = r.kill("c1", 9, false).await.unwrap_err().to_string();
+    assert!(err.starts_with("runsc kill failed: "), "{err}");
+    assert!(err.contains("did not finish within"), "{err}");
+    let err = r.state("c1").await.unwrap_err().to_string();
+    assert!(err.starts_with("runsc state failed: "), "{err}");
+    let opts = CreateOpts {
+        bundle: dir.path(),
+        pid_file: &dir.path().join("init.pid"),
+        console_socket: None,
+        user_log: None,
+    };
+    let err = r
+        .create("c1", &opts, ProcessIo::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("runsc create failed: "), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
