@@ -4,6 +4,8 @@
 //! The module map, and how one Create flows through the modules, is in docs/CONTRIBUTING.md
 //! ("Architecture"); each module's own documentation says what it answers.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod annotations;
 pub mod bundle;
 pub mod cgroup;

@@ -1,5 +1,7 @@
 //! containerd-shim-runsc-v1: gVisor's containerd shim, with every sandbox bounded by its pod.
 
+#![warn(clippy::too_many_lines)]
+
 use std::io::Write;
 
 use runsc_guard::shim::{info, service::Service, RUNTIME_ID};

@@ -1,5 +1,7 @@
 //! `runsc-guard`: the operator's view of the memory guard (see `runsc_guard::cli`).
 
+#![warn(clippy::too_many_lines)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
