@@ -17,5 +17,6 @@ pub mod options;
 pub mod proto;
 pub mod runsc;
 pub mod shim;
+pub mod timing;
 
 pub use error::{Error, Result};

@@ -263,7 +263,8 @@ impl Guard {
                 record.relax_error = Some(e);
                 return (record, None);
             }
-            match relax.run(&decided.tree, self.executor.as_ref()).await {
+            let run = relax.run(&decided.tree, self.executor.as_ref());
+            match crate::timing::span("guard.relax", run).await {
                 Ok(()) => {
                     info!("{id}: runsc-guard widened the sandbox's leaf {relax}");
                     record.relaxed = true;

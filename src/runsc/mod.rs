@@ -232,7 +232,9 @@ impl Runsc {
         let name = sub.first().copied().unwrap_or_default().to_string();
         let log_offset = log::current_len(&self.flags.log);
         let limit = exec::limit_for(&name).map(|l| self.call_limit.unwrap_or(l));
-        let out = self.executor.run_for(cmd, limit).await.map_err(|e| {
+        let span = format!("runsc.{name}");
+        let run = self.executor.run_for(cmd, limit);
+        let out = crate::timing::span(&span, run).await.map_err(|e| {
             let message = if e.kind() == std::io::ErrorKind::NotFound {
                 format!(
                     "runsc binary {:?} not found: install runsc or set binary_name in runsc.toml",

@@ -233,8 +233,8 @@ pub async fn detect(executor: &dyn Executor, binary: &Path) -> Result<RunscVersi
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let output = executor
-        .run_for(cmd, super::exec::limit_for("--version"))
+    let run = executor.run_for(cmd, super::exec::limit_for("--version"));
+    let output = crate::timing::span("runsc.version", run)
         .await
         .map_err(|e| Error::io("cannot run", binary, e))?;
     if output.status != 0 {

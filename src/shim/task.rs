@@ -27,6 +27,7 @@ use crate::shim::exec::ExecRequest;
 use crate::shim::io::StdioPaths;
 use crate::shim::mount::RootfsMount;
 use crate::shim::pod::{CreateTask, Pod};
+use crate::timing;
 
 pub struct TaskService {
     pod: Arc<Pod>,
@@ -98,7 +99,7 @@ impl Task for TaskService {
             },
             options: req.options.into_option(),
         };
-        match self.pod.create(task).await {
+        match timing::rpc("create", &req.id, self.pod.create(task)).await {
             Ok(pid) => Ok(CreateTaskResponse {
                 pid: pid as u32,
                 ..Default::default()
@@ -112,7 +113,7 @@ impl Task for TaskService {
 
     async fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> ttrpc::Result<StartResponse> {
         let pid = if req.exec_id.is_empty() {
-            self.pod.start(&req.id).await
+            timing::rpc("start", &req.id, self.pod.start(&req.id)).await
         } else {
             self.pod.exec_start(&req.id, &req.exec_id).await
         }

@@ -25,6 +25,7 @@ use crate::shim::mount;
 use crate::shim::rollback::Rollback;
 use crate::shim::state::ShimState;
 use crate::shim::volumes;
+use crate::timing;
 
 impl Pod {
     /// Create: mounts the rootfs, sets up stdio and runs `runsc create`. On any failure what was
@@ -65,10 +66,8 @@ impl Pod {
         );
 
         // The guard decides before anything is set up, so a refusal leaves nothing behind.
-        let guarded = self
-            .guard
-            .before_create(&req.id, role, &mut spec, &config)
-            .await?;
+        let plan = self.guard.before_create(&req.id, role, &mut spec, &config);
+        let guarded = timing::span("guard.plan", plan).await?;
         let runsc = self.runsc_for(&req, &config, guarded.runsc_config().clone())?;
         let container = self
             .create_container(&req, &config, &spec, role, runsc, &guarded)
@@ -172,7 +171,7 @@ impl Pod {
         ids::refuse_prefix_clash(runsc, &req.id).await?;
         ShimState::new(runsc.binary(), runsc.flags()).save(&req.bundle)?;
         undo.state_saved();
-        mount::mount_all(&req.bundle, &req.rootfs).await?;
+        timing::span("mount", mount::mount_all(&req.bundle, &req.rootfs)).await?;
         undo.mounted();
         entrypoint::check(spec.spec(), &req.bundle)?;
         // A terminal: runsc makes the pty and sends its master to a console socket.
@@ -184,7 +183,7 @@ impl Pod {
         let (process_io, copies) = if console.is_some() {
             (ProcessIo::default(), Default::default())
         } else {
-            io::open(&req.stdio, config.io_uid, config.io_gid)?
+            timing::span_sync("io", || io::open(&req.stdio, config.io_uid, config.io_gid))?
         };
         undo.stdio_open(copies);
         // A sandbox takes its stdio at create (the sandbox process inherits it); a container
@@ -225,7 +224,7 @@ impl Pod {
             }
         };
         let pid = read_pid(&pid_file)?;
-        let oom = self.guard.after_create(guarded, pid).await?;
+        let oom = timing::span("guard.verify", self.guard.after_create(guarded, pid)).await?;
         Ok((pid, start_io, terminal, oom))
     }
 }
