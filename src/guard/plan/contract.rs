@@ -71,6 +71,8 @@ pub enum SpecEdit {
     RemoveCgroupParent { was: String },
     /// `linux.cgroupsPath`: a systemd path in the cgroupfs form runsc can use without systemd.
     SetCgroupsPath { from: String, to: CgroupPath },
+    /// An annotation runsc would read against the plan (a `dev.gvisor.flag.*` override).
+    RemoveAnnotation { key: String, was: String },
 }
 
 impl fmt::Display for SpecEdit {
@@ -92,6 +94,9 @@ impl fmt::Display for SpecEdit {
             }
             SpecEdit::SetCgroupsPath { from, to } => {
                 write!(f, "linux.cgroupsPath: {from} -> {to}")
+            }
+            SpecEdit::RemoveAnnotation { key, was } => {
+                write!(f, "annotations[{key}]: {was} -> removed")
             }
         }
     }
@@ -122,6 +127,13 @@ impl SpecEdit {
             SpecEdit::SetCgroupsPath { to, .. } => {
                 object_at(spec, &["linux"])
                     .insert("cgroupsPath".to_string(), Value::from(to.as_str()));
+            }
+            SpecEdit::RemoveAnnotation { key, .. } => {
+                if let Some(annotations) =
+                    spec.get_mut("annotations").and_then(Value::as_object_mut)
+                {
+                    annotations.remove(key);
+                }
             }
         }
     }

@@ -8,6 +8,7 @@
 mod contract;
 mod draft;
 mod driver;
+mod overrides;
 mod placement;
 mod sizing;
 
@@ -25,6 +26,9 @@ pub fn decide(input: &GuardInput<'_>) -> Plan {
             "guard_mode is \"off\": nothing is changed beyond what gVisor's own shim does; this \
              is what runsc will do",
         );
+    }
+    if d.active() {
+        overrides::strip(&mut d);
     }
     let Some(path) = driver::read_path(&mut d) else {
         return d.finish();

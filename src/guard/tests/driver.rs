@@ -410,3 +410,45 @@ fn warn_mode_adjusts_but_never_refuses() {
         p.warnings
     );
 }
+
+#[test]
+fn flag_override_annotations_that_defeat_the_bound_are_stripped() {
+    let fx = incident_pod();
+    let s = spec(
+        Some(&systemd_path("burstable")),
+        None,
+        &[
+            ("dev.gvisor.flag.ignore-cgroups", "true"),
+            ("dev.gvisor.flag.systemd-cgroup", "false"),
+            ("dev.gvisor.flag.debug", "true"),
+        ],
+    );
+    for mode in [GuardMode::Enforce, GuardMode::Warn] {
+        let setup = Setup::default()
+            .mode(mode)
+            .flag("allow-flag-override", "true");
+        let p = run(&fx, &s, &setup);
+        assert_eq!(p.verdict, Verdict::Adjusted, "{mode}: {:?}", p.reasons);
+        let edited = with_edits(&p, &s);
+        let annotations = edited.annotations().clone().unwrap_or_default();
+        assert!(
+            !annotations.contains_key("dev.gvisor.flag.ignore-cgroups"),
+            "{mode}: {annotations:?}"
+        );
+        assert!(
+            !annotations.contains_key("dev.gvisor.flag.systemd-cgroup"),
+            "{mode}: {annotations:?}"
+        );
+        // A flag that does not touch the bound is the operator's business.
+        assert_eq!(
+            annotations.get("dev.gvisor.flag.debug").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(p.warnings.len(), 2, "{mode}: {:?}", p.warnings);
+        assert!(p.warnings[0].contains("dev.gvisor.flag.ignore-cgroups"));
+        assert!(p.runsc_flags.iter().any(|f| f == "--systemd-cgroup=true"));
+    }
+    // guard_mode = "off" changes nothing, as gVisor's own shim would.
+    let off = run(&fx, &s, &Setup::default().mode(GuardMode::Off));
+    assert!(off.edits.is_empty(), "{:?}", off.edits);
+}
