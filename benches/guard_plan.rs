@@ -241,6 +241,7 @@ impl Node {
             ..ShimConfig::default()
         };
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .expect("tokio runtime");
         Node {
