@@ -75,12 +75,7 @@ async fn the_containers_of_a_pod_share_one_shim_which_stays_until_the_last_is_de
     }
     let shim_pid = sandbox_shim.pid();
     // The daemons: the shim binary serving a socket (a `start` has exited by now).
-    let daemons: Vec<_> = processes_mentioning(&env.namespace)
-        .into_iter()
-        .filter(|(_, cmdline)| {
-            cmdline.contains("containerd-shim-runsc-v1") && cmdline.contains(" -socket ")
-        })
-        .collect();
+    let daemons = shim_daemons(&env.namespace);
     assert_eq!(
         daemons.iter().map(|(pid, _)| *pid).collect::<Vec<_>>(),
         vec![shim_pid],

@@ -106,6 +106,30 @@ pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
         .collect()
 }
 
+/// The parent of a process, from `/proc/<pid>/stat`; None when it is gone.
+pub fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (in parentheses, maybe with spaces): the state, then the ppid.
+    let i = stat.rfind(')')?;
+    stat[i + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The shim daemons of a namespace: the shim binary serving a socket. A child the daemon has
+/// forked but not yet exec'd (a runsc call on its way) shows the daemon's command line for a
+/// moment; it is not a daemon of its own, so processes whose parent is one are left out.
+pub fn shim_daemons(namespace: &str) -> Vec<(i32, String)> {
+    let all: Vec<_> = processes_mentioning(namespace)
+        .into_iter()
+        .filter(|(_, cmdline)| {
+            cmdline.contains("containerd-shim-runsc-v1") && cmdline.contains(" -socket ")
+        })
+        .collect();
+    let pids: Vec<i32> = all.iter().map(|(pid, _)| *pid).collect();
+    all.into_iter()
+        .filter(|(pid, _)| parent_pid(*pid).is_none_or(|ppid| !pids.contains(&ppid)))
+        .collect()
+}
+
 /// A process that exists and is not a zombie.
 pub fn is_live(pid: i32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
