@@ -56,7 +56,7 @@ impl HostFacts {
 }
 
 /// `MemTotal:  16318504 kB` from /proc/meminfo.
-fn mem_total(meminfo: &str) -> Option<Bytes> {
+pub fn mem_total(meminfo: &str) -> Option<Bytes> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line
         .trim_start_matches("MemTotal:")

@@ -2,7 +2,7 @@
 
 use super::super::Sources;
 use super::{CgroupFacts, KubeletDriver};
-use crate::cgroup::{Bytes, CgroupPath, CgroupTree};
+use crate::cgroup::{CgroupPath, CgroupTree};
 
 pub(super) fn cgroup_facts(
     sources: &Sources,
@@ -32,17 +32,4 @@ pub(super) fn cgroup_facts(
         kubelet_driver,
         error: error.map(ToString::to_string),
     }
-}
-
-/// `MemTotal:  16318504 kB` from /proc/meminfo.
-pub(super) fn mem_total(meminfo: &str) -> Option<Bytes> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line
-        .trim_start_matches("MemTotal:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    kib.checked_mul(1024).map(Bytes)
 }

@@ -16,7 +16,8 @@ mod cgroups;
 mod containerd;
 mod sandbox;
 
-use cgroups::{cgroup_facts, mem_total};
+use crate::guard::mem_total;
+use cgroups::cgroup_facts;
 use containerd::{
     config_file, containerd_facts, containerd_path, handler_facts, runsc_facts, shim_facts,
 };
