@@ -155,30 +155,9 @@ impl Node {
     }
 }
 
-const SEED_CONFIG: &str = r#"
-version = 2
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  SystemdCgroup = true
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
-  BinaryName = "runsc"
-"#;
+const SEED_CONFIG: &str = include_str!("fixtures/containerd/seed-v2.toml");
 
-const FIXED_CONFIG: &str = r#"
-version = 2
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  SystemdCgroup = true
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
-  runtime_type = "io.containerd.runsc.v1"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
-  TypeUrl = "io.containerd.runsc.v1.options"
-  ConfigPath = "@RUNSC_TOML@"
-"#;
+const FIXED_CONFIG: &str = include_str!("fixtures/containerd/guarded-v2.toml");
 
 struct Run {
     code: i32,

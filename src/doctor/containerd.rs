@@ -264,19 +264,7 @@ pub fn runtime_table(version: i64, handler: &str) -> String {
 mod tests {
     use super::*;
 
-    const V2_SEED: &str = r#"
-version = 2
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  default_runtime_name = "runc"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  SystemdCgroup = true
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
-  BinaryName = "runsc"
-"#;
+    const V2_SEED: &str = include_str!("../../tests/fixtures/containerd/seed-v2.toml");
 
     #[test]
     fn finds_runsc_behind_the_runc_shim() {

@@ -199,37 +199,12 @@ impl Node {
 }
 
 /// The seed's containerd config: runsc through runc's shim, no SystemdCgroup for it.
-const SEED_CONFIG: &str = r#"
-version = 2
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  default_runtime_name = "runc"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  SystemdCgroup = true
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
-  BinaryName = "runsc"
-"#;
+const SEED_CONFIG: &str = include_str!("../../../tests/fixtures/containerd/seed-v2.toml");
 
 /// This project's config: the runsc shim with its runsc.toml.
 fn fixed_config(runsc_toml: &Path) -> String {
-    format!(
-        r#"
-version = 2
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  SystemdCgroup = true
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
-  runtime_type = "io.containerd.runsc.v1"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
-  TypeUrl = "io.containerd.runsc.v1.options"
-  ConfigPath = "{}"
-"#,
-        runsc_toml.display()
-    )
+    include_str!("../../../tests/fixtures/containerd/guarded-v2.toml")
+        .replace("@RUNSC_TOML@", &runsc_toml.display().to_string())
 }
 
 fn seed_probe() -> FakeProbe {
