@@ -146,8 +146,17 @@ async fn connect(args: &Args) -> Result<cri::Cri> {
 /// Moves a first attempt's copied pod logs (`pods/<scenario>`) to `pods/<scenario>.attempt1`
 /// so the retry's do not mix with them. Returns the new place, relative to the results.
 fn set_aside_pod_logs(results: &std::path::Path, scenario: &str) -> Option<String> {
+    set_aside_pod_logs_as(results, scenario, 1)
+}
+
+/// Moves an attempt's copied pod logs (`pods/<scenario>`) to `pods/<scenario>.attempt<N>`.
+fn set_aside_pod_logs_as(
+    results: &std::path::Path,
+    scenario: &str,
+    attempt: u32,
+) -> Option<String> {
     let from = results.join("pods").join(scenario);
-    let rel = format!("pods/{scenario}.attempt1");
+    let rel = format!("pods/{scenario}.attempt{attempt}");
     let to = results.join(&rel);
     if !from.is_dir() {
         return None;
@@ -157,7 +166,7 @@ fn set_aside_pod_logs(results: &std::path::Path, scenario: &str) -> Option<Strin
         Ok(()) => Some(rel),
         Err(e) => {
             eprintln!(
-                "e2e-driver: moving {} to {}: {e} (the retry's pod logs join them)",
+                "e2e-driver: moving {} to {}: {e} (the next attempt's pod logs join them)",
                 from.display(),
                 to.display()
             );
@@ -184,30 +193,45 @@ async fn environment(version: &k8s_cri::v1::VersionResponse) -> Environment {
     }
 }
 
-/// One scenario, run once more from scratch when its failure came with a runsc panic in its
-/// sandbox's boot log (see `panics`); the second outcome counts.
+/// Attempts a scenario gets when each failure before the last came with a runsc panic.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// One scenario, run again from scratch (up to `MAX_ATTEMPTS` in all) while its failure came
+/// with a runsc panic in its sandbox's boot log (see `panics`); the last outcome counts and the
+/// report keeps the first attempt's.
 async fn run_with_retry(args: &Args, ctx: &run::Ctx, sc: &scenarios::Scenario) -> ScenarioReport {
     // run_scenario has cleaned up (sandboxes, pod slice) by the time it returns.
-    let mut r = run::run_scenario(ctx, sc).await;
-    if let Some(panic) = panics::retry_reason(&r, &args.debug_logs) {
+    let first = run::run_scenario(ctx, sc).await;
+    let Some(panic) = panics::retry_reason(&first, &args.debug_logs) else {
+        return first;
+    };
+    let pod_logs = set_aside_pod_logs(&args.results, sc.name);
+    let (mut last, mut attempt, mut notes) = (panic.clone(), 2, Vec::new());
+    let mut r = loop {
         eprintln!(
-            "e2e-driver: {}: runsc panicked in {}: {}; running the scenario once more",
+            "e2e-driver: {}: runsc panicked in {}: {}; attempt {attempt} of {MAX_ATTEMPTS}",
             sc.name,
-            panic.file.display(),
-            panic.line
+            last.file.display(),
+            last.line
         );
-        let pod_logs = set_aside_pod_logs(&args.results, sc.name);
-        let first = r;
-        r = run::run_scenario(ctx, sc).await;
-        if let Some(again) = panics::retry_reason(&r, &args.debug_logs) {
-            r.evidence.notes.push(format!(
-                "attempt 2 failed too, again with a runsc panic in {}: {}",
-                again.file.display(),
-                again.line
-            ));
+        let r = run::run_scenario(ctx, sc).await;
+        let Some(again) = panics::retry_reason(&r, &args.debug_logs) else {
+            break r;
+        };
+        notes.push(format!(
+            "attempt {attempt} failed too, again with a runsc panic in {}: {}",
+            again.file.display(),
+            again.line
+        ));
+        if attempt == MAX_ATTEMPTS {
+            break r;
         }
-        panics::mark_retried(&mut r, &first, panic, pod_logs);
-    }
+        // The next attempt's pod logs must not mix with this one's.
+        let _ = set_aside_pod_logs_as(&args.results, sc.name, attempt);
+        (last, attempt) = (again, attempt + 1);
+    };
+    r.evidence.notes.extend(notes);
+    panics::mark_retried(&mut r, &first, panic, pod_logs);
     r
 }
 

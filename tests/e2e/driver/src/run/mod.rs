@@ -178,14 +178,16 @@ async fn pod_body(ctx: &Ctx, sc: &Scenario, run: &Run) -> Result<()> {
     // take them now, so a sandbox that dies later (stock runsc 20240729 sometimes panics in its
     // sentry under emulation) still shows its placement and --total-memory.
     observe::observe_processes(ctx, run, &sandbox.id, "", &pod.slice.path);
+    // The doctor audits sandboxes, whose place and size are fixed now; asked later, it would
+    // miss a stock sandbox that its sentry's panic has already ended.
+    if let Some(expect) = sc.doctor {
+        doctor::run_doctor(ctx, sc, run, expect).await;
+    }
     let container_id = setup::create_container(ctx, sc, run, &pod, &sandbox).await?;
     let mut start = setup::StartCall::send(ctx, sc, &container_id);
     setup::wait_running(ctx, sc, run, &mut start, &pod, &sandbox, &container_id).await?;
 
     observe::locate_container(ctx, run, &pod, &sandbox.id, &container_id).await;
-    if let Some(expect) = sc.doctor {
-        doctor::run_doctor(ctx, sc, run, expect).await;
-    }
     observe::watch(ctx, sc, run, &pod, &sandbox.id, &container_id).await;
     let sockets = observe::last_looks(ctx, sc, run, &pod, &sandbox.id, &container_id).await;
     start.finish(run).await;
