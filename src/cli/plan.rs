@@ -152,6 +152,20 @@ pub(super) fn show(rest: &[String], out: &mut dyn Write) -> Result<i32, Failure>
     if let Some(e) = &record.relax_error {
         writeln!(out, "leaf relaxation failed: {e}")?;
     }
+    if let Some(u) = &record.update {
+        writeln!(
+            out,
+            "updated by {}: memory limit of {} {} -> {}{}",
+            u.container_id,
+            u.target,
+            u.memory_from
+                .map_or_else(|| "max".to_string(), |b| b.to_string()),
+            u.memory_to,
+            u.guest
+                .as_ref()
+                .map_or_else(String::new, |g| format!("; {g}"))
+        )?;
+    }
     Ok(EXIT_OK)
 }
 

@@ -182,8 +182,20 @@ impl Guard {
         }
     }
 
+    pub(crate) fn cgroup_root(&self) -> &Path {
+        &self.cgroup_root
+    }
+
+    pub(crate) fn proc_root(&self) -> &Path {
+        &self.proc_root
+    }
+
+    pub(crate) fn executor(&self) -> &dyn Executor {
+        self.executor.as_ref()
+    }
+
     /// The version of a runsc binary, asked once per binary (and again if the file changes).
-    async fn runsc_version(&self, binary_name: &str) -> Result<RunscVersion> {
+    pub async fn runsc_version(&self, binary_name: &str) -> Result<RunscVersion> {
         let binary = resolve_binary(binary_name).ok_or_else(|| Error::Runsc {
             command: "--version".into(),
             message: format!(

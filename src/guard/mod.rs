@@ -15,6 +15,7 @@ mod plan;
 mod predict;
 mod record;
 mod relax;
+mod update;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ pub use host::{Guard, Guarded, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 pub use plan::{decide, Driver, Plan, SpecEdit, Verdict};
 pub use record::{GuardRecord, RECORD_FILE};
 pub use relax::{LeafRelaxation, RelaxAction, RelaxTarget};
+pub use update::{MemoryRequest, ResourceUpdate};
 pub use verify::{observe, verify, Check, Observation, Verification};
 
 /// What the guard needs to know about the host besides its cgroup tree.

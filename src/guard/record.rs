@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
+use super::update::ResourceUpdate;
 use super::verify::Verification;
 use crate::error::{Error, Result};
 
@@ -22,6 +23,9 @@ pub struct GuardRecord {
     pub relaxed: bool,
     /// Why the relaxation failed, if it did.
     pub relax_error: Option<String>,
+    /// The last Update's change to the sandbox's cgroup (a sandbox's record only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<ResourceUpdate>,
 }
 
 impl GuardRecord {
@@ -31,6 +35,7 @@ impl GuardRecord {
             verification: None,
             relaxed: false,
             relax_error: None,
+            update: None,
         }
     }
 

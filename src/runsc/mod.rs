@@ -366,6 +366,34 @@ impl Runsc {
         self.run(&sub).await.map(|_| ())
     }
 
+    /// `runsc pause <id>`: freezes every process of the container.
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        self.run(&["pause", id]).await.map(|_| ())
+    }
+
+    /// `runsc resume <id>`.
+    pub async fn resume(&self, id: &str) -> Result<()> {
+        self.run(&["resume", id]).await.map(|_| ())
+    }
+
+    /// `runsc update --resources=- <id>` with the LinuxResources JSON on stdin (runsc
+    /// release-20260202.0 and later; see `version::RunscVersion::has_update`). stdin is a file,
+    /// not a pipe, so nothing can block writing it.
+    pub async fn update(&self, id: &str, resources_json: &[u8]) -> Result<()> {
+        use std::io::{Seek, Write};
+        let sub = ["update", "--resources=-", id];
+        let mut file = tempfile::tempfile()
+            .map_err(|e| Error::Other(format!("creating a file for runsc update's stdin: {e}")))?;
+        file.write_all(resources_json)
+            .and_then(|()| file.rewind())
+            .map_err(|e| Error::Other(format!("writing runsc update's stdin: {e}")))?;
+        let mut cmd = self.command(&sub);
+        cmd.stdin(Stdio::from(file))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.execute(&sub, cmd, None).await.map(|_| ())
+    }
+
     /// `runsc events --stats <id>`: one event with the container's figures, as JSON.
     pub async fn events_stats(&self, id: &str) -> Result<Vec<u8>> {
         self.run(&["events", "--stats", id]).await

@@ -24,6 +24,8 @@ use crate::error::{Error, Result};
 /// `max`, runsc reads the parent's `memory.max` (one level only). Before it, runsc read its own
 /// cgroup only (google/gvisor#9580).
 const PARENT_MEMORY_LIMIT_SINCE: u32 = 20231106;
+/// The first release with `runsc update --resources`.
+pub const UPDATE_SINCE: u32 = 20260202;
 
 /// A runsc release, ordered by release date. Unknown versions sort before every release.
 #[derive(Debug, Clone)]
@@ -111,6 +113,12 @@ impl RunscVersion {
     /// limit for `--total-memory` to follow the pod.
     pub fn needs_leaf_limit(&self) -> bool {
         !self.reads_parent_memory_limit()
+    }
+
+    /// Whether runsc has `runsc update --resources` (release-20260202.0 and later), which
+    /// changes the resources the sandbox's guest applies. An unknown version is assumed not to.
+    pub fn has_update(&self) -> bool {
+        self.at_least(UPDATE_SINCE)
     }
 
     /// Compares against a release date (YYYYMMDD); an unknown version is older than any.
@@ -320,6 +328,19 @@ mod tests {
         assert!(!undated.is_known());
         assert_eq!(undated.to_string(), "VERSION_MISSING");
         assert!(!RunscVersion::from_version_output("").is_known());
+    }
+
+    #[test]
+    fn runsc_update_from_release_20260202() {
+        for (v, has) in [
+            ("0.0~20221219.0", false),
+            ("release-20260126.0", false),
+            ("release-20260202.0", true),
+            ("20260301.0", true),
+        ] {
+            assert_eq!(RunscVersion::parse(v).unwrap().has_update(), has, "{v}");
+        }
+        assert!(!RunscVersion::unknown("abc123").has_update());
     }
 
     #[test]

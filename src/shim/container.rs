@@ -20,6 +20,8 @@ use crate::shim::io::{StdioCopies, StdioPaths};
 pub enum Status {
     Created,
     Running,
+    /// Frozen by `runsc pause` until `runsc resume`.
+    Paused,
     Stopped,
 }
 
@@ -64,6 +66,8 @@ pub struct Container {
     /// Who owns the stdio pipes of the container's processes (runsc.toml's `io_uid`/`io_gid`):
     /// an exec's pipes are made at its Start.
     pub io_owner: (u32, u32),
+    /// The pod's sandbox, by its container id (its own for a sandbox).
+    pub sandbox_id: String,
     status: Mutex<Status>,
     exit: watch::Sender<Option<Exit>>,
     copies: Mutex<Option<StdioCopies>>,
@@ -83,6 +87,7 @@ impl Container {
         oom: Option<OomCounter>,
     ) -> Self {
         Container {
+            sandbox_id: id.clone(),
             id,
             bundle,
             role,
@@ -109,6 +114,22 @@ impl Container {
         if *s == Status::Created {
             *s = Status::Running;
         }
+    }
+
+    /// Pause and Resume move a running container to paused and back; an exit that came
+    /// meanwhile wins. Returns whether the status changed.
+    pub fn set_paused(&self, paused: bool) -> bool {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let (from, to) = if paused {
+            (Status::Running, Status::Paused)
+        } else {
+            (Status::Paused, Status::Running)
+        };
+        if *s != from {
+            return false;
+        }
+        *s = to;
+        true
     }
 
     /// Records the exit once; later calls keep the first. Returns whether this call recorded it.

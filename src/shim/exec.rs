@@ -326,15 +326,17 @@ impl Execs {
                 "exec {exec_id} of container {} has not started",
                 c.id
             ))),
-            Status::Running => match c.runsc.kill_pid(&c.id, internal_pid, signal).await {
-                Err(err) if runsc::is_gone(&err) || e.status() == Status::Stopped => {
-                    Err(Error::NotFound(format!(
-                        "exec {exec_id} of container {} has exited ({err})",
-                        c.id
-                    )))
+            Status::Running | Status::Paused => {
+                match c.runsc.kill_pid(&c.id, internal_pid, signal).await {
+                    Err(err) if runsc::is_gone(&err) || e.status() == Status::Stopped => {
+                        Err(Error::NotFound(format!(
+                            "exec {exec_id} of container {} has exited ({err})",
+                            c.id
+                        )))
+                    }
+                    other => other,
                 }
-                other => other,
-            },
+            }
         }
     }
 

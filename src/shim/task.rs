@@ -9,9 +9,9 @@ use containerd_shim::api::Empty;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim::protos::api::{
     CheckpointTaskRequest, ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse,
-    DeleteRequest, DeleteResponse, KillRequest, PidsRequest, PidsResponse, ShutdownRequest,
-    StartRequest, StartResponse, StateRequest, StateResponse, StatsRequest, StatsResponse,
-    WaitRequest, WaitResponse,
+    DeleteRequest, DeleteResponse, KillRequest, PauseRequest, PidsRequest, PidsResponse,
+    ResumeRequest, ShutdownRequest, StartRequest, StartResponse, StateRequest, StateResponse,
+    StatsRequest, StatsResponse, UpdateTaskRequest, WaitRequest, WaitResponse,
 };
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::shim::shim::{CloseIORequest, ExecProcessRequest, ResizePtyRequest};
@@ -61,6 +61,7 @@ fn task_status(status: Status) -> TaskStatus {
     match status {
         Status::Created => TaskStatus::CREATED,
         Status::Running => TaskStatus::RUNNING,
+        Status::Paused => TaskStatus::PAUSED,
         Status::Stopped => TaskStatus::STOPPED,
     }
 }
@@ -225,6 +226,36 @@ impl Task for TaskService {
             stats: Some(stats).into(),
             ..Default::default()
         })
+    }
+
+    async fn pause(&self, _ctx: &TtrpcContext, req: PauseRequest) -> ttrpc::Result<Empty> {
+        if let Err(e) = self.pod.pause(&req.id).await {
+            warn!("pause {} failed: {e}", req.id);
+            return Err(to_rpc(e));
+        }
+        Ok(Empty::new())
+    }
+
+    async fn resume(&self, _ctx: &TtrpcContext, req: ResumeRequest) -> ttrpc::Result<Empty> {
+        if let Err(e) = self.pod.resume(&req.id).await {
+            warn!("resume {} failed: {e}", req.id);
+            return Err(to_rpc(e));
+        }
+        Ok(Empty::new())
+    }
+
+    async fn update(&self, _ctx: &TtrpcContext, req: UpdateTaskRequest) -> ttrpc::Result<Empty> {
+        let Some(resources) = req.resources.as_ref() else {
+            return Err(to_rpc(Error::invalid(
+                "resources",
+                "is missing: Update needs the container's new LinuxResources",
+            )));
+        };
+        if let Err(e) = self.pod.update(&req.id, &resources.value).await {
+            warn!("update {} failed: {e}", req.id);
+            return Err(to_rpc(e));
+        }
+        Ok(Empty::new())
     }
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {

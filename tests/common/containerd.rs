@@ -13,7 +13,9 @@ use containerd_shim_protos::ttrpc;
 use containerd_shim_protos::ttrpc::asynchronous::TtrpcContext;
 use tokio::sync::watch;
 
-use super::{TIMEOUT, TOPIC_CREATE, TOPIC_DELETE, TOPIC_EXIT, TOPIC_START};
+use super::{
+    TIMEOUT, TOPIC_CREATE, TOPIC_DELETE, TOPIC_EXIT, TOPIC_PAUSED, TOPIC_RESUMED, TOPIC_START,
+};
 
 /// One event as the mock containerd received it.
 #[derive(Debug, Clone)]
@@ -41,7 +43,8 @@ impl Published {
 /// The container id any task event names (field 1 of every task event message).
 fn container_id_of(e: &Published) -> String {
     use containerd_shim_protos::events::task::{
-        TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskStart,
+        TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
+        TaskResumed, TaskStart,
     };
     match e.topic.as_str() {
         TOPIC_CREATE => e.decode::<TaskCreate>().container_id,
@@ -51,6 +54,8 @@ fn container_id_of(e: &Published) -> String {
         "/tasks/oom" => e.decode::<TaskOOM>().container_id,
         "/tasks/exec-added" => e.decode::<TaskExecAdded>().container_id,
         "/tasks/exec-started" => e.decode::<TaskExecStarted>().container_id,
+        TOPIC_PAUSED => e.decode::<TaskPaused>().container_id,
+        TOPIC_RESUMED => e.decode::<TaskResumed>().container_id,
         _ => String::new(),
     }
 }

@@ -71,3 +71,5 @@ pub const TOPIC_CREATE: &str = "/tasks/create";
 pub const TOPIC_START: &str = "/tasks/start";
 pub const TOPIC_EXIT: &str = "/tasks/exit";
 pub const TOPIC_DELETE: &str = "/tasks/delete";
+pub const TOPIC_PAUSED: &str = "/tasks/paused";
+pub const TOPIC_RESUMED: &str = "/tasks/resumed";

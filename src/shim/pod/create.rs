@@ -9,7 +9,7 @@ use containerd_shim::protos::events::task::{TaskCreate, TaskIO};
 use log::{info, warn};
 
 use super::{validate_id, CreateTask, Pod, INIT_PID_FILE};
-use crate::annotations::{sandbox_log_directory, Role};
+use crate::annotations::{sandbox_id, sandbox_log_directory, Role};
 use crate::bundle::BundleSpec;
 use crate::cgroup::OomCounter;
 use crate::error::{Error, Result};
@@ -142,6 +142,7 @@ impl Pod {
                 );
                 container.created_at = began;
                 container.io_owner = (config.io_uid, config.io_gid);
+                container.sandbox_id = sandbox_id(spec.annotations(), &req.id).to_string();
                 Ok(Arc::new(container))
             }
             Err(e) => {

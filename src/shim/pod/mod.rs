@@ -4,6 +4,8 @@
 //! that sets everything up and undoes it on failure, is `create.rs`.
 
 mod create;
+mod pause;
+mod update;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -215,6 +217,7 @@ impl Pod {
                 Ok(s) => match s.status.as_str() {
                     "created" => Status::Created,
                     "running" => Status::Running,
+                    "paused" => Status::Paused,
                     "stopped" => Status::Stopped,
                     _ => tracked,
                 },
@@ -243,6 +246,12 @@ impl Pod {
         }
         if c.status() == Status::Created {
             return self.kill_created(&c, signal).await;
+        }
+        if c.status() == Status::Paused && signal == libc::SIGKILL as u32 {
+            // runsc signals only running or stopped containers; a SIGKILL must not wait for a
+            // Resume (runc's frozen processes die of it too).
+            c.runsc.resume(id).await?;
+            c.set_paused(false);
         }
         let mut delay = Duration::from_millis(100);
         let deadline = tokio::time::Instant::now() + KILL_RETRY_LIMIT;
@@ -404,13 +413,20 @@ impl Pod {
         // A Delete racing its Create (containerd gave up waiting for it) deletes what the Create
         // made instead of missing it and leaving it behind.
         let c = self.get_after_create(id).await?;
+        if c.status() == Status::Paused {
+            // runsc signals only running or stopped containers: thaw it so SIGKILL lands.
+            if let Err(e) = c.runsc.resume(id).await {
+                warn!("{id}: resuming before delete: {e}");
+            }
+            c.set_paused(false);
+        }
         if c.status() != Status::Stopped {
             if let Err(e) = c.runsc.kill(id, libc::SIGKILL as u32, true).await {
                 if !runsc::is_gone(&e) {
                     warn!("{id}: killing before delete: {e}");
                 }
             }
-            if c.status() == Status::Running {
+            if matches!(c.status(), Status::Running | Status::Paused) {
                 // The exit watcher records the exit; don't wait forever on a wedged sandbox.
                 if tokio::time::timeout(Duration::from_secs(10), c.wait())
                     .await

@@ -110,7 +110,8 @@ struct Invocation {
 fn command_flags(command: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     Some(match command {
         "create" => (&["bundle", "pid-file", "console-socket", "user-log"], &[]),
-        "start" | "state" => (&[], &[]),
+        "start" | "state" | "pause" | "resume" => (&[], &[]),
+        "update" => (&["resources"], &[]),
         "wait" => (&["pid", "rootpid"], &[]),
         "kill" => (&["all", "pid"], &["all"]),
         "delete" => (&["force"], &["force"]),
@@ -860,6 +861,12 @@ fn kill(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     if c.status() == "stopped" {
         return Err("sandbox is not running".to_string());
     }
+    if c.status() == "paused" {
+        return Err(format!(
+            "cannot signal container {:?} in state paused",
+            c.id()
+        ));
+    }
     if let Some(pid) = inv.flags.get("pid") {
         return exec::kill_pid(pid, signal);
     }
@@ -980,6 +987,54 @@ fn ps(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     Ok(())
 }
 
+/// `runsc pause` / `runsc resume`: a running container becomes paused and back (runsc's
+/// `Container.Pause` and `Resume` require exactly that state).
+fn pause_resume(ctx: &Ctx, inv: &Invocation, pause: bool) -> Result<(), String> {
+    let mut c = ctx.load_existing(one_id(inv, 0)?)?;
+    let command = if pause { "pause" } else { "resume" };
+    c.check_fail(command)?;
+    let (from, to) = if pause {
+        ("running", "paused")
+    } else {
+        ("paused", "running")
+    };
+    if c.status() != from {
+        return Err(format!(
+            "cannot {command} container {:?} in state {}",
+            c.id(),
+            c.status()
+        ));
+    }
+    c.value["status"] = json!(to);
+    ctx.save(&c)?;
+    Ok(())
+}
+
+/// `runsc update --resources=- <id>` (release-20260202.0 and later): the LinuxResources JSON on
+/// stdin, kept in the state as `resources` so a test can read what runsc was given.
+fn update(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
+    let mut c = ctx.load_existing(one_id(inv, 0)?)?;
+    c.check_fail("update")?;
+    if inv.flags.get("resources").map(String::as_str) != Some("-") {
+        return Err("update: only --resources=- is played".to_string());
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .map_err(|e| format!("update: reading stdin: {e}"))?;
+    let resources: Value =
+        serde_json::from_str(&text).map_err(|e| format!("update: resources are not JSON: {e}"))?;
+    if c.status() != "running" && c.status() != "paused" {
+        return Err(format!(
+            "cannot update container {:?} in state {}",
+            c.id(),
+            c.status()
+        ));
+    }
+    c.value["resources"] = resources;
+    ctx.save(&c)?;
+    Ok(())
+}
+
 fn run(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
     let Some(command) = inv.command.as_deref() else {
         return Err("fake-runsc: no subcommand".to_string());
@@ -999,6 +1054,9 @@ fn run(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
             exec::Outcome::Exited(code) => std::process::exit(code),
         },
         "events" => events(ctx, inv),
+        "pause" => pause_resume(ctx, inv, true),
+        "resume" => pause_resume(ctx, inv, false),
+        "update" => update(ctx, inv),
         other => Err(format!("unknown subcommand {other:?}")),
     }
 }

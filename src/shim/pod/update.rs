@@ -1,0 +1,133 @@
+//! Update: a container's new resources (containerd's `specs.LinuxResources`, as JSON).
+//!
+//! What bounds a gVisor sandbox on any runsc is the host cgroup that holds it, so the memory
+//! limit goes there, through the guard (never above the pod's bound, only to the leaf the guard
+//! verified; see `guard::update`). That leaf holds the whole sandbox: for a container joining a
+//! pod, the limit bounds every container of the pod together. The guest's own view (its
+//! `--total-memory`, the limits inside the sandbox) changes only where runsc has `runsc update`
+//! (release-20260202.0 and later), which gets the request as containerd sent it; otherwise the
+//! log says what did not change in the guest and why. gVisor's own shim answers Update with
+//! "not implemented".
+
+use std::path::PathBuf;
+
+use log::{info, warn};
+use oci_spec::runtime::LinuxResources;
+
+use super::pause::status_word;
+use super::{validate_id, Pod};
+use crate::error::{Error, Result};
+use crate::guard::MemoryRequest;
+use crate::shim::container::{Container, Status};
+
+impl Pod {
+    /// Update of the container `id` with `resources`, the JSON of an OCI `LinuxResources`.
+    pub async fn update(&self, id: &str, resources: &[u8]) -> Result<()> {
+        let c = self.get(id).await?;
+        if c.status() == Status::Stopped {
+            return Err(Error::FailedPrecondition(format!(
+                "container {id} is {}: there is nothing to update",
+                status_word(Status::Stopped)
+            )));
+        }
+        let parsed: LinuxResources = serde_json::from_slice(resources).map_err(|e| {
+            Error::invalid(
+                "resources",
+                format!("is not the JSON of an OCI LinuxResources ({e}); nothing was changed"),
+            )
+        })?;
+        let memory = MemoryRequest::from_oci(parsed.memory().as_ref().and_then(|m| m.limit()))?;
+        let sandbox_bundle = self.sandbox_bundle(&c).await?;
+        if c.sandbox_id != c.id {
+            info!(
+                "{id}: update of a container of sandbox {}: the sandbox's leaf holds every \
+                 container of the pod, so a memory limit bounds them together",
+                c.sandbox_id
+            );
+        }
+        if let Some(request) = memory {
+            self.guard
+                .update_memory(id, &c.sandbox_id, &sandbox_bundle, c.pid, request)
+                .await?;
+        }
+        if parsed.cpu().is_some() {
+            info!(
+                "{id}: cpu resources are not written to the sandbox's leaf: its pod's cgroup \
+                 bounds the sandbox's CPU (the kubelet sets it)"
+            );
+        }
+        let guest = self.update_guest(&c, resources).await;
+        if memory.is_some() {
+            if let Err(e) = self.guard.record_guest_update(&sandbox_bundle, &guest) {
+                warn!("{id}: keeping the update in the guard record: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// `runsc update` where the runsc in use has it; otherwise says why the guest keeps its
+    /// resources. Returns the sentence logged, for the record.
+    async fn update_guest(&self, c: &Container, resources: &[u8]) -> String {
+        let id = &c.id;
+        let binary = c.runsc.binary().to_string_lossy().into_owned();
+        let version = match self.guard.runsc_version(&binary).await {
+            Ok(v) => v,
+            Err(e) => {
+                let why = format!(
+                    "the guest keeps its resources: runsc's version is unknown ({e}), so \
+                     `runsc update` is not tried"
+                );
+                warn!("{id}: {why}");
+                return why;
+            }
+        };
+        if !version.has_update() {
+            let why = format!(
+                "the guest keeps its resources (its memory size was fixed at boot): runsc \
+                 {version} has no `runsc update` (release-20260202.0 and later); the host \
+                 cgroup bounds the sandbox"
+            );
+            info!("{id}: {why}");
+            return why;
+        }
+        match c.runsc.update(id, resources).await {
+            Ok(()) => {
+                let done = format!("runsc {version} update applied the resources in the guest");
+                info!("{id}: {done}");
+                done
+            }
+            Err(e) => {
+                let why = format!(
+                    "the guest keeps its resources: {e}; the host cgroup bounds the sandbox"
+                );
+                warn!("{id}: {why}");
+                why
+            }
+        }
+    }
+
+    /// The bundle holding the sandbox's guard record: the container's own for a sandbox; for a
+    /// container joining one, the sandbox's as this shim serves it, or its sibling in
+    /// containerd's task directory (each bundle is `<state dir>/<namespace>/<id>`) when another
+    /// shim serves the sandbox (`grouping = false`).
+    async fn sandbox_bundle(&self, c: &Container) -> Result<PathBuf> {
+        if c.sandbox_id == c.id {
+            return Ok(c.bundle.clone());
+        }
+        if let Some(sandbox) = self.containers.lock().await.get(&c.sandbox_id) {
+            return Ok(sandbox.bundle.clone());
+        }
+        validate_id(&c.sandbox_id)?;
+        c.bundle
+            .parent()
+            .map(|dir| dir.join(&c.sandbox_id))
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "container {}: its bundle {} has no parent to find sandbox {}'s in",
+                    c.id,
+                    c.bundle.display(),
+                    c.sandbox_id
+                ))
+            })
+    }
+}
