@@ -319,6 +319,35 @@ impl TestEnv {
         }
     }
 
+    /// A new connection to the running shim of `bundle`, as a restarted containerd makes it: from
+    /// the `address` and `shim.pid` files `start` left in the bundle.
+    pub async fn reconnect(&self, bundle: &Bundle) -> Shim {
+        let address =
+            fs::read_to_string(bundle.path.join("address")).expect("the bundle's address file");
+        let pid: i32 = fs::read_to_string(bundle.path.join("shim.pid"))
+            .expect("the bundle's shim.pid file")
+            .trim()
+            .parse()
+            .expect("shim.pid holds a pid");
+        let client = Client::connect(&address).await.unwrap_or_else(|e| {
+            panic!(
+                "reconnecting to the shim at {address}: {e:?}\nshim log:\n{}",
+                bundle.shim_log()
+            )
+        });
+        Shim {
+            trace: ShimTrace {
+                id: bundle.id.clone(),
+                pid,
+                socket: PathBuf::from(address.trim_start_matches("unix://")),
+                bundle: bundle.path.clone(),
+            },
+            address,
+            client: TaskClient::new(client),
+            log: bundle.path.join("log"),
+        }
+    }
+
     /// Runs `containerd-shim-runsc-v1 ... -bundle B delete` in the bundle (what containerd runs
     /// after a shim died) and returns its output.
     pub async fn run_delete_action(&self, bundle: &Bundle, vars: &[(&str, OsString)]) -> Output {

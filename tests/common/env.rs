@@ -295,7 +295,7 @@ pub struct TestEnv {
     /// The mock containerd ttrpc socket (TTRPC_ADDRESS).
     pub events_socket: PathBuf,
     events: Arc<EventLog>,
-    _server: Server,
+    server: Server,
     pub(super) shims: Mutex<Vec<ShimTrace>>,
 }
 
@@ -330,9 +330,29 @@ impl TestEnv {
             dir,
             events_socket,
             events,
-            _server: server,
+            server,
             shims: Mutex::new(Vec::new()),
         }
+    }
+
+    /// containerd restarting, as `systemctl restart containerd` does it: the events service
+    /// goes away with every connection to it (a shim's among them), then a new one serves the
+    /// same socket. Events keep going to the same log, so a test sees what reached either.
+    pub async fn restart_containerd(&mut self) {
+        self.server
+            .shutdown()
+            .await
+            .expect("stopping the mock events service");
+        let _ = fs::remove_file(&self.events_socket);
+        let mut server = Server::new()
+            .bind(&format!("unix://{}", self.events_socket.display()))
+            .expect("binding the restarted mock events service")
+            .register_service(create_events(self.events.clone()));
+        server
+            .start()
+            .await
+            .expect("starting the restarted mock events service");
+        self.server = server;
     }
 
     /// Every event published so far.
