@@ -14,7 +14,7 @@ use k8s_cri::v1::{
     ImageStatusRequest, ListContainerStatsRequest, ListPodSandboxRequest, PodSandbox,
     PodSandboxConfig, PodSandboxFilter, PodSandboxStatusRequest, PodSandboxStatusResponse,
     RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
-    VersionRequest, VersionResponse,
+    UpdateContainerResourcesRequest, VersionRequest, VersionResponse,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
 use tower::service_fn;
@@ -258,6 +258,27 @@ impl Cri {
             }),
         )
         .await
+    }
+
+    /// UpdateContainerResources, as kubelet sends it for an in-place resize.
+    pub async fn update_container_resources(
+        &mut self,
+        id: &str,
+        resources: k8s_cri::v1::LinuxContainerResources,
+    ) -> Result<()> {
+        let limit = self.limit(60);
+        answer(
+            "UpdateContainerResources",
+            limit,
+            self.runtime
+                .update_container_resources(UpdateContainerResourcesRequest {
+                    container_id: id.into(),
+                    linux: Some(resources),
+                    ..Default::default()
+                }),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn stop_pod_sandbox(&mut self, id: &str) -> Result<()> {

@@ -197,6 +197,7 @@ fn evidence() -> Evidence {
         exit_cases: Vec::new(),
         doctor: None,
         hostile: None,
+        pod_ops: None,
         leftovers: Some(Leftovers {
             processes: vec!["1 runsc".into()],
             cgroups: vec!["/x".into()],

@@ -262,6 +262,8 @@ pub struct Evidence {
     pub doctor: Option<DoctorRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostile: Option<HostileRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_ops: Option<super::PodOpsRecord>,
     pub leftovers: Option<Leftovers>,
     pub node_after: Option<NodeHealth>,
     pub notes: Vec<String>,

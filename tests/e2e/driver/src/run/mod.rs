@@ -22,6 +22,7 @@ mod doctor;
 mod exits;
 mod hostile;
 mod observe;
+mod pod_ops;
 mod refusal;
 mod setup;
 
@@ -124,6 +125,8 @@ pub async fn run_scenario(ctx: &Ctx, sc: &Scenario) -> ScenarioReport {
                 Kind::Refusal => refusal::refusal_body(&ctx, &sc, &run).await,
                 Kind::ExitCodes(cases) => exits::exit_codes_body(&ctx, &sc, &run, cases).await,
                 Kind::HostileUnitName(spec) => hostile::hostile_body(&ctx, &sc, &run, &spec).await,
+                Kind::Update => pod_ops::update_body(&ctx, &sc, &run).await,
+                Kind::ContainerdRestart => pod_ops::restart_body(&ctx, &sc, &run).await,
                 Kind::Exit(_) | Kind::Eater(_) | Kind::Stats => pod_body(&ctx, &sc, &run).await,
             }
         })

@@ -213,7 +213,11 @@ pub(super) async fn watch(
             eater.follow(run).await;
         }
         Kind::Stats => watch_stats(ctx, run, sandbox_id, container_id, &pod.log_file).await,
-        Kind::Refusal | Kind::ExitCodes(_) | Kind::HostileUnitName(_) => {}
+        Kind::Refusal
+        | Kind::ExitCodes(_)
+        | Kind::HostileUnitName(_)
+        | Kind::Update
+        | Kind::ContainerdRestart => {}
     }
 }
 

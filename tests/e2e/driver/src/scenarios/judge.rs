@@ -39,6 +39,8 @@ pub fn judge(s: &Scenario, ev: &Evidence) -> (Vec<Check>, Option<Verdict>) {
         Kind::ExitCodes(_) => (exit_code_checks(ev), None),
         Kind::Stats => (stats_checks(ev), None),
         Kind::HostileUnitName(spec) => (hostile_checks(spec, ev), None),
+        Kind::Update => (super::pod_ops::update_checks(ev), None),
+        Kind::ContainerdRestart => (super::pod_ops::restart_checks(ev), None),
     };
     if let Some(expect) = s.doctor {
         checks.extend(doctor_checks(expect, ev));

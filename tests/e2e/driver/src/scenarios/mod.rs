@@ -5,8 +5,10 @@ use crate::pod::{PodShape, Qos, MIB};
 
 mod checks;
 mod judge;
+mod pod_ops;
 
 pub use judge::judge;
+pub use pod_ops::{UPDATE_ABOVE_MIB, UPDATE_POD_MIB, UPDATE_TO_MIB};
 
 /// Where the suite's images live unless `--images` says otherwise: `<prefix>/busybox:1`,
 /// `<prefix>/eater:1` (tests/e2e/images/build-images.sh).
@@ -58,6 +60,10 @@ pub enum Kind {
     /// `kubepods.slice` as the container's name: the guard must widen only the scope runsc
     /// makes, or refuse.
     HostileUnitName(HostileSpec),
+    /// A running busybox whose resources are updated through CRI (`pod_ops.rs`).
+    Update,
+    /// A running busybox while containerd restarts (`pod_ops.rs`).
+    ContainerdRestart,
 }
 
 /// One container of an `ExitCodes` pod.
@@ -157,6 +163,9 @@ impl Scenario {
                      exec sleep 3600"
                 ),
             ],
+            Kind::Update | Kind::ContainerdRestart => {
+                vec!["/bin/sh".into(), "-c".into(), pod_ops::SLEEPER.into()]
+            }
             Kind::Refusal | Kind::ExitCodes(_) | Kind::HostileUnitName(_) => Vec::new(),
         }
     }
@@ -184,14 +193,23 @@ impl Scenario {
                 overhead_memory: None,
                 container_memory_limit: None,
             },
-            // No memory limit anywhere: no resources, so no sandbox-memory annotation.
-            Kind::Refusal | Kind::ExitCodes(_) | Kind::Stats => PodShape {
-                qos: Qos::BestEffort,
-                slice_memory_max: None,
-                sandbox_memory_limit: None,
+            Kind::Update => PodShape {
+                qos: Qos::Burstable,
+                slice_memory_max: Some(UPDATE_POD_MIB * MIB),
+                sandbox_memory_limit: Some(UPDATE_POD_MIB * MIB),
                 overhead_memory: None,
-                container_memory_limit: None,
+                container_memory_limit: Some(UPDATE_POD_MIB * MIB),
             },
+            // No memory limit anywhere: no resources, so no sandbox-memory annotation.
+            Kind::Refusal | Kind::ExitCodes(_) | Kind::Stats | Kind::ContainerdRestart => {
+                PodShape {
+                    qos: Qos::BestEffort,
+                    slice_memory_max: None,
+                    sandbox_memory_limit: None,
+                    overhead_memory: None,
+                    container_memory_limit: None,
+                }
+            }
         }
     }
 
@@ -199,6 +217,7 @@ impl Scenario {
     pub fn time_limit_secs(&self) -> u64 {
         match self.kind {
             Kind::Exit(_) | Kind::ExitCodes(_) | Kind::Stats | Kind::HostileUnitName(_) => 300,
+            Kind::Update | Kind::ContainerdRestart => 300,
             Kind::Eater(_) => 600,
             Kind::Refusal => 240,
         }
@@ -359,6 +378,9 @@ pub fn registry() -> Vec<Scenario> {
     // Default scenarios after the incident's, before the on-request ones.
     let at = all.iter().position(|s| !s.default).unwrap_or(all.len());
     all.splice(at..at, task_api_scenarios());
+    // After the last default one.
+    let at = all.iter().rposition(|s| s.default).map_or(0, |i| i + 1);
+    all.splice(at..at, pod_ops::pod_ops_scenarios());
     all
 }
 
@@ -474,7 +496,9 @@ pub(super) mod tests {
                 "overhead-guard",
                 "refusal-guard",
                 "exit-code",
-                "hostile-unit-name"
+                "hostile-unit-name",
+                "update",
+                "containerd-restart"
             ]
         );
         assert_eq!(
