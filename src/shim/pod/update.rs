@@ -131,3 +131,28 @@ impl Pod {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What containerd's CRI sends for an UpdateContainerResources (Go's specs.LinuxResources,
+    /// nil fields as null or left out, newer runtime-spec fields included).
+    #[test]
+    fn containerd_resources_json_is_read() {
+        let json = br#"{"devices":null,"memory":{"limit":201326592,"swap":201326592,
+            "checkBeforeUpdate":true},"cpu":{"shares":2,"quota":0,"period":100000},
+            "unified":{"memory.oom.group":"1"}}"#;
+        let r: LinuxResources = serde_json::from_slice(json).unwrap();
+        let limit = r.memory().as_ref().and_then(|m| m.limit());
+        assert_eq!(
+            MemoryRequest::from_oci(limit).unwrap(),
+            Some(MemoryRequest::Limit(crate::cgroup::Bytes(201326592)))
+        );
+        let none: LinuxResources = serde_json::from_slice(br#"{"cpu":{"shares":2}}"#).unwrap();
+        assert_eq!(
+            MemoryRequest::from_oci(none.memory().as_ref().and_then(|m| m.limit())).unwrap(),
+            None
+        );
+    }
+}
