@@ -173,6 +173,13 @@ mkdir -p /etc/containerd /var/log/runsc /var/log/runsc-stock /var/log/runsc-shim
         echo 'debug-log = "/var/log/runsc/"'
     fi
 } >/etc/containerd/runsc.toml
+# The runsc-nogroup handler: the same shim and settings with one shim process per container
+# (the driver's grouping scenario). A top-level key, so before runsc.toml's first table.
+{
+    echo '# Written by tests/e2e/guest-suite.sh for the runsc-nogroup handler.'
+    echo 'grouping = false'
+    grep -v '^#' /etc/containerd/runsc.toml
+} >/etc/containerd/runsc-nogroup.toml
 
 # --- containerd's configuration: v2 schema for 1.6/1.7, v3 for 2.x ---
 containerd_major=${containerd_version%%.*}
@@ -203,6 +210,12 @@ version = 3
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-stock.options]
     BinaryName = '/usr/local/bin/runsc-stock'
     SystemdCgroup = false
+
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-nogroup]
+  runtime_type = 'io.containerd.runsc.v1'
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-nogroup.options]
+    TypeUrl = 'io.containerd.runsc.v1.options'
+    ConfigPath = '/etc/containerd/runsc-nogroup.toml'
 EOF
 else
     cat >/etc/containerd/config.toml <<EOF
@@ -231,11 +244,18 @@ version = 2
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc-stock.options]
     BinaryName = "/usr/local/bin/runsc-stock"
     SystemdCgroup = false
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc-nogroup]
+  runtime_type = "io.containerd.runsc.v1"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc-nogroup.options]
+    TypeUrl = "io.containerd.runsc.v1.options"
+    ConfigPath = "/etc/containerd/runsc-nogroup.toml"
 EOF
 fi
-# The same node as a guarded one would be configured: without the runsc-stock handler (the last
-# section of both schemas above), which is the incident's configuration kept on purpose. The
-# driver points `runsc-guard doctor --containerd-config` at it while a guarded pod runs.
+# The same node as a guarded one would be configured: without the runsc-stock handler (the
+# incident's configuration kept on purpose) and the runsc-nogroup one after it, both last in
+# the schemas above. The driver points `runsc-guard doctor --containerd-config` at it while a
+# guarded pod runs.
 sed '/runtimes[.]runsc-stock\]/,$d' /etc/containerd/config.toml \
     >/etc/containerd/config-guarded-node.toml
 # No CNI configuration on purpose: every pod uses host networking. CRI logs that no network

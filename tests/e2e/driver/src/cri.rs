@@ -9,12 +9,12 @@ use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
-    ContainerStatsFilter, ContainerStatsRequest, ContainerStatus, ContainerStatusRequest,
-    ContainerStatusResponse, CreateContainerRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec,
-    ImageStatusRequest, ListContainerStatsRequest, ListPodSandboxRequest, PodSandbox,
-    PodSandboxConfig, PodSandboxFilter, PodSandboxStatusRequest, PodSandboxStatusResponse,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
-    UpdateContainerResourcesRequest, VersionRequest, VersionResponse,
+    AttachRequest, ContainerStatsFilter, ContainerStatsRequest, ContainerStatus,
+    ContainerStatusRequest, ContainerStatusResponse, CreateContainerRequest, ExecRequest,
+    ExecSyncRequest, ExecSyncResponse, ImageSpec, ImageStatusRequest, ListContainerStatsRequest,
+    ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxStatusRequest,
+    PodSandboxStatusResponse, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopPodSandboxRequest, UpdateContainerResourcesRequest, VersionRequest, VersionResponse,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
 use tower::service_fn;
@@ -279,6 +279,20 @@ impl Cri {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Exec for the streaming server: the URL to connect to.
+    pub async fn exec(&mut self, req: ExecRequest) -> Result<String> {
+        let limit = self.limit(30);
+        let r = answer("Exec", limit, self.runtime.exec(req)).await?;
+        Ok(r.url)
+    }
+
+    /// Attach to a running container's stdio: the streaming URL.
+    pub async fn attach(&mut self, req: AttachRequest) -> Result<String> {
+        let limit = self.limit(30);
+        let r = answer("Attach", limit, self.runtime.attach(req)).await?;
+        Ok(r.url)
     }
 
     pub async fn stop_pod_sandbox(&mut self, id: &str) -> Result<()> {

@@ -20,6 +20,7 @@ mod procs;
 mod report;
 mod run;
 mod scenarios;
+mod stream;
 mod systemd;
 
 use std::process::ExitCode;

@@ -198,6 +198,8 @@ fn evidence() -> Evidence {
         doctor: None,
         hostile: None,
         pod_ops: None,
+        exchanges: Vec::new(),
+        groupings: Vec::new(),
         leftovers: Some(Leftovers {
             processes: vec!["1 runsc".into()],
             cgroups: vec!["/x".into()],

@@ -12,11 +12,13 @@ pub mod fixture;
 mod markdown;
 mod model;
 mod outcome;
+mod pod_complete;
 mod pod_ops;
 
 pub use markdown::markdown;
 pub use model::*;
 pub use outcome::{CriContainerState, Outcome, Verdict};
+pub use pod_complete::{ExchangeRecord, GroupingRecord};
 pub use pod_ops::{PodOpsRecord, RestartRecord, UpdateRecord};
 
 pub fn write_all(dir: &Path, report: &Report) -> anyhow::Result<Summary> {

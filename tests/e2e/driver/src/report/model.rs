@@ -264,6 +264,12 @@ pub struct Evidence {
     pub hostile: Option<HostileRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_ops: Option<super::PodOpsRecord>,
+    /// ExecSync, Exec and Attach exchanges (the pod-complete scenarios).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exchanges: Vec<super::ExchangeRecord>,
+    /// Shim processes per pod (the grouping scenario).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groupings: Vec<super::GroupingRecord>,
     pub leftovers: Option<Leftovers>,
     pub node_after: Option<NodeHealth>,
     pub notes: Vec<String>,

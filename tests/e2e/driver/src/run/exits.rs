@@ -78,7 +78,7 @@ async fn run_case(
 }
 
 /// Polls ContainerStatus until the container is EXITED (or the time is up): its last status.
-async fn wait_exited(ctx: &Ctx, run: &Run, id: &str) -> Option<ContainerFinal> {
+pub(super) async fn wait_exited(ctx: &Ctx, run: &Run, id: &str) -> Option<ContainerFinal> {
     let mut cri = ctx.cri.clone();
     let deadline = Instant::now() + ctx.limit(90);
     let mut last = None;

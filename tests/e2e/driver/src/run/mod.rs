@@ -21,7 +21,9 @@ mod cleanup;
 mod doctor;
 mod exits;
 mod hostile;
+mod multi;
 mod observe;
+mod pod_complete;
 mod pod_ops;
 mod refusal;
 mod setup;
@@ -127,6 +129,7 @@ pub async fn run_scenario(ctx: &Ctx, sc: &Scenario) -> ScenarioReport {
                 Kind::HostileUnitName(spec) => hostile::hostile_body(&ctx, &sc, &run, &spec).await,
                 Kind::Update => pod_ops::update_body(&ctx, &sc, &run).await,
                 Kind::ContainerdRestart => pod_ops::restart_body(&ctx, &sc, &run).await,
+                Kind::PodComplete(pc) => pod_complete::pod_complete_body(&ctx, &sc, &run, pc).await,
                 Kind::Exit(_) | Kind::Eater(_) | Kind::Stats => pod_body(&ctx, &sc, &run).await,
             }
         })

@@ -217,7 +217,8 @@ pub(super) async fn watch(
         | Kind::ExitCodes(_)
         | Kind::HostileUnitName(_)
         | Kind::Update
-        | Kind::ContainerdRestart => {}
+        | Kind::ContainerdRestart
+        | Kind::PodComplete(_) => {}
     }
 }
 

@@ -280,6 +280,19 @@ pub(super) async fn create_named(
     name: &str,
     command: Vec<String>,
 ) -> Result<String> {
+    create_with(ctx, run, pod, sandbox, name, command, |_| {}).await
+}
+
+/// `create_named`, with `adjust` changing the container's config before it is sent.
+pub(super) async fn create_with(
+    ctx: &Ctx,
+    run: &Run,
+    pod: &Pod,
+    sandbox: &Sandbox,
+    name: &str,
+    command: Vec<String>,
+    adjust: impl FnOnce(&mut k8s_cri::v1::ContainerConfig),
+) -> Result<String> {
     let mut cri = ctx.cri.clone();
     let oom_adj = match pod.shape.container_memory_limit {
         Some(l) => pod::burstable_oom_score_adj(l, ctx.node_mem_total),
@@ -292,6 +305,8 @@ pub(super) async fn create_named(
         memory_limit: pod.shape.container_memory_limit,
         oom_score_adj: oom_adj,
     });
+    let mut container_config = container_config;
+    adjust(&mut container_config);
     let t_create = Instant::now();
     let container_id = cri
         .create_container(&sandbox.id, container_config, sandbox.config.clone())

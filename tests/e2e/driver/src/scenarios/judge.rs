@@ -41,6 +41,7 @@ pub fn judge(s: &Scenario, ev: &Evidence) -> (Vec<Check>, Option<Verdict>) {
         Kind::HostileUnitName(spec) => (hostile_checks(spec, ev), None),
         Kind::Update => (super::pod_ops::update_checks(ev), None),
         Kind::ContainerdRestart => (super::pod_ops::restart_checks(ev), None),
+        Kind::PodComplete(pc) => (super::pod_complete::judge_pod_complete(*pc, ev), None),
     };
     if let Some(expect) = s.doctor {
         checks.extend(doctor_checks(expect, ev));

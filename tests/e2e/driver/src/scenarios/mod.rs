@@ -5,9 +5,13 @@ use crate::pod::{PodShape, Qos, MIB};
 
 mod checks;
 mod judge;
+mod pod_complete;
 mod pod_ops;
 
 pub use judge::judge;
+pub use pod_complete::{
+    PodComplete, GROUPING_CONTAINERS, NO_GROUPING_HANDLER, RESIZE_TO, STTY_SIZE_SAYS,
+};
 pub use pod_ops::{UPDATE_ABOVE_MIB, UPDATE_POD_MIB, UPDATE_TO_MIB};
 
 /// Where the suite's images live unless `--images` says otherwise: `<prefix>/busybox:1`,
@@ -64,6 +68,8 @@ pub enum Kind {
     Update,
     /// A running busybox while containerd restarts (`pod_ops.rs`).
     ContainerdRestart,
+    /// What kubelet does with a running pod beyond starting it (`pod_complete.rs`).
+    PodComplete(PodComplete),
 }
 
 /// One container of an `ExitCodes` pod.
@@ -166,7 +172,10 @@ impl Scenario {
             Kind::Update | Kind::ContainerdRestart => {
                 vec!["/bin/sh".into(), "-c".into(), pod_ops::SLEEPER.into()]
             }
-            Kind::Refusal | Kind::ExitCodes(_) | Kind::HostileUnitName(_) => Vec::new(),
+            Kind::Refusal
+            | Kind::ExitCodes(_)
+            | Kind::HostileUnitName(_)
+            | Kind::PodComplete(_) => Vec::new(),
         }
     }
 
@@ -193,6 +202,15 @@ impl Scenario {
                 overhead_memory: None,
                 container_memory_limit: None,
             },
+            // The incident's bound for the pod; the eater's and the sleeper's own limits are
+            // set where their containers are made.
+            Kind::PodComplete(PodComplete::TwoContainerOom) => PodShape {
+                qos: Qos::Burstable,
+                slice_memory_max: Some(256 * MIB),
+                sandbox_memory_limit: Some(256 * MIB),
+                overhead_memory: None,
+                container_memory_limit: Some(192 * MIB),
+            },
             Kind::Update => PodShape {
                 qos: Qos::Burstable,
                 slice_memory_max: Some(UPDATE_POD_MIB * MIB),
@@ -201,15 +219,17 @@ impl Scenario {
                 container_memory_limit: Some(UPDATE_POD_MIB * MIB),
             },
             // No memory limit anywhere: no resources, so no sandbox-memory annotation.
-            Kind::Refusal | Kind::ExitCodes(_) | Kind::Stats | Kind::ContainerdRestart => {
-                PodShape {
-                    qos: Qos::BestEffort,
-                    slice_memory_max: None,
-                    sandbox_memory_limit: None,
-                    overhead_memory: None,
-                    container_memory_limit: None,
-                }
-            }
+            Kind::Refusal
+            | Kind::ExitCodes(_)
+            | Kind::Stats
+            | Kind::ContainerdRestart
+            | Kind::PodComplete(_) => PodShape {
+                qos: Qos::BestEffort,
+                slice_memory_max: None,
+                sandbox_memory_limit: None,
+                overhead_memory: None,
+                container_memory_limit: None,
+            },
         }
     }
 
@@ -218,7 +238,8 @@ impl Scenario {
         match self.kind {
             Kind::Exit(_) | Kind::ExitCodes(_) | Kind::Stats | Kind::HostileUnitName(_) => 300,
             Kind::Update | Kind::ContainerdRestart => 300,
-            Kind::Eater(_) => 600,
+            Kind::Eater(_) | Kind::PodComplete(PodComplete::TwoContainerOom) => 600,
+            Kind::PodComplete(_) => 300,
             Kind::Refusal => 240,
         }
     }
@@ -377,7 +398,9 @@ pub fn registry() -> Vec<Scenario> {
     ];
     // Default scenarios after the incident's, before the on-request ones.
     let at = all.iter().position(|s| !s.default).unwrap_or(all.len());
-    all.splice(at..at, task_api_scenarios());
+    let mut before_on_request = task_api_scenarios();
+    before_on_request.extend(pod_complete::pod_complete_scenarios());
+    all.splice(at..at, before_on_request);
     // After the last default one.
     let at = all.iter().rposition(|s| s.default).map_or(0, |i| i + 1);
     all.splice(at..at, pod_ops::pod_ops_scenarios());
@@ -404,7 +427,7 @@ fn task_api_scenarios() -> Vec<Scenario> {
             description: "A running busybox container that has done some work: ContainerStats \
                           and ListContainerStats report a non-zero memory working set and CPU \
                           usage.",
-            // On request until the shim answers task.Metrics (CRI ContainerStats).
+            // On request until it has passed in the VM suite on all three suites.
             default: false,
             kind: Kind::Stats,
             doctor: None,
