@@ -88,7 +88,7 @@ async fn containerd_restarting_leaves_the_task_running_and_its_shim_reachable() 
     // The restart was real: the shim's first publish after it failed, and it reconnected.
     assert!(
         shim.log()
-            .contains("publish fail because the server or client close"),
+            .contains("holding it and later events until containerd answers"),
         "the shim's connection to containerd did not break:\n{}",
         shim.log()
     );
@@ -102,6 +102,49 @@ async fn containerd_restarting_leaves_the_task_running_and_its_shim_reachable() 
         [TOPIC_CREATE, TOPIC_START, TOPIC_EXIT, TOPIC_DELETE],
         "every event once, in order, across the restart"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_wait_for_a_containerd_that_is_down_for_long_and_keep_their_order() {
+    if skip_unless_root("events_wait_for_a_containerd_that_is_down_for_long_and_keep_their_order") {
+        return;
+    }
+    let mut env = TestEnv::new("cdown").await;
+    let config = env.write_runsc_toml("");
+    let bundle = env
+        .bundle("cdown-c1")
+        .annotation(CONTAINER_TYPE, "sandbox")
+        .build();
+    let shim = env.start_shim(&bundle).await;
+    let id = shim.id().to_string();
+    shim.create_ok("Create", &env, &bundle, &config).await;
+    shim.ok("Start", shim.start().await);
+    let _: containerd_shim_protos::events::task::TaskStart = env.event(TOPIC_START, &id).await;
+    env.stop_containerd().await;
+    // The task exits while containerd is away, for longer than containerd-shim's own publisher
+    // retries an event (about 20 s).
+    shim.ok("Kill", shim.kill(9, false).await);
+    assert_eq!(shim.ok("Wait", shim.wait().await).exit_status, 137);
+    tokio::time::sleep(Duration::from_secs(23)).await;
+    assert_eq!(
+        env.topics(),
+        [TOPIC_CREATE, TOPIC_START],
+        "nothing can arrive while containerd is down"
+    );
+    env.start_containerd().await;
+    // The new containerd deletes the task at once; its TaskDelete comes after the held TaskExit.
+    shim.ok("Delete", shim.delete().await);
+    let _: containerd_shim_protos::events::task::TaskDelete = env.event(TOPIC_DELETE, &id).await;
+    assert_eq!(
+        env.topics(),
+        [TOPIC_CREATE, TOPIC_START, TOPIC_EXIT, TOPIC_DELETE],
+        "the held TaskExit arrived, once and before TaskDelete\nshim log:\n{}",
+        shim.log()
+    );
+    let exit: TaskExit = env.event(TOPIC_EXIT, &id).await;
+    assert_eq!(exit.exit_status, 137);
+    shim.shutdown().await;
+    env.assert_nothing_left().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -339,11 +339,21 @@ impl TestEnv {
     /// goes away with every connection to it (a shim's among them), then a new one serves the
     /// same socket. Events keep going to the same log, so a test sees what reached either.
     pub async fn restart_containerd(&mut self) {
+        self.stop_containerd().await;
+        self.start_containerd().await;
+    }
+
+    /// containerd gone: its events service stops, its socket is removed.
+    pub async fn stop_containerd(&mut self) {
         self.server
             .shutdown()
             .await
             .expect("stopping the mock events service");
         let _ = fs::remove_file(&self.events_socket);
+    }
+
+    /// containerd back: a new events service on the same socket.
+    pub async fn start_containerd(&mut self) {
         let mut server = Server::new()
             .bind(&format!("unix://{}", self.events_socket.display()))
             .expect("binding the restarted mock events service")
