@@ -510,3 +510,66 @@ fn the_maintainer_scripts_divert_gvisors_shim_and_give_it_back() {
         format!("--package runsc-guard --remove --rename {divert}\n")
     );
 }
+
+/// README's "Install on a node" commands as the VM suite takes them from the text
+/// (tests/e2e/guest-install.sh): the .deb they install is the one `make deb` builds from this
+/// checkout, and the snippet they copy is one the package ships.
+#[test]
+fn the_readme_install_steps_name_what_the_package_ships() {
+    let _serial = serial();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(
+            r#". tests/e2e/guest-install.sh && readme_blocks sh && echo --- && readme_blocks toml"#,
+        )
+        .current_dir(repo(""))
+        .env("PAYLOAD", repo(""))
+        .env("RESULTS", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (sh, toml) = text.split_once("---\n").unwrap();
+    let commands: Vec<&str> = sh.lines().collect();
+    let deb = format!("./runsc-guard_{}-1_amd64.deb", env!("CARGO_PKG_VERSION"));
+    assert!(commands.contains(&"make deb"), "{commands:?}");
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.starts_with("apt-get install ") && c.split(' ').any(|w| w == deb)),
+        "no `apt-get install ... {deb}` in {commands:?}"
+    );
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let shipped: Vec<String> = manifest["package"]["metadata"]["deb"]["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let (src, dest) = (a[0].as_str().unwrap(), a[1].as_str().unwrap());
+            let name = Path::new(src).file_name().unwrap().to_str().unwrap();
+            format!("/{dest}{}", if dest.ends_with('/') { name } else { "" })
+        })
+        .collect();
+    let copy = commands
+        .iter()
+        .find(|c| c.starts_with("cp /usr/share/runsc-guard/"))
+        .unwrap_or_else(|| panic!("no snippet copy in {commands:?}"));
+    let src = copy.split(' ').nth(1).unwrap();
+    assert!(
+        shipped.iter().any(|s| s == src),
+        "{src} is not in the package: {shipped:?}"
+    );
+    assert_eq!(
+        toml.trim(),
+        r#"imports = ["/etc/containerd/conf.d/*.toml"]"#,
+        "the imports line the README adds to config.toml"
+    );
+    assert!(
+        copy.ends_with(" /etc/containerd/conf.d/runsc.toml"),
+        "{copy}"
+    );
+}

@@ -17,6 +17,8 @@
 #   bin/runsc-guard      the operator CLI (the driver runs its doctor)
 #   bin/e2e-driver       the CRI driver (optional while it is being written)
 #   images/*.tar         OCI archives of localhost/e2e/{busybox,pause,eater}:1
+#   debs/*.deb, README.md, guest-install.sh   the package (make deb), and the README whose
+#                        "Install on a node" guest-install.sh follows with it (bookworm)
 #
 # No `set -e`: a failed step is recorded and the steps after it still run where they can, so
 # one run shows as much as possible. The exit status says whether everything passed.
@@ -121,9 +123,24 @@ cat "$RESULTS/versions.txt"
 runsc_date=$(grep -oE '20[0-9]{6}' <<<"$runsc_version_text" | head -n1)
 runsc_date=${runsc_date:-0}
 
+# --- the node install as README.md describes it, with the .deb (bookworm; guest-install.sh) ---
+packaged=0
+if [[ -r $PAYLOAD/guest-install.sh ]]; then
+    # shellcheck source=guest-install.sh
+    . "$PAYLOAD/guest-install.sh"
+    guest_install_readme
+    guest_install_packaged && packaged=1
+fi
+
 # --- the project's shim ---
 shim_src=$PAYLOAD/bin/containerd-shim-runsc-v1
-if [[ -x $shim_src ]]; then
+runsc_guard=/usr/local/bin/runsc-guard
+if [[ $packaged == 1 ]]; then
+    # The whole suite runs through the packaged binaries; /usr/local/bin stays empty of them so
+    # containerd finds /usr/bin's.
+    runsc_guard=/usr/bin/runsc-guard
+    check shim-installed 0 "$(command -v containerd-shim-runsc-v1) (from the .deb)"
+elif [[ -x $shim_src ]]; then
     install -m 0755 "$shim_src" /usr/local/bin/containerd-shim-runsc-v1
     # containerd finds shims on PATH; /usr/local/bin comes first, and the image moved Debian's
     # Go shim aside, so nothing else can answer io.containerd.runsc.v1.
@@ -131,7 +148,7 @@ if [[ -x $shim_src ]]; then
 else
     check shim-installed 1 "no $shim_src in the payload: the runsc handler cannot work"
 fi
-if [[ -x $PAYLOAD/bin/runsc-guard ]]; then
+if [[ $packaged == 0 && -x $PAYLOAD/bin/runsc-guard ]]; then
     install -m 0755 "$PAYLOAD/bin/runsc-guard" /usr/local/bin/runsc-guard
 fi
 
@@ -322,7 +339,8 @@ out=$(timeout 180 ctr -n k8s.io run --rm --runc-binary /usr/local/bin/runsc-stoc
 check smoke-runsc-stock "$([[ $out == hi ]] && echo 0 || echo 1)" "ctr run with runsc printed: $out"
 
 # --- the CRI driver: one command line, easy to change while the driver is young ---
-DRIVER=("$PAYLOAD/bin/e2e-driver" --suite "$E2E_SUITE" --results "$RESULTS/driver" --images localhost/e2e)
+DRIVER=("$PAYLOAD/bin/e2e-driver" --suite "$E2E_SUITE" --results "$RESULTS/driver" --images localhost/e2e
+    --runsc-guard "$runsc_guard")
 # shellcheck disable=SC2206 # E2E_DRIVER_ARGS is a plain word list from run.sh's env
 [[ -n $E2E_DRIVER_ARGS ]] && DRIVER+=($E2E_DRIVER_ARGS)
 if [[ -x ${DRIVER[0]} ]]; then
@@ -330,6 +348,10 @@ if [[ -x ${DRIVER[0]} ]]; then
     "${DRIVER[@]}"
     rc=$?
     say "driver exited with status $rc"
+    if [[ $packaged == 1 ]]; then
+        guest_install_remove
+        guest_install_daemonset
+    fi
     exit "$rc"
 fi
 say "no driver in the payload (${DRIVER[0]}): pre-checks only"

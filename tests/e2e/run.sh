@@ -24,6 +24,8 @@
 #                        what is left, so a hanging guest cannot eat CI's whole time
 #   E2E_VM_TIMEOUT       seconds per VM (default 1500); the guest stops its suite 120 s earlier
 #   E2E_RUNSC_DEBUG      1 (default): runsc and shim debug logs in the results; 0: off
+#   E2E_PACKAGE          1 (default): build the .deb (make deb) and, on bookworm, install the node
+#                        by the README with it (guest-install.sh); 0: the payload's binaries only
 #   E2E_DRIVER_ARGS      extra arguments for the driver, e.g. "--scenario NAME --timeout-scale 2"
 #   E2E_IMAGE_REBUILD    1: rebuild the guest images even if cached
 #   E2E_MIRROR           Debian archive URL for debootstrap (default: from the host's apt sources)
@@ -123,6 +125,27 @@ if [[ -f $driver_manifest ]]; then
     e2e_log "driver built in $((SECONDS - t))s"
 else
     e2e_log "no CRI driver yet ($driver_manifest): the guests run their pre-checks only"
+fi
+
+# The Debian package, built as an operator builds it (`make deb`, which installs cargo-deb when
+# it is missing): the bookworm guest installs it by the README's "Install on a node" and runs
+# its scenarios through it (guest-install.sh). E2E_PACKAGE=0 leaves it out.
+if [[ ${E2E_PACKAGE:-1} == 1 ]] && [[ " ${suites[*]} " == *" bookworm "* ]]; then
+    t=$SECONDS
+    command -v cargo-deb >/dev/null ||
+        e2e_log "cargo-deb is missing: make deb installs it (cargo install cargo-deb --locked)"
+    e2e_log "building the .deb (make deb)"
+    (cd "$repo" && make deb >&2) || e2e_die "make deb failed"
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n1)
+    deb=$(target_dir "$repo/Cargo.toml")/debian/runsc-guard_${version}-1_$(dpkg --print-architecture).deb
+    [[ -f $deb ]] || e2e_die "make deb did not write $deb"
+    mkdir -p "$payload/debs"
+    install -m 0644 "$deb" "$payload/debs/"
+    install -m 0644 "$repo/README.md" "$payload/README.md"
+    install -m 0644 "$here/guest-install.sh" "$payload/guest-install.sh"
+    mkdir -p "$payload/k8s"
+    install -m 0644 "$repo/packaging/k8s/installer.sh" "$repo/packaging/runsc.toml" "$payload/k8s/"
+    e2e_log "${deb##*/} built in $((SECONDS - t))s"
 fi
 
 e2e_log "building the OCI images"
