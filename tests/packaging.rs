@@ -513,15 +513,13 @@ fn the_maintainer_scripts_divert_gvisors_shim_and_give_it_back() {
 
 /// README's "Install on a node" commands as the VM suite takes them from the text
 /// (tests/e2e/guest-install.sh): the .deb they install is the one `make deb` builds from this
-/// checkout, and the snippet they copy is one the package ships.
+/// checkout, and the snippet they append to containerd's config is one the package ships.
 #[test]
 fn the_readme_install_steps_name_what_the_package_ships() {
     let _serial = serial();
     let out = Command::new("bash")
         .arg("-c")
-        .arg(
-            r#". tests/e2e/guest-install.sh && readme_blocks sh && echo --- && readme_blocks toml"#,
-        )
+        .arg(". tests/e2e/guest-install.sh && readme_blocks sh")
         .current_dir(repo(""))
         .env("PAYLOAD", repo(""))
         .env("RESULTS", std::env::temp_dir())
@@ -533,8 +531,7 @@ fn the_readme_install_steps_name_what_the_package_ships() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let (sh, toml) = text.split_once("---\n").unwrap();
-    let commands: Vec<&str> = sh.lines().collect();
+    let commands: Vec<&str> = text.lines().collect();
     let deb = format!("./runsc-guard_{}-1_amd64.deb", env!("CARGO_PKG_VERSION"));
     assert!(commands.contains(&"make deb"), "{commands:?}");
     assert!(
@@ -554,22 +551,26 @@ fn the_readme_install_steps_name_what_the_package_ships() {
             format!("/{dest}{}", if dest.ends_with('/') { name } else { "" })
         })
         .collect();
-    let copy = commands
+    let append = commands
         .iter()
-        .find(|c| c.starts_with("cp /usr/share/runsc-guard/"))
-        .unwrap_or_else(|| panic!("no snippet copy in {commands:?}"));
-    let src = copy.split(' ').nth(1).unwrap();
+        .find(|c| c.contains("/usr/share/runsc-guard/containerd/"))
+        .unwrap_or_else(|| panic!("no snippet in {commands:?}"));
+    let snippet = append
+        .split(' ')
+        .find(|w| w.starts_with("/usr/share/runsc-guard/"))
+        .unwrap();
     assert!(
-        shipped.iter().any(|s| s == src),
-        "{src} is not in the package: {shipped:?}"
+        shipped.iter().any(|s| s == snippet),
+        "{snippet} is not in the package: {shipped:?}"
     );
-    assert_eq!(
-        toml.trim(),
-        r#"imports = ["/etc/containerd/conf.d/*.toml"]"#,
-        "the imports line the README adds to config.toml"
+    // Appended to config.toml itself: containerd 1.x lets an imported file replace config.toml's
+    // whole CRI section.
+    assert!(
+        append.ends_with(">>/etc/containerd/config.toml"),
+        "{append}"
     );
     assert!(
-        copy.ends_with(" /etc/containerd/conf.d/runsc.toml"),
-        "{copy}"
+        commands.contains(&"systemctl restart containerd"),
+        "{commands:?}"
     );
 }

@@ -76,6 +76,10 @@ guest_install_readme() {
     [[ $E2E_SUITE == bookworm ]] || return 1
     mkdir -p "$INSTALL_RESULTS"
     local t=$SECONDS debs=/tmp/e2e-install deb rc out line ran=() skipped=()
+    # The node's own config, as Debian ships it, plus what this guest cannot do without: the pods'
+    # sandbox image is the local one (no registry here). Not the README's step.
+    sed -i "/^ *\[plugins.\"io.containerd.grpc.v1.cri\"\]\$/a\\    sandbox_image = \"$SANDBOX_IMAGE\"" \
+        /etc/containerd/config.toml
     local sums_before
     sums_before=$(containerd_config_sums)
     mkdir -p "$debs" /var/log/runsc /var/log/runsc-stock
@@ -140,30 +144,25 @@ guest_install_readme() {
     check install-postinst-hands-off "$([[ $sums_before == "$sums_after" ]] && echo 0 || echo 1)" \
         "containerd's config files before and after the install: $([[ $sums_before == "$sums_after" ]] && echo unchanged || diff <(echo "$sums_before") <(echo "$sums_after") | tr '\n' ' ')"
 
-    # Step 2's toml block: the imports line, at the top of config.toml as the README says.
-    local imports
-    imports=$(readme_blocks toml | grep '^imports')
-    if [[ -z $imports ]]; then
-        check install-readme-steps 1 "no 'imports = [...]' line in the README's toml block"
-        return 1
-    fi
-    sed -i "1i $imports" /etc/containerd/config.toml
-    # Not the README's: the guest cannot pull registry.k8s.io's pause image, so the pods' sandbox
-    # image is the local one, in a drop-in of the README's own import pattern.
-    printf '[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "%s"\n' "$SANDBOX_IMAGE" \
-        >/etc/containerd/conf.d/zz-e2e-sandbox-image.toml
-    # The prose's restart, as written (the README must still say it).
-    if ! grep -qF '`systemctl restart containerd`' "$PAYLOAD/README.md"; then
-        check install-readme-steps 1 "the README no longer says to run 'systemctl restart containerd'"
-        return 1
-    fi
-    systemctl restart containerd
+    # The restart is the README's own command; wait for containerd to answer.
     if ! wait_containerd; then
         check install-readme-steps 1 "containerd did not come back with the README's config: $(journalctl -u containerd -n 5 --no-pager | tr '\n' ' ')"
         return 1
     fi
     cp /etc/containerd/config.toml "$INSTALL_RESULTS/config.toml"
-    check install-readme-steps 0 "ran: $(printf '[%s] ' "${ran[@]}" "$imports" "systemctl restart containerd")skipped: $(printf '[%s] ' "${skipped[@]}")in $((SECONDS - t))s"
+    check install-readme-steps 0 "ran: $(printf '[%s] ' "${ran[@]}")skipped: $(printf '[%s] ' "${skipped[@]}")in $((SECONDS - t))s"
+
+    # What containerd made of it: the runsc handler, and config.toml's own CRI settings kept.
+    local dump lost=""
+    dump=$(containerd config dump 2>&1)
+    printf '%s\n' "$dump" >"$INSTALL_RESULTS/config-dump.toml"
+    grep -qF "runtimes.runsc]" <<<"$dump" || lost+=" the runsc handler"
+    grep -q 'runtime_type = "io.containerd.runsc.v1"' <<<"$dump" || lost+=" its runtime_type"
+    grep -qF 'ConfigPath = "/etc/containerd/runsc.toml"' <<<"$dump" || lost+=" its ConfigPath"
+    grep -qF "sandbox_image = \"$SANDBOX_IMAGE\"" <<<"$dump" || lost+=" config.toml's sandbox_image"
+    grep -qF 'bin_dir = "/usr/lib/cni"' <<<"$dump" || lost+=" config.toml's cni.bin_dir"
+    check install-containerd-config "$([[ -z $lost ]] && echo 0 || echo 1)" \
+        "containerd config dump after the README's steps: $([[ -n $lost ]] && echo "missing:$lost" || echo "the runsc handler and config.toml's own CRI settings")"
 
     # containerd resolves io.containerd.runsc.v1 on its own PATH: only the packaged shim is there.
     local cpid path_dirs found="" dir
