@@ -24,8 +24,9 @@
 #                        what is left, so a hanging guest cannot eat CI's whole time
 #   E2E_VM_TIMEOUT       seconds per VM (default 1500); the guest stops its suite 120 s earlier
 #   E2E_RUNSC_DEBUG      1 (default): runsc and shim debug logs in the results; 0: off
-#   E2E_PACKAGE          1 (default): build the .deb (make deb) and, on bookworm, install the node
-#                        by the README with it (guest-install.sh); 0: the payload's binaries only
+#   E2E_PACKAGE          1: build the .deb (make deb) and, on bookworm, install the node by the
+#                        README with it (guest-install.sh); 0: the payload's binaries only.
+#                        Default 1, or 0 when E2E_DRIVER_ARGS narrows the run with --scenario
 #   E2E_DRIVER_ARGS      extra arguments for the driver, e.g. "--scenario NAME --timeout-scale 2"
 #   E2E_IMAGE_REBUILD    1: rebuild the guest images even if cached
 #   E2E_MIRROR           Debian archive URL for debootstrap (default: from the host's apt sources)
@@ -129,8 +130,14 @@ fi
 
 # The Debian package, built as an operator builds it (`make deb`, which installs cargo-deb when
 # it is missing): the bookworm guest installs it by the README's "Install on a node" and runs
-# its scenarios through it (guest-install.sh). E2E_PACKAGE=0 leaves it out.
-if [[ ${E2E_PACKAGE:-1} == 1 ]] && [[ " ${suites[*]} " == *" bookworm "* ]]; then
+# its scenarios through it (guest-install.sh). A run narrowed to some scenarios leaves it out
+# unless E2E_PACKAGE=1 asks for it.
+if [[ " ${E2E_DRIVER_ARGS:-} " == *" --scenario "* ]]; then
+    package=${E2E_PACKAGE:-0}
+else
+    package=${E2E_PACKAGE:-1}
+fi
+if [[ $package == 1 ]] && [[ " ${suites[*]} " == *" bookworm "* ]]; then
     t=$SECONDS
     command -v cargo-deb >/dev/null ||
         e2e_log "cargo-deb is missing: make deb installs it (cargo install cargo-deb --locked)"
