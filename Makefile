@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITES ?= bookworm trixie sid
 
-.PHONY: build test unit e2e demo lint deps deb image clean
+.PHONY: build test unit e2e bench soak demo lint deps deb image clean
 
 ## build: the shim and the operator CLI (release), in target/release/
 build:
@@ -20,6 +20,18 @@ unit:
 ## e2e: the VM suite alone (SUITES="bookworm" to narrow it); ends with "N passed, N failed"
 e2e:
 	SUITES="$(SUITES)" tests/e2e/run.sh
+
+# The bench and the soak run on bookworm unless SUITES is given (make bench SUITES="trixie sid").
+BENCH_SUITES := $(if $(filter command line environment,$(origin SUITES)),$(SUITES),bookworm)
+
+## bench: pod start latency, the shim's own time and memory per pod against the stock path and runc,
+## in one VM run (not part of test); BENCH_N pods per handler (default 10), SUITES (default bookworm)
+bench:
+	SUITES="$(BENCH_SUITES)" tests/e2e/bench.sh bench
+
+## soak: SOAK_N create/delete cycles (default 100) of a pod; nothing the node holds may grow
+soak:
+	SUITES="$(BENCH_SUITES)" tests/e2e/bench.sh soak
 
 ## demo: the incident's pod under the stock handler and under this shim, side by side
 demo:

@@ -11,7 +11,8 @@
 #   guest-done           written last, always: "status N"; its absence means the guest died
 #
 # Payload layout (written by tests/e2e/run.sh):
-#   env                  E2E_SUITE=..., optional E2E_GUEST_TIMEOUT, E2E_RUNSC_DEBUG, E2E_DRIVER_ARGS
+#   env                  E2E_SUITE=..., optional E2E_GUEST_TIMEOUT, E2E_RUNSC_DEBUG, E2E_DRIVER_ARGS,
+#                        E2E_BENCH (1: the bench's extra handlers, see bench.sh)
 #   guest-suite.sh       this file
 #   bin/containerd-shim-runsc-v1   the project's shim (release build)
 #   bin/runsc-guard      the operator CLI (the driver runs its doctor)
@@ -94,6 +95,7 @@ trap 'say "terminated (guest time limit)"; exit 124' TERM
 E2E_SUITE=""
 E2E_RUNSC_DEBUG=1
 E2E_DRIVER_ARGS=""
+E2E_BENCH=0
 if [[ -r $PAYLOAD/env ]]; then
     # shellcheck disable=SC1091 # written by run.sh for this run
     . "$PAYLOAD/env"
@@ -172,13 +174,24 @@ cat >/usr/local/bin/runsc-stock <<EOF
 exec runsc ${stock_flags[*]} "\$@"
 EOF
 chmod 0755 /usr/local/bin/runsc-stock
+# The bench's stock path as a node with the systemd cgroup driver runs it: runsc told to use
+# systemd too (runsc's --systemd-cgroup, what `systemd-cgroup = true` in its config sets).
+cat >/usr/local/bin/runsc-stock-systemd <<EOF
+#!/bin/sh
+# runsc as containerd's runc shim calls it for the runsc-stock-systemd handler (bench only).
+exec runsc ${stock_flags[*]} --systemd-cgroup "\$@"
+EOF
+chmod 0755 /usr/local/bin/runsc-stock-systemd
 
 # --- runsc.toml for the project's shim (runsc handler): guard settings stay at their defaults ---
 mkdir -p /etc/containerd /var/log/runsc /var/log/runsc-stock /var/log/runsc-shim
-{
+write_runsc_toml() {
     echo '# Written by tests/e2e/guest-suite.sh for the runsc handler.'
     if [[ $E2E_RUNSC_DEBUG == 1 ]]; then
         echo 'log_level = "debug"'
+        echo 'log_path = "/var/log/runsc-shim/"'
+    elif [[ $E2E_BENCH == 1 ]]; then
+        # The bench reads the shim's timing lines (info level) from its log files.
         echo 'log_path = "/var/log/runsc-shim/"'
     fi
     echo '[runsc_config]'
@@ -189,7 +202,8 @@ mkdir -p /etc/containerd /var/log/runsc /var/log/runsc-stock /var/log/runsc-shim
         echo 'debug = "true"'
         echo 'debug-log = "/var/log/runsc/"'
     fi
-} >/etc/containerd/runsc.toml
+}
+write_runsc_toml >/etc/containerd/runsc.toml
 # The runsc-nogroup handler: the same shim and settings with one shim process per container
 # (the driver's grouping scenario). A top-level key, so before runsc.toml's first table.
 {
@@ -234,6 +248,16 @@ version = 3
     TypeUrl = 'io.containerd.runsc.v1.options'
     ConfigPath = '/etc/containerd/runsc-nogroup.toml'
 EOF
+    if [[ $E2E_BENCH == 1 ]]; then
+        cat >>/etc/containerd/config.toml <<EOF
+
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-stock-systemd]
+  runtime_type = 'io.containerd.runc.v2'
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-stock-systemd.options]
+    BinaryName = '/usr/local/bin/runsc-stock-systemd'
+    SystemdCgroup = true
+EOF
+    fi
 else
     cat >/etc/containerd/config.toml <<EOF
 # Written by tests/e2e/guest-suite.sh (containerd $containerd_version: config version 2).
@@ -268,6 +292,16 @@ version = 2
     TypeUrl = "io.containerd.runsc.v1.options"
     ConfigPath = "/etc/containerd/runsc-nogroup.toml"
 EOF
+    if [[ $E2E_BENCH == 1 ]]; then
+        cat >>/etc/containerd/config.toml <<EOF
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc-stock-systemd]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc-stock-systemd.options]
+    BinaryName = "/usr/local/bin/runsc-stock-systemd"
+    SystemdCgroup = true
+EOF
+    fi
 fi
 # The same node as a guarded one would be configured: without the runsc-stock handler (the
 # incident's configuration kept on purpose) and the runsc-nogroup one after it, both last in

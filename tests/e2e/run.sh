@@ -28,6 +28,8 @@
 #                        README with it (guest-install.sh); 0: the payload's binaries only.
 #                        Default 1, or 0 when E2E_DRIVER_ARGS narrows the run with --scenario
 #   E2E_DRIVER_ARGS      extra arguments for the driver, e.g. "--scenario NAME --timeout-scale 2"
+#   E2E_BENCH            1: the guest also configures the bench's handlers (bench.sh sets it)
+#   E2E_DRIVER_PROFILE   cargo profile of the driver alone (default: E2E_CARGO_PROFILE's)
 #   E2E_IMAGE_REBUILD    1: rebuild the guest images even if cached
 #   E2E_MIRROR           Debian archive URL for debootstrap (default: from the host's apt sources)
 #   E2E_ACCEL, E2E_VM_MEMORY, E2E_VM_CPUS: see run-vm.sh
@@ -120,9 +122,12 @@ driver_manifest=$here/driver/Cargo.toml
 if [[ -f $driver_manifest ]]; then
     e2e_log "building the CRI driver"
     t=$SECONDS
-    cargo build --profile "$profile" --manifest-path "$driver_manifest" ||
+    driver_profile=${E2E_DRIVER_PROFILE:-$profile}
+    driver_dir=$driver_profile
+    [[ $driver_profile == dev ]] && driver_dir=debug
+    cargo build --profile "$driver_profile" --manifest-path "$driver_manifest" ||
         e2e_die "cargo build of the e2e driver failed"
-    install -m 0755 "$(target_dir "$driver_manifest")/$profile_dir/e2e-driver" "$payload/bin/"
+    install -m 0755 "$(target_dir "$driver_manifest")/$driver_dir/e2e-driver" "$payload/bin/"
     e2e_log "driver built in $((SECONDS - t))s"
 else
     e2e_log "no CRI driver yet ($driver_manifest): the guests run their pre-checks only"
@@ -190,6 +195,7 @@ for s in "${suites[@]}"; do
         printf 'E2E_GUEST_TIMEOUT=%s\n' "$((this_timeout - 120))"
         printf 'E2E_RUNSC_DEBUG=%s\n' "${E2E_RUNSC_DEBUG:-1}"
         printf 'E2E_DRIVER_ARGS=%q\n' "${E2E_DRIVER_ARGS:-}"
+        printf 'E2E_BENCH=%s\n' "${E2E_BENCH:-0}"
     } >"$payload/env"
 
     t=$SECONDS

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: e2e-driver --suite SUITE --results DIR [options]
+       e2e-driver --bench N --suite SUITE --results DIR [--handlers H1,H2] [--no-memory]
+       e2e-driver --soak N --suite SUITE --results DIR
        e2e-driver --list
 
 Plays kubelet over containerd's CRI inside the e2e guest VM, runs the scenarios and writes
@@ -24,6 +26,14 @@ options:
                          there holds a Go panic is run once more
   --runsc-guard PATH     the runsc-guard binary whose doctor some scenarios run (default
                          /usr/local/bin/runsc-guard)
+  --bench N              instead of the scenarios: N pod starts per handler, interleaved (default
+                         handlers runsc, runsc-stock, runsc-stock-systemd, runc), the shim's
+                         timing lines, the by-hand runsc floor and the memory per pod; writes
+                         DIR/bench.{md,json,svg}
+  --no-memory            --bench without the memory table
+  --soak N               instead of the scenarios: N create/delete cycles of a runsc pod beside a
+                         long-lived one; what the node holds before and after, DIR/soak.{md,json}
+  --shim-log-dir DIR     where the shim's log files are (default /var/log/runsc-shim)
   --allow-non-vm         run even if systemd-detect-virt finds no VM (it changes cgroups!)
   --list                 list the scenarios and exit
   --help                 this text";
@@ -31,6 +41,8 @@ options:
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     Run,
+    Bench(usize),
+    Soak(usize),
     List,
     Help,
 }
@@ -48,6 +60,18 @@ pub struct Args {
     pub allow_non_vm: bool,
     pub debug_logs: crate::panics::DebugLogDirs,
     pub runsc_guard: PathBuf,
+    pub shim_log_dir: PathBuf,
+    pub no_memory: bool,
+}
+
+/// A count of pods or cycles: a whole number of at least 1.
+fn count(flag: &str, v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{flag}: expected a whole number of at least 1, found {v:?}"
+        )),
+    }
 }
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -65,6 +89,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         allow_non_vm: false,
         debug_logs: crate::panics::DebugLogDirs::default(),
         runsc_guard: PathBuf::from("/usr/local/bin/runsc-guard"),
+        shim_log_dir: PathBuf::from("/var/log/runsc-shim"),
+        no_memory: false,
     };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -107,13 +133,20 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 a.debug_logs.runsc_stock = PathBuf::from(value("--runsc-stock-debug-log")?)
             }
             "--runsc-guard" => a.runsc_guard = PathBuf::from(value("--runsc-guard")?),
+            "--bench" => a.command = Command::Bench(count("--bench", &value("--bench")?)?),
+            "--soak" => a.command = Command::Soak(count("--soak", &value("--soak")?)?),
+            "--no-memory" => a.no_memory = true,
+            "--shim-log-dir" => a.shim_log_dir = PathBuf::from(value("--shim-log-dir")?),
             "--allow-non-vm" => a.allow_non_vm = true,
             "--list" => a.command = Command::List,
             "--help" | "-h" => a.command = Command::Help,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if a.command == Command::Run {
+    if matches!(
+        a.command,
+        Command::Run | Command::Bench(_) | Command::Soak(_)
+    ) {
         a.suite = suite.ok_or("--suite is required")?;
         a.results = results.ok_or("--results is required")?;
     }
@@ -191,6 +224,16 @@ mod tests {
     }
 
     #[test]
+    fn bench_and_soak() {
+        let a = p(&["--suite=s", "--results=o", "--bench", "3", "--no-memory"]).expect("parses");
+        assert_eq!(a.command, Command::Bench(3));
+        assert!(a.no_memory);
+        let a = p(&["--suite=s", "--results=o", "--soak=100"]).expect("parses");
+        assert_eq!(a.command, Command::Soak(100));
+        assert_eq!(a.shim_log_dir, PathBuf::from("/var/log/runsc-shim"));
+    }
+
+    #[test]
     fn errors() {
         assert!(p(&["--results", "x"]).unwrap_err().contains("--suite"));
         assert!(p(&["--suite", "x"]).unwrap_err().contains("--results"));
@@ -198,5 +241,7 @@ mod tests {
         assert!(p(&["--bogus"]).unwrap_err().contains("unknown"));
         assert!(p(&["--suite", "a", "--results", "b", "--timeout-scale", "0"]).is_err());
         assert_eq!(p(&["--list"]).expect("parses").command, Command::List);
+        assert!(p(&["--suite", "a", "--results", "b", "--bench", "0"]).is_err());
+        assert!(p(&["--bench", "3"]).unwrap_err().contains("--suite"));
     }
 }

@@ -13,8 +13,9 @@ use k8s_cri::v1::{
     ContainerStatusRequest, ContainerStatusResponse, CreateContainerRequest, ExecRequest,
     ExecSyncRequest, ExecSyncResponse, ImageSpec, ImageStatusRequest, ListContainerStatsRequest,
     ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxStatusRequest,
-    PodSandboxStatusResponse, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
-    StopPodSandboxRequest, UpdateContainerResourcesRequest, VersionRequest, VersionResponse,
+    PodSandboxStatusResponse, RemoveContainerRequest, RemovePodSandboxRequest,
+    RunPodSandboxRequest, StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
+    UpdateContainerResourcesRequest, VersionRequest, VersionResponse,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
 use tower::service_fn;
@@ -315,6 +316,34 @@ impl Cri {
             limit,
             self.runtime.remove_pod_sandbox(RemovePodSandboxRequest {
                 pod_sandbox_id: id.into(),
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// StopContainer with `grace` seconds before the runtime kills it.
+    pub async fn stop_container(&mut self, id: &str, grace: i64) -> Result<()> {
+        let limit = self.limit(60 + grace.unsigned_abs());
+        answer(
+            "StopContainer",
+            limit,
+            self.runtime.stop_container(StopContainerRequest {
+                container_id: id.into(),
+                timeout: grace,
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn remove_container(&mut self, id: &str) -> Result<()> {
+        let limit = self.limit(60);
+        answer(
+            "RemoveContainer",
+            limit,
+            self.runtime.remove_container(RemoveContainerRequest {
+                container_id: id.into(),
             }),
         )
         .await

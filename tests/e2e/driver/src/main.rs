@@ -9,6 +9,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+mod bench;
 mod cgroup;
 mod cli;
 mod cri;
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Command::Run => {}
+        Command::Run | Command::Bench(_) | Command::Soak(_) => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -69,7 +70,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run_suite(&args)) {
+    let work = async {
+        match args.command {
+            Command::Bench(n) => bench::run(&args, n).await,
+            Command::Soak(n) => bench::soak::run(&args, n).await,
+            _ => run_suite(&args).await,
+        }
+    };
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("e2e-driver: error: {e:#}");
