@@ -58,28 +58,33 @@ pub fn sandbox_flags(argv: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Runs runsc, timed. Its stderr goes to a file, not a pipe: the sandbox and gofer that
+/// `create` starts inherit it and outlive the call, so a pipe would not reach EOF.
 async fn timed(args: &[String], limit: Duration) -> Result<f64> {
+    let err_path = PathBuf::from(MARKER_ROOT).join(format!("floor-stderr-{}", std::process::id()));
+    let err_file = std::fs::File::create(&err_path)
+        .with_context(|| format!("creating {}", err_path.display()))?;
     let t = Instant::now();
-    let out = tokio::time::timeout(
-        limit,
-        tokio::process::Command::new("runsc")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .map_err(|_| anyhow!("runsc {} did not end in {:?}", args.join(" "), limit))?
-    .with_context(|| format!("running runsc {}", args.join(" ")))?;
+    let mut child = tokio::process::Command::new("runsc")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(err_file))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("running runsc {}", args.join(" ")))?;
+    let status = tokio::time::timeout(limit, child.wait())
+        .await
+        .map_err(|_| anyhow!("runsc {} did not end in {:?}", args.join(" "), limit))?
+        .with_context(|| format!("waiting for runsc {}", args.join(" ")))?;
     let took = t.elapsed().as_secs_f64() * 1000.0;
-    if !out.status.success() {
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&err_path);
+    if !status.success() {
         bail!(
-            "runsc {} failed ({}): {}",
+            "runsc {} failed ({status}): {}",
             args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            stderr.trim()
         );
     }
     Ok(took)

@@ -242,13 +242,21 @@ impl BenchPod {
         let mut problems = Vec::new();
         let (mut stop_ms, mut remove_ms) = (None, None);
         if let Some(id) = self.sandbox_id.clone() {
+            // A StartContainer still pending (the stock path's) holds its shim: StopPodSandbox
+            // would wait for it. Giving up on it first makes containerd cancel it, as kubelet's
+            // timeout would.
+            let mut pending = false;
+            for (task, _) in self.starts.drain(..) {
+                pending |= !task.is_finished();
+                task.abort();
+            }
+            if pending {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
             let t = Instant::now();
             match self.cri.stop_pod_sandbox(&id).await {
                 Ok(()) => stop_ms = Some(ms(t)),
                 Err(e) => problems.push(format!("StopPodSandbox: {e:#}")),
-            }
-            for (task, _) in self.starts.drain(..) {
-                task.abort();
             }
             let t = Instant::now();
             match self.cri.remove_pod_sandbox(&id).await {
