@@ -179,9 +179,8 @@ async fn a_failing_runsc_create_returns_runscs_last_logged_error() {
     let calls = env.calls();
     let id = bundle.id.as_str();
     assert_eq!(
-        calls[..3],
+        calls[..2],
         [
-            env.list_argv(&bundle, &[]),
             env.create_argv(&bundle, &[]),
             env.argv(&bundle, &["delete", "--force", id]),
         ],

@@ -104,7 +104,6 @@ async fn the_lifecycle_runs_the_exact_runsc_commands_and_sends_the_events_in_ord
     let user_log = pod_logs.join("gvisor.log").display().to_string();
     let pid_file = bundle.path.join("init.pid").display().to_string();
     let expected = vec![
-        env.list_argv(&bundle, &[]),
         env.argv(
             &bundle,
             &[
@@ -289,8 +288,8 @@ async fn a_spec_without_cri_annotations_is_a_sandbox_of_its_own() {
     env.create_ok("Create", &bundle, &config).await;
     let calls = env.calls();
     assert_eq!(
-        calls.get(..2),
-        Some(&[env.list_argv(&bundle, &[]), env.create_argv(&bundle, &[])][..]),
+        calls.get(..1),
+        Some(&[env.create_argv(&bundle, &[])][..]),
         "a plain `runsc create` (no --user-log without a log directory):\n{}",
         env.show(&calls)
     );
@@ -365,6 +364,7 @@ async fn runsc_config_flags_come_sorted_before_every_subcommand_with_the_id_expa
     subcommands.dedup();
     assert_eq!(
         subcommands,
-        ["create", "delete", "kill", "list", "start", "wait"]
+        ["create", "delete", "kill", "start", "wait"],
+        "no `runsc list`: the shim reads the root's state files itself"
     );
 }

@@ -60,7 +60,18 @@ fn runsc_toml_with_version(env: &TestDir, version: &str) -> PathBuf {
 }
 
 fn state_of(env: &TestDir, id: &str) -> Value {
-    let file = env.runsc_state.join(format!("{id}.state.json"));
+    // `<id>_sandbox:<sandbox id>.state`, as runsc names it.
+    let prefix = format!("{id}_sandbox:");
+    let file = fs::read_dir(&env.runsc_state)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".state"))
+        })
+        .unwrap_or_else(|| panic!("no state file of {id} in {}", env.runsc_state.display()));
     serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap()
 }
 

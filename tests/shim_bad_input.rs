@@ -80,7 +80,7 @@ async fn a_failing_runsc_create_returns_runscs_logged_error() {
     );
     let calls = env.calls();
     assert_eq!(
-        calls.get(1).and_then(|c| subcommand(c)),
+        calls.first().and_then(|c| subcommand(c)),
         Some("create"),
         "runsc create ran:\n{}",
         env.show(&calls)

@@ -41,7 +41,7 @@ async fn leftovers_are_seen() {
 
     // A running container in fake-runsc's state, and a `runsc wait` on it.
     fs::create_dir_all(&env.runsc_state).unwrap();
-    let state = env.runsc_state.join(format!("c1{STATE_FILE_SUFFIX}"));
+    let state = env.runsc_state.join(state_file_name("c1", "c1"));
     fs::write(
         &state,
         r#"{"id":"c1","status":"running","pid":1073741824,"annotations":{}}"#,
@@ -56,7 +56,10 @@ async fn leftovers_are_seen() {
         .spawn()
         .expect("running fake-runsc wait");
     let left = env.leftovers();
-    assert!(left.iter().any(|l| l.contains("c1.state.json")), "{left:?}");
+    assert!(
+        left.iter().any(|l| l.contains("c1_sandbox:c1.state")),
+        "{left:?}"
+    );
     assert!(
         left.iter()
             .any(|l| l.contains("still runs") && l.contains("wait c1")),

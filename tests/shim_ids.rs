@@ -100,7 +100,7 @@ async fn the_delete_action_never_deletes_a_container_whose_id_its_own_begins() {
         .await;
     kill_shim_daemon(&env, web_shim).await;
     // web's runsc state is gone (deleted before its shim died); web-sidecar comes after.
-    std::fs::remove_file(env.runsc_state.join("pfd-web.state.json")).unwrap();
+    std::fs::remove_file(env.runsc_state.join("pfd-web_sandbox:pfd-web.state")).unwrap();
     let sidecar_shim = env.start_shim(&sidecar).await;
     sidecar_shim
         .create_ok("Create (web-sidecar)", &env, &sidecar, &config)

@@ -115,7 +115,6 @@ async fn full_lifecycle_runs_the_exact_runsc_commands_and_publishes_the_events()
     let user_log = pod_logs.join("gvisor.log").display().to_string();
     let pid_file = bundle.path.join("init.pid").display().to_string();
     let expected = vec![
-        env.list_argv(&bundle, &[]),
         env.argv(
             &bundle,
             &[
@@ -229,8 +228,8 @@ async fn without_options_the_shim_runs_runsc_from_path_with_the_default_root() {
     );
     let calls = env.calls();
     assert_eq!(
-        calls.get(..2),
-        Some(&[env.list_argv(&bundle, &[]), env.create_argv(&bundle, &[])][..]),
+        calls.get(..1),
+        Some(&[env.create_argv(&bundle, &[])][..]),
         "runsc from PATH with --root={DEFAULT_RUNSC_ROOT}/<namespace>:\n{}",
         env.show(&calls)
     );

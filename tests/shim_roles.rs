@@ -80,8 +80,8 @@ async fn a_spec_without_cri_annotations_is_a_sandbox_of_its_own() {
     out.read_until("plain output at create\n").await;
     let calls = env.calls();
     assert_eq!(
-        calls.get(..2),
-        Some(&[env.list_argv(&bundle, &[]), env.create_argv(&bundle, &[])][..]),
+        calls.get(..1),
+        Some(&[env.create_argv(&bundle, &[])][..]),
         "a plain `runsc create` (no --user-log without a log directory):\n{}",
         env.show(&calls)
     );

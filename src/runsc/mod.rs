@@ -399,15 +399,15 @@ impl Runsc {
         self.run(&["events", "--stats", id]).await
     }
 
-    /// `runsc list --quiet`: the ids of every container in the root, one a line.
+    /// The ids of every container in the root, as `runsc list` finds them: from the names of
+    /// runsc's state files, `<root>/<container id>_sandbox:<sandbox id>.state` (runsc's
+    /// `container.List`, unchanged from before 20221219 through 20240729). Reading the directory
+    /// spares a whole runsc start-up on every Create, which the bench measured at several
+    /// hundred milliseconds under emulation. A root that does not exist yet holds no container.
     pub async fn list_ids(&self) -> Result<Vec<String>> {
-        let out = self.run(&["list", "--quiet"]).await?;
-        Ok(String::from_utf8_lossy(&out)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect())
+        let root = self.flags.root.clone();
+        let listed = crate::timing::span_sync("ids.list", || list_state_files(&root));
+        listed.map_err(|e| Error::io("listing runsc's state files", &self.flags.root, e))
     }
 
     /// `runsc ps --format json <id>`: the pids inside the sandbox.
@@ -448,6 +448,30 @@ pub fn is_gone(err: &Error) -> bool {
         Error::NotFound(_) => true,
         _ => false,
     }
+}
+
+/// The container ids of runsc's state files in `root` (see [`Runsc::list_ids`]), sorted.
+pub fn list_state_files(root: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some((id, sandbox)) = name
+            .strip_suffix(".state")
+            .and_then(|n| n.split_once("_sandbox:"))
+        {
+            if !id.is_empty() && !sandbox.is_empty() {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
 }
 
 #[cfg(test)]

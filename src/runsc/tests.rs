@@ -181,3 +181,25 @@ async fn a_hung_call_fails_naming_the_command() {
     assert!(err.starts_with("runsc create failed: "), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+#[test]
+fn state_files_name_the_containers_as_runsc_list_does() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "web_sandbox:web.state",
+        "web_sandbox:web.lock",
+        "web-sidecar_sandbox:web.state",
+        "db_sandbox:db.state",
+        "notes.txt",
+        "_sandbox:x.state",
+    ] {
+        std::fs::write(dir.path().join(name), "{}").unwrap();
+    }
+    assert_eq!(
+        list_state_files(dir.path()).unwrap(),
+        ["db", "web", "web-sidecar"]
+    );
+    assert!(list_state_files(&dir.path().join("absent"))
+        .unwrap()
+        .is_empty());
+}

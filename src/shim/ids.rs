@@ -7,8 +7,9 @@
 //! once `web`'s state is gone, `runsc kill web` or `runsc delete --force web` reach
 //! `web-sidecar`. An id is safe while no other container in its root has it as a prefix, and
 //! the shim keeps it so: Create refuses an id that is a prefix of another container's id in the
-//! same runsc root, or has one as its prefix, and the `delete` action only deletes an id runsc
-//! lists exactly. The check and `runsc create` run under a lock on the root directory, so two
+//! same runsc root, or has one as its prefix, and the `delete` action only deletes an id whose
+//! state file the root holds exactly (the root's state files are what `runsc list` reads:
+//! `Runsc::list_ids`). The check and `runsc create` run under a lock on the root directory, so two
 //! shims creating `web` and `web-sidecar` at once cannot both pass it.
 
 use std::fs::File;

@@ -191,14 +191,6 @@ impl TestDir {
         self.argv(bundle, &rest)
     }
 
-    /// `runsc <globals> <flags> list --quiet`: what the shim asks before a `runsc create` (and
-    /// before the `delete` action's `delete --force`), so that no id is a prefix of another.
-    pub fn list_argv(&self, bundle: &Bundle, flags: &[&str]) -> Vec<String> {
-        let mut rest = flags.to_vec();
-        rest.extend(["list", "--quiet"]);
-        self.argv(bundle, &rest)
-    }
-
     /// Command lines for failure messages, one a line, the temp directory shown as $TMP.
     pub fn show(&self, calls: &[Vec<String>]) -> String {
         let tmp = self.root.display().to_string();

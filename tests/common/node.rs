@@ -151,7 +151,6 @@ pub fn lifecycle_argvs(env: &TestDir, bundle: &Bundle, guard_flags: &[&str]) -> 
         env.argv(bundle, &all)
     };
     vec![
-        with(&["list", "--quiet"]),
         env.create_argv(bundle, guard_flags),
         with(&["start", id]),
         with(&["kill", id, "9"]),
@@ -194,13 +193,12 @@ pub fn assert_failed_sandbox_is_gone(env: &TestDir, node: &Node, bundle: &Bundle
     );
 }
 
-/// The only runsc calls were the `list` before the create, the create, and the `delete --force`
-/// the guard runs when the created sandbox fails verification.
+/// The only runsc calls were the create and the `delete --force` the guard runs when the created
+/// sandbox fails verification.
 pub fn assert_deleted_right_after_create(env: &TestDir, bundle: &Bundle, what: &str) {
     assert_calls(
         env,
         &[
-            env.list_argv(bundle, &[]),
             env.create_argv(bundle, &[]),
             env.argv(bundle, &["delete", "--force", &bundle.id]),
         ],

@@ -11,9 +11,9 @@ use super::client::shim_binary;
 // Each test binary uses some of them.
 #[allow(unused_imports)]
 pub use fake_runsc::{
-    CALLS_FILE, CGROUP_ROOT_ENV, FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL, KNOB_FAIL_MESSAGE,
-    KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_STDOUT, KNOB_TOTAL_MEMORY, PROC_ROOT_ENV,
-    STATE_FILE_SUFFIX, VERSION_ENV,
+    state_file_name, CALLS_FILE, CGROUP_ROOT_ENV, FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL,
+    KNOB_FAIL_MESSAGE, KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_STDOUT, KNOB_TOTAL_MEMORY,
+    PROC_ROOT_ENV, VERSION_ENV,
 };
 
 /// fake-runsc, built by `cargo build --workspace` next to the shim.

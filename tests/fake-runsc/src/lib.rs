@@ -49,8 +49,16 @@ pub const DEFAULT_VERSION: &str = "runsc version 0.0~20221219.0\nspec: 1.0.2-dev
 
 /// Under `--root`: one JSON line per invocation, `{"argv":[..],"cwd":".."}`, argv without argv0.
 pub const CALLS_FILE: &str = "calls.jsonl";
-/// Under `--root`: `<id>` followed by this is the state of one container.
-pub const STATE_FILE_SUFFIX: &str = ".state.json";
+/// Under `--root`: `<container id>_sandbox:<sandbox id>.state` is the state of one container,
+/// named as runsc names its state files (the shim lists a root's containers from these names).
+pub const STATE_FILE_SUFFIX: &str = ".state";
+/// Between the container id and the sandbox id in a state file's name.
+pub const STATE_FILE_SANDBOX: &str = "_sandbox:";
+
+/// The state file's name of container `id` in sandbox `sandbox_id`.
+pub fn state_file_name(id: &str, sandbox_id: &str) -> String {
+    format!("{id}{STATE_FILE_SANDBOX}{sandbox_id}{STATE_FILE_SUFFIX}")
+}
 
 /// Fake pids start above any possible pid_max (2^22), so a stray kill(2) hits nothing.
 pub const FAKE_PID_BASE: u32 = 0x4000_0000;

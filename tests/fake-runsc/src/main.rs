@@ -7,7 +7,7 @@
 //! several shims) share it the way they share a real runsc root:
 //! - `<root>/calls.jsonl`: one JSON line per invocation, `{"argv":[..],"cwd":".."}`, argv without
 //!   argv0, so a test can assert the exact command lines the shim ran;
-//! - `<root>/<id>.state.json`: the state of one container.
+//! - `<root>/<id>_sandbox:<sandbox id>.state`: the state of one container (runsc's own naming).
 //!
 //! Failures look like runsc's: a `{"level":"error","msg":..,"time":..}` line appended to the
 //! `--log` file, the message on stderr, exit status 1.
@@ -34,7 +34,7 @@ use fake_runsc::{
     CALLS_FILE, CGROUP_ROOT_ENV, DEFAULT_VERSION, EVENT_CPU_NS, EVENT_MEMORY_USAGE, EVENT_PIDS,
     FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL, KNOB_FAIL_MESSAGE, KNOB_HANG, KNOB_HANG_MS,
     KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_SANDBOX_PROCESS, KNOB_STDOUT, KNOB_TOTAL_MEMORY,
-    PROC_ROOT_ENV, SANDBOX_PROCESS_ENV, STATE_FILE_SUFFIX, VERSION_ENV,
+    PROC_ROOT_ENV, SANDBOX_PROCESS_ENV, STATE_FILE_SANDBOX, STATE_FILE_SUFFIX, VERSION_ENV,
 };
 use serde_json::{json, Map, Value};
 
@@ -285,11 +285,30 @@ impl Ctx {
         })
     }
 
+    /// The state file of container `id`: the one there is, else where it would be created as a
+    /// sandbox of its own.
     fn state_path(&self, id: &str) -> Result<PathBuf, String> {
-        if id.is_empty() || id.contains('/') || id.starts_with('.') {
-            return Err(format!("invalid container id {id:?}"));
+        self.state_path_in(id, id)
+    }
+
+    /// The state file of container `id`: the one there is, else the one of `id` in `sandbox_id`.
+    fn state_path_in(&self, id: &str, sandbox_id: &str) -> Result<PathBuf, String> {
+        for i in [id, sandbox_id] {
+            if i.is_empty() || i.contains('/') || i.starts_with('.') || i.contains(':') {
+                return Err(format!("invalid container id {i:?}"));
+            }
         }
-        Ok(self.root()?.join(format!("{id}{STATE_FILE_SUFFIX}")))
+        let root = self.root()?;
+        let prefix = format!("{id}{STATE_FILE_SANDBOX}");
+        if let Ok(entries) = fs::read_dir(root) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && name.ends_with(STATE_FILE_SUFFIX) {
+                    return Ok(e.path());
+                }
+            }
+        }
+        Ok(root.join(fake_runsc::state_file_name(id, sandbox_id)))
     }
 
     fn log_line(&self, level: &str, msg: &str) {
@@ -364,7 +383,10 @@ impl Ctx {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_suffix(STATE_FILE_SUFFIX).map(str::to_string)
+                let (id, _) = name
+                    .strip_suffix(STATE_FILE_SUFFIX)?
+                    .split_once(STATE_FILE_SANDBOX)?;
+                Some(id.to_string())
             })
             .collect();
         ids.sort();
@@ -391,7 +413,11 @@ impl Ctx {
     }
 
     fn save(&self, c: &Container) -> Result<(), String> {
-        let path = self.state_path(c.id())?;
+        let sandbox_id = match c.str("sandbox_id") {
+            "" => c.id(),
+            s => s,
+        };
+        let path = self.state_path_in(c.id(), sandbox_id)?;
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         fs::write(&tmp, c.value.to_string())
             .and_then(|()| fs::rename(&tmp, &path))
@@ -740,7 +766,7 @@ fn create(ctx: &Ctx, inv: &Invocation) -> Result<(), String> {
             == Some("real");
     let pid = match ctx.load(sandbox_id)? {
         Some(sandbox) if joins_sandbox => sandbox.value["pid"].as_u64().unwrap_or_default() as u32,
-        _ if real_process => spawn_sandbox_process(&ctx.state_path(id)?)?,
+        _ if real_process => spawn_sandbox_process(&ctx.state_path_in(id, sandbox_id)?)?,
         _ => fake_pid(id),
     };
     fs::write(pid_file, pid.to_string()).map_err(|e| format!("writing {pid_file}: {e}"))?;
@@ -1410,9 +1436,9 @@ mod tests {
         let root = Tree::new(
             "ids",
             &[
-                ("web.state.json", "{}"),
-                ("web-sidecar.state.json", "{}"),
-                ("db.state.json", "{}"),
+                ("web_sandbox:web.state", "{}"),
+                ("web-sidecar_sandbox:web-sidecar.state", "{}"),
+                ("db_sandbox:db.state", "{}"),
                 ("calls.jsonl", ""),
             ],
         );
@@ -1425,7 +1451,7 @@ mod tests {
         assert!(err.contains("ambiguous"), "{err}");
         assert_eq!(ctx.resolve("d").unwrap().as_deref(), Some("db"));
         assert_eq!(ctx.resolve("cache").unwrap(), None);
-        fs::remove_file(root.0.join("web.state.json")).unwrap();
+        fs::remove_file(root.0.join("web_sandbox:web.state")).unwrap();
         // The danger: the id of a container that is gone names another one.
         assert_eq!(ctx.resolve("web").unwrap().as_deref(), Some("web-sidecar"));
     }
