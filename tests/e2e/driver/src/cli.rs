@@ -5,7 +5,7 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 usage: e2e-driver --suite SUITE --results DIR [options]
        e2e-driver --bench N --suite SUITE --results DIR [--handlers H1,H2] [--no-memory]
-       e2e-driver --soak N --suite SUITE --results DIR
+       e2e-driver --soak N --suite SUITE --results DIR     (both: the bench, then the soak)
        e2e-driver --list
 
 Plays kubelet over containerd's CRI inside the e2e guest VM, runs the scenarios and writes
@@ -43,6 +43,8 @@ pub enum Command {
     Run,
     Bench(usize),
     Soak(usize),
+    /// `--bench N --soak M`: the bench, then the soak, on one boot of the guest.
+    BenchSoak(usize, usize),
     List,
     Help,
 }
@@ -133,8 +135,20 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 a.debug_logs.runsc_stock = PathBuf::from(value("--runsc-stock-debug-log")?)
             }
             "--runsc-guard" => a.runsc_guard = PathBuf::from(value("--runsc-guard")?),
-            "--bench" => a.command = Command::Bench(count("--bench", &value("--bench")?)?),
-            "--soak" => a.command = Command::Soak(count("--soak", &value("--soak")?)?),
+            "--bench" => {
+                let n = count("--bench", &value("--bench")?)?;
+                a.command = match a.command {
+                    Command::Soak(m) | Command::BenchSoak(_, m) => Command::BenchSoak(n, m),
+                    _ => Command::Bench(n),
+                };
+            }
+            "--soak" => {
+                let m = count("--soak", &value("--soak")?)?;
+                a.command = match a.command {
+                    Command::Bench(n) | Command::BenchSoak(n, _) => Command::BenchSoak(n, m),
+                    _ => Command::Soak(m),
+                };
+            }
             "--no-memory" => a.no_memory = true,
             "--shim-log-dir" => a.shim_log_dir = PathBuf::from(value("--shim-log-dir")?),
             "--allow-non-vm" => a.allow_non_vm = true,
@@ -145,7 +159,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     }
     if matches!(
         a.command,
-        Command::Run | Command::Bench(_) | Command::Soak(_)
+        Command::Run | Command::Bench(_) | Command::Soak(_) | Command::BenchSoak(..)
     ) {
         a.suite = suite.ok_or("--suite is required")?;
         a.results = results.ok_or("--results is required")?;
@@ -230,6 +244,8 @@ mod tests {
         assert!(a.no_memory);
         let a = p(&["--suite=s", "--results=o", "--soak=100"]).expect("parses");
         assert_eq!(a.command, Command::Soak(100));
+        let a = p(&["--suite=s", "--results=o", "--soak=20", "--bench", "5"]).expect("parses");
+        assert_eq!(a.command, Command::BenchSoak(5, 20));
         assert_eq!(a.shim_log_dir, PathBuf::from("/var/log/runsc-shim"));
     }
 

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Command::Run | Command::Bench(_) | Command::Soak(_) => {}
+        Command::Run | Command::Bench(_) | Command::Soak(_) | Command::BenchSoak(..) => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -74,6 +74,11 @@ fn main() -> ExitCode {
         match args.command {
             Command::Bench(n) => bench::run(&args, n).await,
             Command::Soak(n) => bench::soak::run(&args, n).await,
+            Command::BenchSoak(n, m) => {
+                let bench = bench::run(&args, n).await;
+                let soak = bench::soak::run(&args, m).await;
+                bench.and(soak)
+            }
             _ => run_suite(&args).await,
         }
     };
