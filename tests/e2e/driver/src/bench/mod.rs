@@ -26,7 +26,7 @@ use stats::Stats;
 pub const DEFAULT_HANDLERS: &[&str] = &["runsc", "runsc-stock", "runsc-stock-systemd", "runc"];
 /// The handlers whose shims the memory table weighs: this shim grouped and with grouping = false,
 /// and containerd's runc shim (the same binary drives runsc for the stock path).
-const MEMORY_HANDLERS: &[&str] = &["runsc", "runsc-ungrouped", "runc"];
+const MEMORY_HANDLERS: &[&str] = &["runsc", "runsc-nogroup", "runc"];
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct BenchReport {
