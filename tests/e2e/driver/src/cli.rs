@@ -6,6 +6,7 @@ pub const USAGE: &str = "\
 usage: e2e-driver --suite SUITE --results DIR [options]
        e2e-driver --bench N --suite SUITE --results DIR [--handlers H1,H2] [--no-memory]
        e2e-driver --soak N --suite SUITE --results DIR     (both: the bench, then the soak)
+       e2e-driver --render DIR     (bench.md and bench.svg again from DIR/bench.json)
        e2e-driver --list
 
 Plays kubelet over containerd's CRI inside the e2e guest VM, runs the scenarios and writes
@@ -38,13 +39,15 @@ options:
   --list                 list the scenarios and exit
   --help                 this text";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Run,
     Bench(usize),
     Soak(usize),
     /// `--bench N --soak M`: the bench, then the soak, on one boot of the guest.
     BenchSoak(usize, usize),
+    /// `--render DIR`: a bench's tables and chart again from its bench.json.
+    Render(PathBuf),
     List,
     Help,
 }
@@ -150,6 +153,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 };
             }
             "--no-memory" => a.no_memory = true,
+            "--render" => a.command = Command::Render(PathBuf::from(value("--render")?)),
             "--shim-log-dir" => a.shim_log_dir = PathBuf::from(value("--shim-log-dir")?),
             "--allow-non-vm" => a.allow_non_vm = true,
             "--list" => a.command = Command::List,

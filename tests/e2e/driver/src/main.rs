@@ -40,7 +40,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match args.command {
+    match args.command.clone() {
         Command::Help => {
             println!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -56,6 +56,15 @@ fn main() -> ExitCode {
                 );
             }
             return ExitCode::SUCCESS;
+        }
+        Command::Render(dir) => {
+            return match bench::render_again(&dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("e2e-driver: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
         }
         Command::Run | Command::Bench(_) | Command::Soak(_) | Command::BenchSoak(..) => {}
     }

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::pod::{BenchPod, MARKER_ROOT};
 use crate::cri::Cri;
@@ -16,7 +16,7 @@ use crate::procs;
 
 const TASK_DIR: &str = "/run/containerd/io.containerd.runtime.v2.task/k8s.io";
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Floor {
     pub create_ms: Vec<f64>,
     pub start_ms: Vec<f64>,

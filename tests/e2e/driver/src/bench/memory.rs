@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::pod::BenchPod;
 use crate::cri::Cri;
 use crate::procs::{self, RUNSC_PROCS, SHIM_PROCS};
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PodMemory {
     pub handler: String,
     pub containers: usize,

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::Args;
 pub use pod::Sample;
@@ -28,7 +28,7 @@ pub const DEFAULT_HANDLERS: &[&str] = &["runsc", "runsc-stock", "runsc-stock-sys
 /// and containerd's runc shim (the same binary drives runsc for the stock path).
 const MEMORY_HANDLERS: &[&str] = &["runsc", "runsc-nogroup", "runc"];
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BenchReport {
     pub suite: String,
     pub n: usize,
@@ -102,6 +102,18 @@ fn utc_date(unix: u64) -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+/// `--render DIR`: bench.md and bench.svg again from DIR/bench.json (after a change to the
+/// tables or the chart, without a new run).
+pub fn render_again(dir: &Path) -> Result<()> {
+    let path = dir.join("bench.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let r: BenchReport =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    write(dir, "bench.md", &render::markdown(&r))?;
+    write(dir, "bench.svg", &render::svg(&r))
 }
 
 pub async fn run(args: &Args, n: usize) -> Result<()> {

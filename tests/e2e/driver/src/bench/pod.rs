@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use k8s_cri::v1::{ContainerState, Mount, PodSandboxConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::cgroup;
@@ -26,7 +26,7 @@ pub const MARKER_ROOT: &str = "/run/e2e-bench";
 const MARKER_MOUNT: &str = "/bench";
 
 /// One pod's timings (ms); None where the call did not happen or did not return.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Sample {
     pub handler: String,
     pub round: usize,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::stats::Stats;
 
@@ -54,7 +54,7 @@ pub fn read_dir(dir: &Path) -> Vec<Timing> {
 }
 
 /// Per RPC and role ("create sandbox", "start container", ...): each span's stats over the pods.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Breakdown {
     pub what: String,
     pub n: usize,

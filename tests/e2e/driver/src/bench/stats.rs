@@ -1,9 +1,9 @@
 //! Order statistics of a handful of samples: median, p90, min (nearest-rank, no interpolation:
 //! with N=10 the p90 is the 9th sample, a time that really happened).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub n: usize,
     pub median: f64,
