@@ -148,8 +148,8 @@ async fn runs(cri: &Cri, pod: &BenchPod, n: usize, f: &mut Floor) -> Result<()> 
         };
         let bs = b.display().to_string();
         let r = async {
-            let c = timed(&with(&["create", "--bundle", &bs, &id]), cri.limit(180)).await?;
-            let s = timed(&with(&["start", &id]), cri.limit(120)).await?;
+            let c = timed(&with(&["create", "--bundle", &bs, &id]), cri.limit(90)).await?;
+            let s = timed(&with(&["start", &id]), cri.limit(60)).await?;
             Ok::<_, anyhow::Error>((c, s))
         }
         .await;
@@ -159,7 +159,12 @@ async fn runs(cri: &Cri, pod: &BenchPod, n: usize, f: &mut Floor) -> Result<()> 
                 f.create_ms.push(c);
                 f.start_ms.push(s);
             }
-            Err(e) => f.problems.push(format!("run {i}: {e:#}")),
+            Err(e) => {
+                f.problems.push(format!("run {i}: {e:#}"));
+                // One failure says what is wrong; more would only spend the VM's time.
+                let _ = timed(&with(&["delete", "--force", &id]), cri.limit(60)).await;
+                break;
+            }
         }
         if let Err(e) = timed(&with(&["delete", "--force", &id]), cri.limit(120)).await {
             f.problems.push(format!("run {i}: {e:#}"));
