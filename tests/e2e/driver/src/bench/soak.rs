@@ -147,7 +147,8 @@ async fn cycle(cri: &crate::cri::Cri, long: &mut BenchPod, i: usize, image: &str
     long.start(&id);
     long.wait_running(&name, &id, cri.limit(180)).await?;
     let mut c = cri.clone();
-    c.stop_container(&id, 10).await?;
+    // No grace: the container's init is `sleep`, which ignores SIGTERM as a pid 1 does.
+    c.stop_container(&id, 0).await?;
     c.remove_container(&id).await?;
     long.containers.retain(|x| *x != id);
     let _ = std::fs::remove_file(long.marker_dir.join(format!("ready-{name}")));
