@@ -5,7 +5,7 @@
 use super::checks::{check, leftovers_check, node_healthy};
 use super::{Kind, Scenario};
 use crate::pod::MIB;
-use crate::report::{Check, Evidence};
+use crate::report::{Check, CriContainerState, Evidence};
 
 /// The update scenario's pod: a 256 MiB slice and container limit; an update to 192 MiB, then
 /// one to 512 MiB, above the pod's bound.
@@ -114,7 +114,8 @@ pub(super) fn restart_checks(ev: &Evidence) -> Vec<Check> {
         ),
         check(
             "pod-running-after-restart",
-            r.container_state_after.as_deref() == Some("RUNNING")
+            r.container_state_after.as_deref()
+                == Some(CriContainerState::Running.to_string().as_str())
                 && r.sandbox_ready_after == Some(true),
             format!(
                 "container {:?}, sandbox ready {:?}",
@@ -138,4 +139,44 @@ pub(super) fn restart_checks(ev: &Evidence) -> Vec<Check> {
         leftovers_check(ev),
         node_healthy(ev),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Leftovers, NodeHealth, PodOpsRecord, RestartRecord};
+
+    #[test]
+    fn a_pod_that_lived_through_the_restart_passes() {
+        let mut ev = Evidence {
+            leftovers: Some(Leftovers::default()),
+            node_after: Some(NodeHealth {
+                cri_answers: true,
+                mem_available_kib: Some(1 << 20),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        ev.pod_ops = Some(PodOpsRecord {
+            restart: Some(RestartRecord {
+                shim_pids_before: vec![991],
+                shim_pids_after: vec![991],
+                sandbox_pid_before: Some(1014),
+                sandbox_pid_after: Some(1014),
+                cri_back_ms: Some(896),
+                // As the run records it, from CRI's state.
+                container_state_after: Some(CriContainerState::Running.to_string()),
+                sandbox_ready_after: Some(true),
+                exec_after: Some((0, "alive\n".to_string())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let failed: Vec<String> = restart_checks(&ev)
+            .into_iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+    }
 }
