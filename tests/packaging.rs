@@ -551,24 +551,30 @@ fn the_readme_install_steps_name_what_the_package_ships() {
             format!("/{dest}{}", if dest.ends_with('/') { name } else { "" })
         })
         .collect();
-    let append = commands
+    let appends: Vec<&&str> = commands
         .iter()
-        .find(|c| c.contains("/usr/share/runsc-guard/containerd/"))
-        .unwrap_or_else(|| panic!("no snippet in {commands:?}"));
-    let snippet = append
-        .split(' ')
-        .find(|w| w.starts_with("/usr/share/runsc-guard/"))
-        .unwrap();
-    assert!(
-        shipped.iter().any(|s| s == snippet),
-        "{snippet} is not in the package: {shipped:?}"
-    );
-    // Appended to config.toml itself: containerd 1.x lets an imported file replace config.toml's
-    // whole CRI section.
-    assert!(
-        append.ends_with(">>/etc/containerd/config.toml"),
-        "{append}"
-    );
+        .filter(|c| c.contains("/usr/share/runsc-guard/containerd/"))
+        .collect();
+    let mut snippets = Vec::new();
+    for append in &appends {
+        let snippet = append
+            .split(' ')
+            .find(|w| w.starts_with("/usr/share/runsc-guard/"))
+            .unwrap();
+        assert!(
+            shipped.iter().any(|s| s == snippet),
+            "{snippet} is not in the package: {shipped:?}"
+        );
+        // Appended to config.toml itself: containerd 1.x lets an imported file replace
+        // config.toml's whole CRI section.
+        assert!(
+            append.ends_with(">>/etc/containerd/config.toml"),
+            "{append}"
+        );
+        snippets.push(snippet.rsplit('/').next().unwrap());
+    }
+    // runc first: containerd 1.x's CRI does not start on a config that names runsc but no runc.
+    assert_eq!(snippets, ["runc-v2.toml", "runsc-v2.toml"], "{commands:?}");
     assert!(
         commands.contains(&"systemctl restart containerd"),
         "{commands:?}"

@@ -80,7 +80,7 @@ guest_install_readme() {
     # sandbox image is the local one (no registry here). Not the README's step.
     sed -i "/^ *\[plugins.\"io.containerd.grpc.v1.cri\"\]\$/a\\    sandbox_image = \"$SANDBOX_IMAGE\"" \
         /etc/containerd/config.toml
-    local sums_before
+    local sums_before sums_after=""
     sums_before=$(containerd_config_sums)
     mkdir -p "$debs" /var/log/runsc /var/log/runsc-stock
     cp "$PAYLOAD"/debs/*.deb "$debs/" 2>/dev/null
@@ -120,6 +120,8 @@ guest_install_readme() {
             break
         fi
         printf '$ %s\n%s\n' "$line" "$out" >>"$INSTALL_RESULTS/readme-steps.log"
+        # The package's own scripts have run: containerd's files must be as they were.
+        [[ $line == "apt-get install "* && -z $sums_after ]] && sums_after=$(containerd_config_sums)
     done <<<"$cmds"
     [[ $rc -eq 0 ]] || return 1
     if ! guest_install_packaged; then
@@ -139,8 +141,6 @@ guest_install_readme() {
     [[ $conffiles == *"/etc/containerd/runsc.toml"* ]] || missing+=" conffile:/etc/containerd/runsc.toml"
     check install-deb-files "$([[ -z $missing ]] && echo 0 || echo 1)" \
         "dpkg -i of $(cd "$debs" && echo *.deb): $(dpkg-query -W -f='${Version}' "$PACKAGE"); conffiles: $conffiles${missing:+; not from the package:$missing}"
-    local sums_after
-    sums_after=$(containerd_config_sums)
     check install-postinst-hands-off "$([[ $sums_before == "$sums_after" ]] && echo 0 || echo 1)" \
         "containerd's config files before and after the install: $([[ $sums_before == "$sums_after" ]] && echo unchanged || diff <(echo "$sums_before") <(echo "$sums_after") | tr '\n' ' ')"
 
@@ -161,6 +161,8 @@ guest_install_readme() {
     grep -qF 'ConfigPath = "/etc/containerd/runsc.toml"' <<<"$dump" || lost+=" its ConfigPath"
     grep -qF "sandbox_image = \"$SANDBOX_IMAGE\"" <<<"$dump" || lost+=" config.toml's sandbox_image"
     grep -qF 'bin_dir = "/usr/lib/cni"' <<<"$dump" || lost+=" config.toml's cni.bin_dir"
+    ctr plugins ls 2>&1 | grep -qE 'io[.]containerd[.]grpc[.]v1[ \t]+cri[ \t].*[ \t]ok$' ||
+        lost+=" a running CRI plugin ($(journalctl -u containerd --no-pager | grep -o 'failed to load plugin io.containerd.grpc.v1.cri.*' | tail -n 1))"
     check install-containerd-config "$([[ -z $lost ]] && echo 0 || echo 1)" \
         "containerd config dump after the README's steps: $([[ -n $lost ]] && echo "missing:$lost" || echo "the runsc handler and config.toml's own CRI settings")"
 
@@ -173,8 +175,11 @@ guest_install_readme() {
     for dir in "${dirs[@]}"; do
         [[ -x $dir/containerd-shim-runsc-v1 ]] && found+=" $(readlink -f "$dir/containerd-shim-runsc-v1")"
     done
-    check install-shim-on-path "$([[ ${found# } == /usr/bin/containerd-shim-runsc-v1 ]] && echo 0 || echo 1)" \
-        "containerd's PATH $path_dirs has containerd-shim-runsc-v1 at:${found:- nowhere}"
+    # /bin and /sbin are /usr's on a merged-/usr system: one file, found twice.
+    found=$(tr ' ' '\n' <<<"$found" | sed '/^$/d' | sort -u | tr '\n' ' ')
+    found=${found% }
+    check install-shim-on-path "$([[ $found == /usr/bin/containerd-shim-runsc-v1 ]] && echo 0 || echo 1)" \
+        "containerd's PATH $path_dirs has containerd-shim-runsc-v1 at: ${found:-nowhere}"
 
     # Step 4, as written: the doctor on the node the README just configured, no pod yet.
     local doctor_rc
@@ -278,13 +283,15 @@ guest_install_daemonset() {
     check install-daemonset-idempotent "$same" \
         "second run exited $rc, files (inode mtime) $([[ $first == "$second" ]] && echo unchanged || echo "changed: $first -> $second"): $(tr '\n' ';' <"$d/install-2.log")"
 
-    # The doctor container's loop, once: on the suite's node (runsc-stock is the incident's
-    # handler) a failure, so not ready; on the guarded node's config, ready.
+    # The doctor container's loop, once: with a containerd config that does not parse a failure,
+    # so not ready; on the guarded node's config, ready.
     local status
-    env "${env[@]}" ONCE=1 sh "$inst" watch >"$d/watch-incident.out" 2>"$d/watch-incident.log"
+    printf 'version = 2\n[plugins\n' >/tmp/e2e-broken-config.toml
+    env "${env[@]}" ONCE=1 DOCTOR_ARGS="--containerd-config /tmp/e2e-broken-config.toml" \
+        sh "$inst" watch >"$d/watch-incident.out" 2>"$d/watch-incident.log"
     status=$?
     check install-daemonset-watch-fails "$([[ $status -eq 2 && ! -e $ready && $(json_lines "$d/watch-incident.out") -eq 1 && $(wc -l <"$d/watch-incident.out") -eq 1 ]] && grep -q '"status":"fail"' "$d/watch-incident.out" && grep -q 'doctor: FAILURES (exit 2)' "$d/watch-incident.log" && echo 0 || echo 1)" \
-        "watch (chroot /) on the node with the runsc-stock handler: exit $status, ready file $([[ -e $ready ]] && echo present || echo absent), $(json_lines "$d/watch-incident.out") JSON line(s); $(tail -n 1 "$d/watch-incident.log")"
+        "watch (chroot /) with a containerd config that does not parse: exit $status, ready file $([[ -e $ready ]] && echo present || echo absent), $(json_lines "$d/watch-incident.out") JSON line(s); $(tail -n 1 "$d/watch-incident.log")"
     env "${env[@]}" ONCE=1 DOCTOR_ARGS="--containerd-config /etc/containerd/config-guarded-node.toml" \
         sh "$inst" watch >"$d/watch-guarded.out" 2>"$d/watch-guarded.log"
     status=$?
