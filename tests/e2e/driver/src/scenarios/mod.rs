@@ -427,8 +427,7 @@ fn task_api_scenarios() -> Vec<Scenario> {
             description: "A running busybox container that has done some work: ContainerStats \
                           and ListContainerStats report a non-zero memory working set and CPU \
                           usage.",
-            // On request until it has passed in the VM suite on all three suites.
-            default: false,
+            default: true,
             kind: Kind::Stats,
             doctor: None,
         },
@@ -519,7 +518,13 @@ pub(super) mod tests {
                 "overhead-guard",
                 "refusal-guard",
                 "exit-code",
+                "stats",
                 "hostile-unit-name",
+                "exec-sync",
+                "exec-stream",
+                "attach",
+                "two-container-oom",
+                "grouping",
                 "update",
                 "containerd-restart"
             ]

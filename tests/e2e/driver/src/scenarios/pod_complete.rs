@@ -32,8 +32,7 @@ fn scenario(name: &'static str, description: &'static str, pc: PodComplete) -> S
         name,
         handler: "runsc",
         description,
-        // On request until each has passed in the VM suite on all three suites.
-        default: false,
+        default: true,
         kind: Kind::PodComplete(pc),
         doctor: None,
     }
