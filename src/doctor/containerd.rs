@@ -63,6 +63,9 @@ pub struct ContainerdConfig {
     pub handlers: Vec<Handler>,
     /// Files named by `imports`, resolved.
     pub imports: Vec<PathBuf>,
+    /// The name of every runtime the files define, runsc or not.
+    #[serde(skip)]
+    pub runtime_names: Vec<String>,
 }
 
 /// The CRI plugin's table in each config version.
@@ -103,6 +106,7 @@ pub fn parse(text: &str, file: &Path) -> Result<ContainerdConfig, String> {
         default_systemd_cgroup: None,
         handlers: Vec::new(),
         imports: imports(&value, file)?,
+        runtime_names: Vec::new(),
     };
     merge(&mut config, &value, file)?;
     Ok(config)
@@ -132,6 +136,9 @@ fn merge(config: &mut ContainerdConfig, value: &Value, file: &Path) -> Result<()
         return Ok(());
     };
     for (name, runtime) in runtimes {
+        if !config.runtime_names.contains(name) {
+            config.runtime_names.push(name.clone());
+        }
         let runtime_type = runtime
             .get("runtime_type")
             .and_then(Value::as_str)

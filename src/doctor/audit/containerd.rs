@@ -15,7 +15,40 @@ pub(super) fn containerd(node: &NodeFacts, f: &mut Findings) {
         return;
     };
     config_version(node, config, f);
+    default_runtime(node, config, f);
     handlers(node, config, f);
+}
+
+/// containerd 1.6 and 1.7 add their runc runtime only while the config names no runtime at all:
+/// a config version 2 that names runsc but not the default runtime leaves CRI unstarted.
+fn default_runtime(node: &NodeFacts, config: &ContainerdConfig, f: &mut Findings) {
+    let major = node.containerd.release.map(|(major, _)| major);
+    let default = &config.default_runtime;
+    if config.version != 2
+        || major.is_some_and(|m| m >= 2)
+        || config.runtime_names.is_empty()
+        || config.runtime_names.contains(default)
+    {
+        return;
+    }
+    f.fail(
+        Area::Containerd,
+        "containerd.default-runtime",
+        format!(
+            "{} names the runtimes {} but not the default runtime {default:?}: containerd 1.6 \
+             and 1.7 then do not start their CRI plugin (containerd's log: failed to load plugin \
+             io.containerd.grpc.v1.cri ... no corresponding runtime configured in \
+             `containerd.runtimes` for `containerd` `default_runtime_name = \"{default}\"`), so no \
+             pod starts on this node",
+            node.config.path.display(),
+            config.runtime_names.join(", ")
+        ),
+        format!(
+            "add {} with runtime_type = \"io.containerd.runc.v2\" and the kubelet's cgroup \
+             driver in SystemdCgroup (runc-v2.toml in {SNIPPETS}), then restart containerd",
+            runtime_table(config.version, default)
+        ),
+    );
 }
 
 fn version(node: &NodeFacts, f: &mut Findings) {

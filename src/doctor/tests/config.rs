@@ -64,3 +64,28 @@ fn a_config_without_a_runsc_handler() {
         Severity::Fail
     );
 }
+
+#[test]
+fn a_v2_config_with_runsc_but_no_runc() {
+    // Debian's config.toml with only the runsc handler appended: containerd 1.6 starts no CRI.
+    let node = Node::new().systemd_v2_node("/system.slice/x").containerd_config(
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runsc]\n  runtime_type = \"io.containerd.runsc.v1\"\n",
+    );
+    let report = node.run(&guard_probe());
+    let d = finding(&report, "containerd.default-runtime");
+    assert_eq!(d.severity, Severity::Fail);
+    assert!(d.summary.contains("\"runc\""), "{}", d.summary);
+    assert!(d.summary.contains("runsc"), "{}", d.summary);
+    assert!(d.fix.as_deref().unwrap().contains("runc-v2.toml"), "{d:?}");
+    assert_eq!(report.exit_code, 2);
+    // containerd 2.x is not judged by this rule.
+    let probe = guard_probe().with(
+        "containerd",
+        Ok("containerd github.com/containerd/containerd/v2 v2.1.4 abc\n"),
+    );
+    let report = node.run(&probe);
+    assert!(!report
+        .findings
+        .iter()
+        .any(|f| f.check == "containerd.default-runtime"));
+}
