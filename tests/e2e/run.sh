@@ -27,6 +27,7 @@
 #   E2E_PACKAGE          1: build the .deb (make deb) and, on bookworm, install the node by the
 #                        README with it (guest-install.sh); 0: the payload's binaries only.
 #                        Default 1, or 0 when E2E_DRIVER_ARGS narrows the run with --scenario
+#                        or E2E_BENCH=1
 #   E2E_DRIVER_ARGS      extra arguments for the driver, e.g. "--scenario NAME --timeout-scale 2"
 #   E2E_BENCH            1: the guest also configures the bench's handlers (bench.sh sets it)
 #   E2E_DRIVER_PROFILE   cargo profile of the driver alone (default: E2E_CARGO_PROFILE's)
@@ -135,9 +136,9 @@ fi
 
 # The Debian package, built as an operator builds it (`make deb`, which installs cargo-deb when
 # it is missing): the bookworm guest installs it by the README's "Install on a node" and runs
-# its scenarios through it (guest-install.sh). A run narrowed to some scenarios leaves it out
-# unless E2E_PACKAGE=1 asks for it.
-if [[ " ${E2E_DRIVER_ARGS:-} " == *" --scenario "* ]]; then
+# its scenarios through it (guest-install.sh). A run narrowed to some scenarios, or a bench run
+# (E2E_BENCH=1), leaves it out unless E2E_PACKAGE=1 asks for it.
+if [[ " ${E2E_DRIVER_ARGS:-} " == *" --scenario "* || ${E2E_BENCH:-0} == 1 ]]; then
     package=${E2E_PACKAGE:-0}
 else
     package=${E2E_PACKAGE:-1}
