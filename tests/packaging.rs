@@ -580,3 +580,33 @@ fn the_readme_install_steps_name_what_the_package_ships() {
         "{commands:?}"
     );
 }
+
+/// The README's step 2 on Debian's own config.toml: runc's snippet, then runsc's, appended
+/// without their version lines, make a config with both runtimes and runc on systemd's driver
+/// (without runc, containerd 1.x starts no CRI plugin).
+#[test]
+fn the_snippets_appended_to_a_bare_config_name_runc_and_runsc() {
+    for (version, base) in [
+        (
+            2,
+            "version = 2\n\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    [plugins.\"io.containerd.grpc.v1.cri\".cni]\n      bin_dir = \"/usr/lib/cni\"\n",
+        ),
+        (3, "version = 3\n"),
+    ] {
+        let mut text = base.to_string();
+        for snippet in ["runc", "runsc"] {
+            let file = format!("packaging/containerd/{snippet}-v{version}.toml");
+            for line in read(&file).lines().filter(|l| !l.starts_with("version")) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        let config = containerd::parse(&text, Path::new("/etc/containerd/config.toml"))
+            .unwrap_or_else(|e| panic!("version {version}: {e}\n{text}"));
+        assert_eq!(config.version, version);
+        assert_eq!(config.runtime_names, ["runc", "runsc"], "version {version}");
+        assert_eq!(config.default_systemd_cgroup, Some(true), "version {version}");
+        assert_eq!(config.handlers.len(), 1, "version {version}");
+        assert_eq!(config.handlers[0].name, "runsc");
+    }
+}
