@@ -44,6 +44,8 @@ impl Executor for FakeHost {
         let std = cmd.as_std();
         let mut call = vec![std.get_program().to_string_lossy().into_owned()];
         call.extend(std.get_args().map(|a| a.to_string_lossy().into_owned()));
+        // A real command takes a while: let concurrent callers overlap with this one.
+        tokio::task::yield_now().await;
         let stdout = if call[1..] == ["--version"] {
             b"runsc version 0.0~20221219.0\nspec: 1.0.2-dev\n".to_vec()
         } else if call.get(1).is_some_and(|verb| verb == "show") {
@@ -256,4 +258,27 @@ async fn a_sandbox_that_escaped_fails_verification_with_the_fix() {
     let record = GuardRecord::read(&node.bundle()).unwrap();
     assert!(!record.verification.unwrap().passed);
     assert!(node.host.calls_to("systemctl").is_empty());
+}
+
+/// The shim warms the version up while containerd connects, and a Create arriving meanwhile
+/// waits for that probe instead of starting a second Go start-up.
+#[tokio::test]
+async fn concurrent_callers_share_one_version_probe() {
+    let node = Node::new(json!({"ociVersion": "1.0.2-dev"}));
+    let guard = node.guard(None);
+    let binary = node.config().binary_name;
+    let (a, b, c) = tokio::join!(
+        guard.runsc_version(&binary),
+        guard.runsc_version(&binary),
+        guard.runsc_version(&binary)
+    );
+    let versions = [a.unwrap(), b.unwrap(), c.unwrap()];
+    assert!(versions.iter().all(|v| v == &versions[0]), "{versions:?}");
+    assert_eq!(node.host.calls_to("runsc"), [["--version"]]);
+    guard.runsc_version(&binary).await.unwrap();
+    assert_eq!(
+        node.host.calls_to("runsc").len(),
+        1,
+        "cached after the first"
+    );
 }

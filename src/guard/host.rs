@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use log::{info, warn};
+use log::{debug, info, warn};
+use tokio::sync::OnceCell;
 
 use super::{decide, observe, verify, GuardInput, GuardRecord, HostFacts, Plan, Role};
 use crate::bundle::BundleSpec;
@@ -40,7 +41,8 @@ pub struct Guard {
     executor: Arc<dyn Executor>,
     /// The host's facts; None reads them at every Create.
     host: Option<HostFacts>,
-    versions: Mutex<HashMap<VersionKey, RunscVersion>>,
+    /// One probe per binary: callers that ask while it runs wait for the same answer.
+    versions: Mutex<HashMap<VersionKey, Arc<OnceCell<RunscVersion>>>>,
 }
 
 /// What [`Guard::before_create`] decided, for the rest of the Create.
@@ -204,31 +206,35 @@ impl Guard {
             ),
         })?;
         let mtime = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
-        let key = (binary.clone(), mtime);
-        if let Some(v) = self.cached(&key) {
-            return Ok(v);
-        }
-        let version = version::detect(self.executor.as_ref(), &binary).await?;
-        if !version.is_known() {
-            warn!(
-                "{}: runsc version not recognised ({version}); the guard assumes the oldest \
-                 behaviour",
-                binary.display(),
-            );
-        }
-        self.versions
+        let cell = self
+            .versions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, version.clone());
-        Ok(version)
+            .entry((binary.clone(), mtime))
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            let version = version::detect(self.executor.as_ref(), &binary).await?;
+            if !version.is_known() {
+                warn!(
+                    "{}: runsc version not recognised ({version}); the guard assumes the oldest \
+                     behaviour",
+                    binary.display(),
+                );
+            }
+            Ok::<_, Error>(version)
+        })
+        .await
+        .cloned()
     }
 
-    fn cached(&self, key: &VersionKey) -> Option<RunscVersion> {
-        self.versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned()
+    /// Asks the default runsc's version now, so that the pod's first Create finds it known: the
+    /// probe is a whole Go start-up (120-190 ms under emulation), made while containerd is still
+    /// connecting to the new shim. A failure here is only logged; Create asks again and reports.
+    pub async fn warm_up(&self) {
+        if let Err(e) = self.runsc_version(crate::options::DEFAULT_BINARY).await {
+            debug!("warm-up: runsc --version: {e}");
+        }
     }
 
     /// Checks the created sandbox and widens its leaf. Returns the record to keep and, in

@@ -218,8 +218,10 @@ impl Shim for Service {
         );
         let executor: Arc<dyn Executor> = Arc::new(ReaperExecutor);
         let guard = Guard::from_env(executor.clone());
-        let pod = Pod::new(self.namespace.clone(), sender, executor, guard);
-        TaskService::new(Arc::new(pod), self.exit.clone())
+        let pod = Arc::new(Pod::new(self.namespace.clone(), sender, executor, guard));
+        let warming = pod.clone();
+        tokio::spawn(async move { warming.warm_up().await });
+        TaskService::new(pod, self.exit.clone())
     }
 }
 

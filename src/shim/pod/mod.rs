@@ -81,6 +81,12 @@ pub struct Pod {
 }
 
 impl Pod {
+    /// Learns what every Create will need before the first one arrives (see
+    /// [`Guard::warm_up`]).
+    pub async fn warm_up(&self) {
+        self.guard.warm_up().await;
+    }
+
     pub fn new(
         namespace: String,
         events: EventSender,
