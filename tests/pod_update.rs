@@ -312,3 +312,69 @@ async fn update_without_a_verified_leaf_is_refused_and_changes_nothing() {
     env.kill_wait_delete(&unguarded.id).await;
     env.assert_nothing_left().await;
 }
+
+/// A container's Update in a pod of several: the sandbox's leaf holds them all, so it gets their
+/// limits together (the new one and its siblings'), never the one container's alone, which would
+/// cap the others with it; a sibling without a limit leaves the leaf at the pod's bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_containers_update_gives_the_leaf_the_limits_of_the_pods_containers_together() {
+    let (env, node) = PodEnv::on_node("pupsum", |d| Node::with_pod(d, POD_LIMIT));
+    let config = env.write_runsc_toml("");
+    let sandbox = sandbox_bundle(&env, "pupsum-s1", Some(POD_LIMIT)).build();
+    let app = |id: &str, limit: Option<u64>| {
+        let b = env
+            .bundle(id)
+            .annotation(CONTAINER_TYPE, "container")
+            .annotation(SANDBOX_ID, "pupsum-s1")
+            .cgroups_path(&systemd_path(id));
+        match limit {
+            Some(l) => b.memory_limit(l),
+            None => b,
+        }
+        .build()
+    };
+    let (web, side) = (
+        app("pupsum-web", Some(100 * MIB)),
+        app("pupsum-side", Some(100 * MIB)),
+    );
+    env.create_ok("Create (sandbox)", &sandbox, &config).await;
+    env.ok("Start (sandbox)", env.pod.start(&sandbox.id).await);
+    for b in [&web, &side] {
+        env.create_ok("Create (container)", b, &config).await;
+        env.ok("Start (container)", env.pod.start(&b.id).await);
+    }
+
+    env.ok(
+        "Update (web, 64 MiB)",
+        env.pod.update(&web.id, &memory(64 * MIB as i64)).await,
+    );
+    assert_eq!(
+        leaf_limit(&node, &sandbox.id),
+        (164 * MIB).to_string(),
+        "web's new 64 MiB and side's 100 MiB"
+    );
+    env.ok(
+        "Update (side, 50 MiB)",
+        env.pod.update(&side.id, &memory(50 * MIB as i64)).await,
+    );
+    assert_eq!(
+        leaf_limit(&node, &sandbox.id),
+        (114 * MIB).to_string(),
+        "side's 50 MiB and web's 64 MiB from its own Update"
+    );
+
+    // A third container without a limit: the leaf follows the pod.
+    let free = app("pupsum-free", None);
+    env.create_ok("Create (container)", &free, &config).await;
+    env.ok("Start (container)", env.pod.start(&free.id).await);
+    env.ok(
+        "Update (web, 32 MiB)",
+        env.pod.update(&web.id, &memory(32 * MIB as i64)).await,
+    );
+    assert_eq!(leaf_limit(&node, &sandbox.id), POD_LIMIT.to_string());
+
+    for id in [&free.id, &side.id, &web.id, &sandbox.id] {
+        env.kill_wait_delete(id).await;
+    }
+    env.assert_nothing_left().await;
+}

@@ -36,6 +36,7 @@ pub struct BundleBuilder<'a> {
     stdout: bool,
     config_json: Option<String>,
     rootfs_in_place: bool,
+    memory_limit: Option<u64>,
 }
 
 impl<'a> BundleBuilder<'a> {
@@ -49,6 +50,7 @@ impl<'a> BundleBuilder<'a> {
             stdout: false,
             config_json: None,
             rootfs_in_place: false,
+            memory_limit: None,
         }
     }
 
@@ -77,6 +79,12 @@ impl<'a> BundleBuilder<'a> {
     }
 
     /// Writes this text as config.json instead of a valid spec.
+    /// `linux.resources.memory.limit`, as the kubelet sets a container's limit.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     pub fn config_json(mut self, text: &str) -> Self {
         self.config_json = Some(text.to_string());
         self
@@ -107,6 +115,9 @@ impl<'a> BundleBuilder<'a> {
             });
             if let Some(path) = &self.cgroups_path {
                 spec["linux"]["cgroupsPath"] = json!(path);
+            }
+            if let Some(limit) = self.memory_limit {
+                spec["linux"]["resources"] = json!({"memory": {"limit": limit}});
             }
             serde_json::to_string_pretty(&spec).unwrap()
         });

@@ -78,6 +78,7 @@ pub struct Pod {
     exits: Arc<ExitLog>,
     /// The containers' exec processes.
     execs: Execs,
+    memory_limits: update::MemoryLimits,
 }
 
 impl Pod {
@@ -102,6 +103,7 @@ impl Pod {
             guard,
             exits: Arc::new(ExitLog::default()),
             execs: Execs::default(),
+            memory_limits: Default::default(),
         }
     }
 
@@ -455,6 +457,7 @@ impl Pod {
         }
         mount::unmount_all(&c.bundle).await?;
         self.execs.remove_all(id);
+        self.memory_limits.forget(id);
         self.containers.lock().await.remove(id);
         let exit = c.exit().unwrap_or(Exit {
             status: 0,

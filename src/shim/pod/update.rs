@@ -3,12 +3,13 @@
 //! What bounds a gVisor sandbox on any runsc is the host cgroup that holds it, so the memory
 //! limit goes there, through the guard (never above the pod's bound, only to the leaf the guard
 //! verified; see `guard::update`). That leaf holds the whole sandbox: for a container joining a
-//! pod, the limit bounds every container of the pod together. The guest's own view (its
+//! pod it gets the limits of the pod's containers together, never one container's alone. The guest's own view (its
 //! `--total-memory`, the limits inside the sandbox) changes only where runsc has `runsc update`
 //! (release-20260202.0 and later), which gets the request as containerd sent it; otherwise the
 //! log says what did not change in the guest and why. gVisor's own shim answers Update with
 //! "not implemented".
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use log::{info, warn};
@@ -16,6 +17,8 @@ use oci_spec::runtime::LinuxResources;
 
 use super::pause::status_word;
 use super::{validate_id, Pod};
+use crate::bundle::BundleSpec;
+use crate::cgroup::Bytes;
 use crate::error::{Error, Result};
 use crate::guard::MemoryRequest;
 use crate::shim::container::{Container, Status};
@@ -46,9 +49,11 @@ impl Pod {
             );
         }
         if let Some(request) = memory {
+            let leaf = self.leaf_request(&c, request).await;
             self.guard
-                .update_memory(id, &c.sandbox_id, &sandbox_bundle, c.pid, request)
+                .update_memory(id, &c.sandbox_id, &sandbox_bundle, c.pid, leaf)
                 .await?;
+            self.memory_limits.set(id, request);
         }
         if parsed.cpu().is_some() {
             info!(
@@ -106,6 +111,61 @@ impl Pod {
         }
     }
 
+    /// What the sandbox's leaf gets for an Update of `c` asking `request`. The leaf holds every
+    /// container of the pod, so for a container joining the sandbox it gets the sum of their
+    /// limits with this one's new one: this one's alone would cap its siblings with it. Where
+    /// one of them has no limit, or this shim does not serve the sandbox and cannot see them
+    /// (`grouping = false`), the leaf follows the pod's bound.
+    async fn leaf_request(&self, c: &Container, request: MemoryRequest) -> MemoryRequest {
+        let MemoryRequest::Limit(mine) = request else {
+            return request;
+        };
+        if c.sandbox_id == c.id {
+            return request;
+        }
+        let containers = self.containers.lock().await;
+        if !containers.contains_key(&c.sandbox_id) {
+            info!(
+                "{}: sandbox {} is served by another shim, whose other containers this one \
+                 cannot see: its leaf gets the pod's bound, the container's limit only the guest",
+                c.id, c.sandbox_id
+            );
+            return MemoryRequest::Unlimited;
+        }
+        let mut sum = mine.get();
+        let siblings = containers.values().filter(|o| {
+            o.sandbox_id == c.sandbox_id
+                && o.id != c.id
+                && o.id != c.sandbox_id
+                && o.status() != Status::Stopped
+        });
+        for other in siblings {
+            match self
+                .memory_limits
+                .get(&other.id)
+                .or_else(|| spec_limit(other))
+            {
+                Some(MemoryRequest::Limit(b)) => sum = sum.saturating_add(b.get()),
+                _ => {
+                    info!(
+                        "{}: container {} of the pod has no memory limit: sandbox {}'s leaf \
+                         gets the pod's bound",
+                        c.id, other.id, c.sandbox_id
+                    );
+                    return MemoryRequest::Unlimited;
+                }
+            }
+        }
+        if sum != mine.get() {
+            info!(
+                "{}: sandbox {}'s leaf gets {sum} bytes, the limits of the pod's containers \
+                 together",
+                c.id, c.sandbox_id
+            );
+        }
+        MemoryRequest::Limit(Bytes(sum))
+    }
+
     /// The bundle holding the sandbox's guard record: the container's own for a sandbox; for a
     /// container joining one, the sandbox's as this shim serves it, or its sibling in
     /// containerd's task directory (each bundle is `<state dir>/<namespace>/<id>`) when another
@@ -130,6 +190,46 @@ impl Pod {
                 ))
             })
     }
+}
+
+/// The memory limit each container's last Update set, which its spec no longer tells.
+#[derive(Default)]
+pub(super) struct MemoryLimits(std::sync::Mutex<HashMap<String, MemoryRequest>>);
+
+impl MemoryLimits {
+    fn get(&self, id: &str) -> Option<MemoryRequest> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied()
+    }
+
+    fn set(&self, id: &str, request: MemoryRequest) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), request);
+    }
+
+    pub(super) fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
+/// The limit a container was created with (`linux.resources.memory.limit` of its spec).
+fn spec_limit(c: &Container) -> Option<MemoryRequest> {
+    let spec = BundleSpec::load(&c.bundle).ok()?;
+    let limit = spec
+        .spec()
+        .linux()
+        .as_ref()?
+        .resources()
+        .as_ref()?
+        .memory()
+        .as_ref()?
+        .limit();
+    MemoryRequest::from_oci(limit).ok().flatten()
 }
 
 #[cfg(test)]
