@@ -365,6 +365,10 @@ fn overlay_v2(m: &mut v2::Metrics, r: &RunscStats) {
     let mem = m.memory.mut_or_insert_default();
     if r.memory.usage.usage > 0 {
         mem.usage = r.memory.usage.usage;
+        // The sandbox cgroup's inactive_file is not part of runsc's usage: kubelet's working
+        // set (usage - inactive_file) would come out 0 (seen on containerd 2.1 with runsc
+        // 20240729, whose usage is the guest's and smaller).
+        mem.inactive_file = 0;
     }
     if r.memory.usage.limit > 0 && (mem.usage_limit == 0 || mem.usage_limit == UNLIMITED) {
         mem.usage_limit = r.memory.usage.limit;
@@ -391,6 +395,9 @@ fn overlay_v1(m: &mut v1::Metrics, r: &RunscStats) {
     let entry = mem.usage.mut_or_insert_default();
     if r.memory.usage.usage > 0 {
         entry.usage = r.memory.usage.usage;
+        // As for v2: the host's inactive file pages are not in runsc's usage.
+        mem.inactive_file = 0;
+        mem.total_inactive_file = 0;
     }
     if r.memory.usage.limit > 0 && (entry.limit == 0 || entry.limit >= 1 << 62) {
         entry.limit = r.memory.usage.limit;
@@ -436,7 +443,7 @@ mod tests {
         write(
             t.path(),
             &format!("{pod}/memory.stat"),
-            "anon 73400320\nfile 31457280\nslab 1024\n",
+            "anon 73400320\nfile 31457280\ninactive_file 30000000\nslab 1024\n",
         );
         write(
             t.path(),
@@ -499,6 +506,10 @@ mod tests {
         assert_eq!(m.cpu.system_usec, 2000);
         assert_eq!(m.cpu.nr_throttled, 2, "throttling is the sandbox cgroup's");
         assert_eq!(m.memory.usage, 52428800);
+        assert_eq!(
+            m.memory.inactive_file, 0,
+            "no host inactive_file against runsc's usage: the working set is the usage"
+        );
         assert_eq!(
             m.memory.usage_limit, 268435456,
             "runsc's limit where the host has none"
