@@ -34,15 +34,8 @@ async fn delete_after_the_shim_was_killed_uses_the_configured_runsc_and_cleans_u
         return;
     }
     let env = TestEnv::new("killed").await;
-    let config = env.write_runsc_toml("");
-    let bundle = env
-        .bundle("killed-c1")
-        .annotation(CONTAINER_TYPE, "sandbox")
-        .build();
-    let shim = env.start_shim(&bundle).await;
+    let (bundle, shim, _) = env.started_sandbox("killed-c1").await;
     let id = shim.id().to_string();
-    shim.create_ok("Create", &env, &bundle, &config).await;
-    shim.ok("Start", shim.start().await);
     assert!(bundle.rootfs_is_mounted());
     // Everything the shim runs before it dies is recorded before the count below.
     env.await_call("wait").await;

@@ -25,15 +25,8 @@ async fn containerd_restarting_leaves_the_task_running_and_its_shim_reachable() 
         return;
     }
     let mut env = TestEnv::new("restart").await;
-    let config = env.write_runsc_toml("");
-    let bundle = env
-        .bundle("restart-c1")
-        .annotation(CONTAINER_TYPE, "sandbox")
-        .build();
-    let shim = env.start_shim(&bundle).await;
+    let (bundle, shim, created_pid) = env.started_sandbox("restart-c1").await;
     let id = shim.id().to_string();
-    let created = shim.create_ok("Create", &env, &bundle, &config).await;
-    shim.ok("Start", shim.start().await);
     env.await_call("wait").await;
     // The old containerd waits on the task when it dies: its connection goes with it.
     let old_wait = {
@@ -61,12 +54,12 @@ async fn containerd_restarting_leaves_the_task_running_and_its_shim_reachable() 
         "the same shim\nlog:\n{log}"
     );
     assert_eq!(
-        connected.task_pid, created.pid,
+        connected.task_pid, created_pid,
         "the task is the one created"
     );
     let state = shim.ok("State after the restart", shim.state().await);
     assert_eq!(state.status(), TaskStatus::RUNNING, "the task still runs");
-    assert_eq!(state.pid, created.pid);
+    assert_eq!(state.pid, created_pid);
     // containerd's restored task waits again; the exit reaches it and the new event service.
     let new_wait = {
         let client = shim.client.clone();
@@ -110,15 +103,8 @@ async fn events_wait_for_a_containerd_that_is_down_for_long_and_keep_their_order
         return;
     }
     let mut env = TestEnv::new("cdown").await;
-    let config = env.write_runsc_toml("");
-    let bundle = env
-        .bundle("cdown-c1")
-        .annotation(CONTAINER_TYPE, "sandbox")
-        .build();
-    let shim = env.start_shim(&bundle).await;
+    let (_bundle, shim, _) = env.started_sandbox("cdown-c1").await;
     let id = shim.id().to_string();
-    shim.create_ok("Create", &env, &bundle, &config).await;
-    shim.ok("Start", shim.start().await);
     let _: containerd_shim_protos::events::task::TaskStart = env.event(TOPIC_START, &id).await;
     env.stop_containerd().await;
     // The task exits while containerd is away, for longer than containerd-shim's own publisher

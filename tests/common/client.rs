@@ -235,6 +235,20 @@ impl TestEnv {
         cmd
     }
 
+    /// A sandbox `id` with a default runsc.toml, created and started by its own shim: where the
+    /// lifecycle tests begin. Returns its bundle, its shim and the pid Create answered.
+    pub async fn started_sandbox(&self, id: &str) -> (Bundle, Shim, u32) {
+        let config = self.write_runsc_toml("");
+        let bundle = self
+            .bundle(id)
+            .annotation(super::CONTAINER_TYPE, "sandbox")
+            .build();
+        let shim = self.start_shim(&bundle).await;
+        let created = shim.create_ok("Create", self, &bundle, &config).await;
+        shim.ok("Start", shim.start().await);
+        (bundle, shim, created.pid)
+    }
+
     /// Runs `containerd-shim-runsc-v1 ... start` in the bundle and connects to the daemon.
     pub async fn start_shim(&self, bundle: &Bundle) -> Shim {
         self.start_shim_with(bundle, &[], &[]).await
