@@ -284,18 +284,8 @@ async fn run_suite(args: &Args) -> Result<()> {
         selected.len()
     );
     let mut env = environment(&version).await;
-    let ctx = run::Ctx {
-        cri,
-        cgroup_root: run::default_cgroup_root(),
-        node_mem_total: run::node_memory_bytes(),
-        images: args.images.clone(),
-        results: args.results.clone(),
-        runsc_guard: args.runsc_guard.clone(),
-    };
-    env.setup_problems = run::setup_node(&ctx).await;
-    for p in &env.setup_problems {
-        eprintln!("e2e-driver: setup: {p}");
-    }
+    let (ctx, problems) = run::Ctx::on_node(cri, args).await;
+    env.setup_problems = problems;
 
     let mut results = Vec::new();
     for sc in &selected {

@@ -128,17 +128,7 @@ pub async fn run(args: &Args, n: usize) -> Result<()> {
     let mut cri = crate::connect(args).await?;
     let version = cri.version().await?;
     let env = crate::environment(&version).await;
-    let ctx = crate::run::Ctx {
-        cri: cri.clone(),
-        cgroup_root: crate::run::default_cgroup_root(),
-        node_mem_total: crate::run::node_memory_bytes(),
-        images: args.images.clone(),
-        results: args.results.clone(),
-        runsc_guard: args.runsc_guard.clone(),
-    };
-    for p in crate::run::setup_node(&ctx).await {
-        eprintln!("e2e-driver: setup: {p}");
-    }
+    let (ctx, _) = crate::run::Ctx::on_node(cri.clone(), args).await;
     let handlers: Vec<String> = if args.handlers.is_empty() {
         DEFAULT_HANDLERS.iter().map(|h| h.to_string()).collect()
     } else {

@@ -161,17 +161,7 @@ pub async fn run(args: &Args, n: usize) -> Result<()> {
     crate::refuse_outside_vm(args).await?;
     let started = Instant::now();
     let cri = crate::connect(args).await?;
-    let ctx = crate::run::Ctx {
-        cri: cri.clone(),
-        cgroup_root: crate::run::default_cgroup_root(),
-        node_mem_total: crate::run::node_memory_bytes(),
-        images: args.images.clone(),
-        results: args.results.clone(),
-        runsc_guard: args.runsc_guard.clone(),
-    };
-    for p in crate::run::setup_node(&ctx).await {
-        eprintln!("e2e-driver: setup: {p}");
-    }
+    let (ctx, _) = crate::run::Ctx::on_node(cri.clone(), args).await;
     let image = format!("{}/busybox:1", args.images);
     let mut r = SoakReport {
         suite: args.suite.clone(),

@@ -45,6 +45,24 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The context for `args` on this node, after the node's set-up (`setup_node`); with the
+    /// set-up's problems, each also printed.
+    pub async fn on_node(cri: Cri, args: &crate::cli::Args) -> (Ctx, Vec<String>) {
+        let ctx = Ctx {
+            cri,
+            cgroup_root: default_cgroup_root(),
+            node_mem_total: node_memory_bytes(),
+            images: args.images.clone(),
+            results: args.results.clone(),
+            runsc_guard: args.runsc_guard.clone(),
+        };
+        let problems = setup_node(&ctx).await;
+        for p in &problems {
+            eprintln!("e2e-driver: setup: {p}");
+        }
+        (ctx, problems)
+    }
+
     pub fn limit(&self, secs: u64) -> Duration {
         self.cri.limit(secs)
     }
