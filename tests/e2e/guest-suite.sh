@@ -377,6 +377,13 @@ DRIVER=("$PAYLOAD/bin/e2e-driver" --suite "$E2E_SUITE" --results "$RESULTS/drive
     --runsc-guard "$runsc_guard")
 # shellcheck disable=SC2206 # E2E_DRIVER_ARGS is a plain word list from run.sh's env
 [[ -n $E2E_DRIVER_ARGS ]] && DRIVER+=($E2E_DRIVER_ARGS)
+# sid's runsc 0.0~20240729 panics in its sentry (systrap) under software emulation, and the more
+# sandboxes a scenario boots the likelier: grouping's two 4-container pods panicked in all three
+# attempts of a clean run. It runs on bookworm and trixie (trixie has the same runsc) by default,
+# and on sid when asked for (--scenario grouping).
+if [[ $E2E_SUITE == sid && -z $E2E_DRIVER_ARGS ]]; then
+    DRIVER+=(--skip grouping)
+fi
 if [[ -x ${DRIVER[0]} ]]; then
     say "running: ${DRIVER[*]}"
     "${DRIVER[@]}"

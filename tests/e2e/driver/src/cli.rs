@@ -16,6 +16,7 @@ options:
   --suite SUITE          the guest's Debian suite (recorded in the report)
   --results DIR          where the report files go
   --scenario NAME        run only this scenario (repeatable; also runs on-request scenarios)
+  --skip NAME            do not run this scenario (repeatable)
   --handlers H1,H2       run only scenarios on these runtime handlers
   --images PREFIX        image name prefix: PREFIX/busybox:1, PREFIX/eater:1 (default localhost/e2e)
   --socket PATH          containerd's socket (default /run/containerd/containerd.sock)
@@ -58,6 +59,7 @@ pub struct Args {
     pub suite: String,
     pub results: PathBuf,
     pub scenarios: Vec<String>,
+    pub skip: Vec<String>,
     pub handlers: Vec<String>,
     pub socket: PathBuf,
     pub images: String,
@@ -87,6 +89,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         suite: String::new(),
         results: PathBuf::new(),
         scenarios: Vec::new(),
+        skip: Vec::new(),
         handlers: Vec::new(),
         socket: PathBuf::from("/run/containerd/containerd.sock"),
         images: crate::scenarios::DEFAULT_IMAGE_PREFIX.to_string(),
@@ -113,6 +116,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--suite" => suite = Some(value("--suite")?),
             "--results" => results = Some(PathBuf::from(value("--results")?)),
             "--scenario" => a.scenarios.push(value("--scenario")?),
+            "--skip" => a.skip.push(value("--skip")?),
             "--handlers" => a.handlers.extend(
                 value("--handlers")?
                     .split(',')

@@ -259,8 +259,16 @@ async fn run_with_retry(args: &Args, ctx: &run::Ctx, sc: &scenarios::Scenario) -
 }
 
 async fn run_suite(args: &Args) -> Result<()> {
-    let selected = scenarios::select(&scenarios::registry(), &args.scenarios, &args.handlers)
+    let registry = scenarios::registry();
+    let mut selected = scenarios::select(&registry, &args.scenarios, &args.handlers)
         .map_err(anyhow::Error::msg)?;
+    for n in &args.skip {
+        if !registry.iter().any(|s| s.name == n) {
+            bail!("--skip {n}: no such scenario");
+        }
+        eprintln!("e2e-driver: skipping {n} (--skip)");
+    }
+    selected.retain(|s| !args.skip.iter().any(|n| n == s.name));
     if selected.is_empty() {
         bail!("no scenario matches the --scenario/--handlers filters");
     }
