@@ -57,6 +57,14 @@ fn to_rpc(e: Error) -> ttrpc::Error {
     })
 }
 
+/// An RPC's answer with nothing to return: a failure is logged with the RPC and the id.
+fn logged(rpc: &str, id: &str, result: crate::error::Result<()>) -> ttrpc::Result<Empty> {
+    result.map(|()| Empty::new()).map_err(|e| {
+        warn!("{rpc} {id} failed: {e}");
+        to_rpc(e)
+    })
+}
+
 fn task_status(status: Status) -> TaskStatus {
     match status {
         Status::Created => TaskStatus::CREATED,
@@ -229,19 +237,11 @@ impl Task for TaskService {
     }
 
     async fn pause(&self, _ctx: &TtrpcContext, req: PauseRequest) -> ttrpc::Result<Empty> {
-        if let Err(e) = self.pod.pause(&req.id).await {
-            warn!("pause {} failed: {e}", req.id);
-            return Err(to_rpc(e));
-        }
-        Ok(Empty::new())
+        logged("pause", &req.id, self.pod.pause(&req.id).await)
     }
 
     async fn resume(&self, _ctx: &TtrpcContext, req: ResumeRequest) -> ttrpc::Result<Empty> {
-        if let Err(e) = self.pod.resume(&req.id).await {
-            warn!("resume {} failed: {e}", req.id);
-            return Err(to_rpc(e));
-        }
-        Ok(Empty::new())
+        logged("resume", &req.id, self.pod.resume(&req.id).await)
     }
 
     async fn update(&self, _ctx: &TtrpcContext, req: UpdateTaskRequest) -> ttrpc::Result<Empty> {
@@ -251,11 +251,11 @@ impl Task for TaskService {
                 "is missing: Update needs the container's new LinuxResources",
             )));
         };
-        if let Err(e) = self.pod.update(&req.id, &resources.value).await {
-            warn!("update {} failed: {e}", req.id);
-            return Err(to_rpc(e));
-        }
-        Ok(Empty::new())
+        logged(
+            "update",
+            &req.id,
+            self.pod.update(&req.id, &resources.value).await,
+        )
     }
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
