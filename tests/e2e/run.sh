@@ -30,6 +30,8 @@
 #                        or E2E_BENCH=1
 #   E2E_DRIVER_ARGS      extra arguments for the driver, e.g. "--scenario NAME --timeout-scale 2"
 #   E2E_BENCH            1: the guest also configures the bench's handlers (bench.sh sets it)
+#   E2E_RUNSC_PLATFORM   runsc --platform for every runsc handler (default: ptrace on sid, runsc's
+#                        own default elsewhere); "default" leaves runsc's own on every suite
 #   E2E_DRIVER_PROFILE   cargo profile of the driver alone (default: E2E_CARGO_PROFILE's)
 #   E2E_IMAGE_REBUILD    1: rebuild the guest images even if cached
 #   E2E_MIRROR           Debian archive URL for debootstrap (default: from the host's apt sources)
@@ -197,6 +199,7 @@ for s in "${suites[@]}"; do
         printf 'E2E_RUNSC_DEBUG=%s\n' "${E2E_RUNSC_DEBUG:-1}"
         printf 'E2E_DRIVER_ARGS=%q\n' "${E2E_DRIVER_ARGS:-}"
         printf 'E2E_BENCH=%s\n' "${E2E_BENCH:-0}"
+        printf 'E2E_RUNSC_PLATFORM=%q\n' "${E2E_RUNSC_PLATFORM:-}"
     } >"$payload/env"
 
     t=$SECONDS
