@@ -1,6 +1,7 @@
 //! `start` as containerd 1.6/1.7 run it: they read its stdout and stderr together as the socket
 //! address, so `start` prints exactly the address, even when the shim cannot join runsc.toml's
-//! `shim_cgroup` or lower its OOM score (those are warnings in the shim log).
+//! `shim_cgroup` or lower its OOM score (those are warnings in the shim log). `start` tells the
+//! daemon which runsc runsc.toml names, so its version is learned once per node, not per shim.
 //!
 //! Needs root: as any other user each test prints "skipped: needs root" and passes.
 
@@ -75,5 +76,62 @@ async fn start_prints_only_the_address_when_shim_cgroup_and_oom_score_cannot_be_
         !std::path::Path::new(socket).exists(),
         "socket {socket} left behind"
     );
+    env.assert_nothing_left().await;
+}
+
+/// One shim per pod, and each pod's shim would run `runsc --version`: the first shim to meet the
+/// binary shares the answer through the runsc state root, and the next pod's shim, another
+/// process, plans from it without running runsc for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_first_shim_of_the_node_asks_runsc_its_version() {
+    if skip_unless_root("only_the_first_shim_of_the_node_asks_runsc_its_version") {
+        return;
+    }
+    let env = TestEnv::new("version-shared").await;
+    let config = env.write_runsc_toml("");
+    let probes = env.path("version-calls");
+    let vars = [(VERSION_CALLS_ENV, probes.clone().into_os_string())];
+    let probes_run = || {
+        std::fs::read_to_string(&probes)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse::<i32>().expect("a pid per line"))
+            .collect::<Vec<_>>()
+    };
+    let mut shims = Vec::new();
+    for pod in ["version-shared-a", "version-shared-b"] {
+        let bundle = env
+            .bundle(pod)
+            .annotation(CONTAINER_TYPE, "sandbox")
+            .annotation(SANDBOX_ID, pod)
+            .build();
+        let shim = env
+            .start_shim_with_options_and(&bundle, &config, &vars)
+            .await;
+        shim.create_ok("Create", &env, &bundle, &config).await;
+        shim.ok("Start", shim.start().await);
+        shims.push((bundle, shim));
+    }
+    let (first, second) = (&shims[0].1, &shims[1].1);
+    assert_ne!(first.pid(), second.pid(), "a shim per pod");
+    assert_eq!(
+        probes_run(),
+        [first.pid()],
+        "only the first shim runs runsc --version"
+    );
+    let cache = env.runsc_root().join(".runsc-guard-versions.json");
+    let text = std::fs::read_to_string(&cache).expect("the shared cache is written");
+    assert!(text.contains("0.0~20221219.0"), "{text}");
+    let timing = second
+        .log()
+        .lines()
+        .find(|l| l.contains("timing create version-shared-b"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no timing line:\n{}", second.log()));
+    assert!(!timing.contains("runsc.version="), "{timing}");
+    for (bundle, shim) in shims {
+        shim.kill_wait_delete(&bundle.id).await;
+        shim.shutdown().await;
+    }
     env.assert_nothing_left().await;
 }

@@ -1,11 +1,11 @@
 //! The guard at work on a host: the seam the shim's Create goes through, twice.
 //!
 //! [`Guard::before_create`] runs before anything is set up: it gathers the facts the pure
-//! decision needs (runsc's version, cached per binary; the host; the cgroup tree), decides,
-//! keeps a refusal's record and fails, or edits the bundle's spec and hands back the runsc
-//! flags. [`Guard::after_create`] runs once `runsc create` has returned: it verifies the sandbox
-//! against the plan, widens its leaf, keeps the record in the bundle and hands back the pod's
-//! OOM watch. The shim sees neither the plan nor the record.
+//! decision needs (runsc's version, asked once per binary file on the node; the host; the
+//! cgroup tree), decides, keeps a refusal's record and fails, or edits the bundle's spec and
+//! hands back the runsc flags. [`Guard::after_create`] runs once `runsc create` has returned:
+//! it verifies the sandbox against the plan, widens its leaf, keeps the record in the bundle
+//! and hands back the pod's OOM watch. The shim sees neither the plan nor the record.
 //!
 //! Every process runs through the shim's executor: inside the daemon the containerd-shim
 //! library reaps all children, so `std::process::Command::output` would race it.
@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use log::{debug, info, warn};
 use tokio::sync::OnceCell;
@@ -24,6 +23,7 @@ use crate::cgroup::{CgroupPath, CgroupTree, OomCounter, DEFAULT_CGROUP_ROOT};
 use crate::error::{Error, Result};
 use crate::options::{GuardMode, ShimConfig};
 use crate::runsc::version::{self, resolve_binary, RunscVersion};
+use crate::runsc::version_cache::{self, BinaryId, Lookup};
 use crate::runsc::Executor;
 
 /// Overrides the cgroup root the guard reads (default /sys/fs/cgroup): for tests and for
@@ -32,7 +32,8 @@ pub const CGROUP_ROOT_ENV: &str = "RUNSC_GUARD_CGROUP_ROOT";
 /// Overrides where the guard looks for the sandbox process (default /proc), likewise.
 pub const PROC_ROOT_ENV: &str = "RUNSC_GUARD_PROC_ROOT";
 
-type VersionKey = (PathBuf, Option<SystemTime>);
+/// A binary as it was found, and the file's identity when it could be read.
+type VersionKey = (PathBuf, Option<BinaryId>);
 
 /// The guard's view of the host, shared by every Create of this shim.
 pub struct Guard {
@@ -115,7 +116,10 @@ impl Guard {
                 decided: None,
             });
         };
-        let version = self.runsc_version(&config.binary_name).await?;
+        let state_root = Path::new(&config.root);
+        let version = self
+            .runsc_version_in(&config.binary_name, Some(state_root))
+            .await?;
         let plan = decide(&GuardInput {
             container_id: id,
             role,
@@ -198,6 +202,17 @@ impl Guard {
 
     /// The version of a runsc binary, asked once per binary (and again if the file changes).
     pub async fn runsc_version(&self, binary_name: &str) -> Result<RunscVersion> {
+        self.runsc_version_in(binary_name, None).await
+    }
+
+    /// The same, sharing the answer with the node's other shims through the cache file in
+    /// `state_root` (runsc.toml's `root`, see `runsc::version_cache`): only the first shim to
+    /// meet a binary runs `runsc --version`.
+    pub async fn runsc_version_in(
+        &self,
+        binary_name: &str,
+        state_root: Option<&Path>,
+    ) -> Result<RunscVersion> {
         let binary = resolve_binary(binary_name).ok_or_else(|| Error::Runsc {
             command: "--version".into(),
             message: format!(
@@ -205,16 +220,30 @@ impl Guard {
                  runsc.toml"
             ),
         })?;
-        let mtime = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
+        let id = BinaryId::of(&binary).ok();
         let cell = self
             .versions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry((binary.clone(), mtime))
+            .entry((binary.clone(), id.clone()))
             .or_default()
             .clone();
+        let shared = state_root.zip(id.as_ref());
         cell.get_or_try_init(|| async {
-            let version = version::detect(self.executor.as_ref(), &binary).await?;
+            let version = match shared.map(|(root, id)| version_cache::lookup(root, id)) {
+                Some(Lookup::Hit(version)) => version,
+                lookup => {
+                    if let (Some(Lookup::Ignored(why)), Some((root, _))) = (&lookup, shared) {
+                        let file = root.join(version_cache::CACHE_FILE);
+                        debug!("{}: not using it ({why}); asking runsc", file.display());
+                    }
+                    let version = version::detect(self.executor.as_ref(), &binary).await?;
+                    if let Some((root, id)) = shared {
+                        remember(root, id, &binary, &version);
+                    }
+                    version
+                }
+            };
             if !version.is_known() {
                 warn!(
                     "{}: runsc version not recognised ({version}); the guard assumes the oldest \
@@ -228,11 +257,13 @@ impl Guard {
         .cloned()
     }
 
-    /// Asks the default runsc's version now, so that the pod's first Create finds it known: the
-    /// probe is a whole Go start-up (120-190 ms under emulation), made while containerd is still
-    /// connecting to the new shim. A failure here is only logged; Create asks again and reports.
-    pub async fn warm_up(&self) {
-        if let Err(e) = self.runsc_version(crate::options::DEFAULT_BINARY).await {
+    /// Asks a runsc's version now (the binary and state root `start` was configured with, or
+    /// the default runsc), so that the pod's first Create finds it known: the probe is a whole
+    /// Go start-up (120-190 ms under emulation), made while containerd is still connecting to
+    /// the new shim. A failure here is only logged; Create asks again and reports.
+    pub async fn warm_up(&self, binary_name: Option<&str>, state_root: Option<&Path>) {
+        let binary = binary_name.unwrap_or(crate::options::DEFAULT_BINARY);
+        if let Err(e) = self.runsc_version_in(binary, state_root).await {
             debug!("warm-up: runsc --version: {e}");
         }
     }
@@ -304,6 +335,20 @@ fn violation(record: GuardRecord, err: Error) -> (GuardRecord, Option<Error>) {
     } else {
         warn!("{err} (guard_mode = \"warn\": going on)");
         (record, None)
+    }
+}
+
+/// Shares a probed version with the node's other shims, unless the binary changed while it
+/// answered (the answer would then be the new file's, under the old file's key). A failure only
+/// costs the next shim a probe.
+fn remember(state_root: &Path, id: &BinaryId, binary: &Path, version: &RunscVersion) {
+    if BinaryId::of(binary).ok().as_ref() != Some(id) {
+        debug!("{}: changed while asked; not cached", binary.display());
+        return;
+    }
+    if let Err(e) = version_cache::store(state_root, id, version) {
+        let file = state_root.join(version_cache::CACHE_FILE);
+        debug!("{}: cannot keep runsc's version: {e}", file.display());
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod exec;
 pub mod log;
 pub mod version;
+pub mod version_cache;
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;

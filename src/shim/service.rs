@@ -30,6 +30,13 @@ use crate::shim::pod::{validate_id, Pod, INIT_PID_FILE};
 use crate::shim::state::ShimState;
 use crate::shim::task::TaskService;
 
+/// Set by `start` for the daemon: the runsc binary runsc.toml names, whose version the daemon
+/// learns while containerd connects.
+pub const RUNSC_BINARY_ENV: &str = "RUNSC_GUARD_RUNSC_BINARY";
+/// Set by `start` for the daemon: runsc.toml's state root, where the node's shims share what
+/// they learned of runsc (`runsc::version_cache`).
+pub const RUNSC_ROOT_ENV: &str = "RUNSC_GUARD_RUNSC_ROOT";
+
 pub struct Service {
     id: String,
     namespace: String,
@@ -111,6 +118,8 @@ impl Shim for Service {
         if !config.shim_cgroup.is_empty() {
             cmd.env(confine::SHIM_CGROUP_ENV, &config.shim_cgroup);
         }
+        cmd.env(RUNSC_BINARY_ENV, &config.binary_name)
+            .env(RUNSC_ROOT_ENV, &config.root);
         let mut child = cmd
             .spawn()
             .map_err(|e| ShimError::Other(format!("spawning the shim daemon: {e}")))?;
@@ -220,7 +229,15 @@ impl Shim for Service {
         let guard = Guard::from_env(executor.clone());
         let pod = Arc::new(Pod::new(self.namespace.clone(), sender, executor, guard));
         let warming = pod.clone();
-        tokio::spawn(async move { warming.warm_up().await });
+        // What `start` read in runsc.toml; a daemon started otherwise warms the default runsc
+        // up and shares nothing.
+        let binary = std::env::var(RUNSC_BINARY_ENV)
+            .ok()
+            .filter(|b| !b.is_empty());
+        let root = std::env::var_os(RUNSC_ROOT_ENV)
+            .map(PathBuf::from)
+            .filter(|r| r.is_absolute());
+        tokio::spawn(async move { warming.warm_up(binary.as_deref(), root.as_deref()).await });
         TaskService::new(pod, self.exit.clone())
     }
 }

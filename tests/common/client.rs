@@ -273,8 +273,21 @@ impl TestEnv {
     /// `start` with the runtime options for the runsc.toml at `config` on its stdin, as
     /// containerd runs it (the options choose the grouping).
     pub async fn start_shim_with_options(&self, bundle: &Bundle, config: &Path) -> Shim {
+        self.start_shim_with_options_and(bundle, config, &[]).await
+    }
+
+    /// Same, with more environment.
+    pub async fn start_shim_with_options_and(
+        &self,
+        bundle: &Bundle,
+        config: &Path,
+        vars: &[(&str, OsString)],
+    ) -> Shim {
         use containerd_shim_protos::protobuf::Message;
         let mut cmd = self.shim_command(bundle);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
         cmd.arg("start");
         let options = self.options(config).write_to_bytes().unwrap();
         let out = run_bounded_with_input(cmd, &options, "containerd-shim-runsc-v1 start").await;

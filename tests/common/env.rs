@@ -270,8 +270,10 @@ impl Drop for TestDir {
         }
         for dir in self.outside.lock().unwrap().iter() {
             let _ = fs::remove_dir_all(dir);
-            // The default root itself only if this test was the one to create it.
+            // The default root itself only if this test was the one to create it (the shims'
+            // version cache in it, a file any later shim writes again, goes with it).
             if let Some(parent) = dir.parent() {
+                let _ = fs::remove_file(parent.join(".runsc-guard-versions.json"));
                 let _ = fs::remove_dir(parent);
             }
         }

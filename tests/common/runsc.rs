@@ -13,7 +13,7 @@ use super::client::shim_binary;
 pub use fake_runsc::{
     state_file_name, CALLS_FILE, CGROUP_ROOT_ENV, FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL,
     KNOB_FAIL_MESSAGE, KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_STDOUT, KNOB_TOTAL_MEMORY,
-    PROC_ROOT_ENV, VERSION_ENV,
+    PROC_ROOT_ENV, VERSION_CALLS_ENV, VERSION_ENV,
 };
 
 /// fake-runsc, built by `cargo build --workspace` next to the shim.

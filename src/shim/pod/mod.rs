@@ -83,9 +83,10 @@ pub struct Pod {
 
 impl Pod {
     /// Learns what every Create will need before the first one arrives (see
-    /// [`Guard::warm_up`]).
-    pub async fn warm_up(&self) {
-        self.guard.warm_up().await;
+    /// [`Guard::warm_up`]): the version of the runsc `binary_name` names, shared through the
+    /// state root's cache when one is given.
+    pub async fn warm_up(&self, binary_name: Option<&str>, state_root: Option<&std::path::Path>) {
+        self.guard.warm_up(binary_name, state_root).await;
     }
 
     pub fn new(

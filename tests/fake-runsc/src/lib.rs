@@ -44,6 +44,9 @@ pub const PROC_ROOT_ENV: &str = "RUNSC_GUARD_PROC_ROOT";
 pub const CGROUP_ROOT_ENV: &str = "RUNSC_GUARD_CGROUP_ROOT";
 /// What `--version` prints instead of [`DEFAULT_VERSION`].
 pub const VERSION_ENV: &str = "FAKE_RUNSC_VERSION";
+/// A file `--version` appends one line to each time it runs: the pid of the process that ran it
+/// (the shim), so a test can count the probes (they carry no `--root` to record them under).
+pub const VERSION_CALLS_ENV: &str = "FAKE_RUNSC_VERSION_CALLS";
 /// What `--version` prints by default: runsc 20221219, the oldest release the guard knows.
 pub const DEFAULT_VERSION: &str = "runsc version 0.0~20221219.0\nspec: 1.0.2-dev";
 

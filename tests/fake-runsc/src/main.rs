@@ -34,7 +34,8 @@ use fake_runsc::{
     CALLS_FILE, CGROUP_ROOT_ENV, DEFAULT_VERSION, EVENT_CPU_NS, EVENT_MEMORY_USAGE, EVENT_PIDS,
     FAKE_PID_BASE, KNOB_EXIT_CODE, KNOB_FAIL, KNOB_FAIL_MESSAGE, KNOB_HANG, KNOB_HANG_MS,
     KNOB_RUN_MS, KNOB_SANDBOX_CGROUP, KNOB_SANDBOX_PROCESS, KNOB_STDOUT, KNOB_TOTAL_MEMORY,
-    PROC_ROOT_ENV, SANDBOX_PROCESS_ENV, STATE_FILE_SANDBOX, STATE_FILE_SUFFIX, VERSION_ENV,
+    PROC_ROOT_ENV, SANDBOX_PROCESS_ENV, STATE_FILE_SANDBOX, STATE_FILE_SUFFIX, VERSION_CALLS_ENV,
+    VERSION_ENV,
 };
 use serde_json::{json, Map, Value};
 
@@ -1164,6 +1165,12 @@ fn main() -> ExitCode {
     }
     let result = inv.and_then(|inv| {
         if inv.version {
+            if let Some(calls) = std::env::var_os(VERSION_CALLS_ENV) {
+                let ppid = std::os::unix::process::parent_id();
+                if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(calls) {
+                    let _ = f.write_all(format!("{ppid}\n").as_bytes());
+                }
+            }
             let version =
                 std::env::var(VERSION_ENV).unwrap_or_else(|_| DEFAULT_VERSION.to_string());
             println!("{version}");
