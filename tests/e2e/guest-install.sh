@@ -96,7 +96,8 @@ guest_install_readme() {
 
     # Step 1 (and 2's sh block): every command of the section's sh blocks, in order. `make deb`
     # ran on the host (run.sh); kubectl needs a cluster the guest does not have (the manifests
-    # are checked by tests/packaging.rs).
+    # are validated against Kubernetes' schema by tests/manifests.rs, and checked against the
+    # script by tests/packaging.rs).
     local cmds
     cmds=$(readme_blocks sh)
     printf '%s\n' "$cmds" >"$INSTALL_RESULTS/readme-commands.txt"
