@@ -2,8 +2,11 @@
 //! document under packaging/ is one object, and its apiVersion and kind pick the JSON schema of
 //! that kind, vendored in tests/fixtures/kubernetes-schema/ in its strict form (an unknown field
 //! anywhere is an error, as `kubectl apply --validate=strict` makes it). A kind without a
-//! vendored schema is a failure, so a new manifest cannot go unchecked. What the schema cannot
-//! say (names, quantities, the handler, how the files fit together) tests/packaging.rs checks.
+//! vendored schema is a failure, so a new manifest cannot go unchecked. A plain scalar that
+//! kubectl's YAML 1.1 reads otherwise than the YAML 1.2 parser here (`yes`, `off`, `0755`) is a
+//! failure too, since the schema would judge another value than the API gets. What the schema
+//! cannot say (names, quantities, the handler, how the files fit together) tests/packaging.rs
+//! checks.
 
 use std::path::{Path, PathBuf};
 
@@ -109,15 +112,97 @@ fn validate(file: &str, index: usize, object: &Value) -> Vec<String> {
 
 /// Every error in every document of `file` (given as its text).
 fn validate_text(file: &str, text: &str) -> Vec<String> {
+    let mut errors = yaml11_differences(file, text);
     match documents(file, text) {
-        Err(e) => vec![e],
-        Ok(docs) if docs.is_empty() => vec![format!("{file}: no Kubernetes object in it")],
-        Ok(docs) => docs
-            .iter()
-            .enumerate()
-            .flat_map(|(i, doc)| validate(file, i, doc))
-            .collect(),
+        Err(e) => errors.push(e),
+        Ok(docs) if docs.is_empty() => errors.push(format!("{file}: no Kubernetes object in it")),
+        Ok(docs) => errors.extend(
+            docs.iter()
+                .enumerate()
+                .flat_map(|(i, doc)| validate(file, i, doc)),
+        ),
     }
+    errors
+}
+
+/// `line` without its comment: a `#` at its start or after a blank, outside quotes.
+fn strip_comment(line: &str) -> &str {
+    let mut quote = None;
+    let mut previous = ' ';
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            (None, '#') if previous.is_whitespace() => return &line[..i],
+            _ => {}
+        }
+        previous = c;
+    }
+    line
+}
+
+/// The plain scalars YAML 1.1 reads otherwise than YAML 1.2. kubectl and the API server read a
+/// manifest as YAML 1.1 (go-yaml v2, under sigs.k8s.io/yaml): there a plain `yes`, `no`, `on`,
+/// `off`, `y` or `n` is a boolean and `0755` an octal integer, where the YAML 1.2 parser of these
+/// tests reads strings, so the schema would judge a value other than the one the API gets.
+/// Block style (the manifests' style), line by line; a block scalar's lines are text, skipped.
+fn yaml11_differences(file: &str, text: &str) -> Vec<String> {
+    const BOOLEANS: [&str; 16] = [
+        "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off",
+        "OFF",
+    ];
+    let mut errors = Vec::new();
+    let mut block_scalar_of = None;
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(key_indent) = block_scalar_of {
+            if line.trim().is_empty() || indent > key_indent {
+                continue;
+            }
+            block_scalar_of = None;
+        }
+        let mut rest = strip_comment(line).trim();
+        while let Some(item) = rest.strip_prefix("- ") {
+            rest = item.trim_start();
+        }
+        let mut scalars = Vec::new();
+        let value = match rest
+            .split_once(": ")
+            .or_else(|| rest.strip_suffix(':').map(|key| (key, "")))
+        {
+            Some((key, value)) => {
+                scalars.push(key.trim());
+                value.trim()
+            }
+            None => rest,
+        };
+        if value.starts_with('|') || value.starts_with('>') {
+            block_scalar_of = Some(indent);
+        } else if let Some(flow) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            scalars.extend(flow.split(',').map(str::trim));
+        } else {
+            scalars.push(value);
+        }
+        for s in scalars {
+            let what = if BOOLEANS.contains(&s) {
+                let truth = "yYoO".contains(&s[..1]) && !s.eq_ignore_ascii_case("off");
+                format!("the boolean {truth}: write {truth} for a boolean")
+            } else if s.len() > 1 && s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit()) {
+                match u64::from_str_radix(s, 8) {
+                    Ok(v) => format!("the octal integer {v}: write {v} for that number"),
+                    Err(_) => "no decimal number: write it without the leading 0".to_string(),
+                }
+            } else {
+                continue;
+            };
+            errors.push(format!(
+                "{file}:{}: kubectl (YAML 1.1) reads the plain `{s}` as {what}, or \"{s}\" \
+                 for a string",
+                n + 1
+            ));
+        }
+    }
+    errors
 }
 
 #[test]
@@ -276,6 +361,49 @@ fn a_kind_without_a_vendored_schema_fails() {
     let errors = validate_text("x.yaml", "just: a map\n");
     assert!(errors[0].contains("not a Kubernetes object"), "{errors:#?}");
     assert!(!validate_text("y.yaml", "# nothing\n").is_empty());
+}
+
+#[test]
+fn a_plain_scalar_yaml_1_1_reads_otherwise_is_rejected() {
+    let file = "packaging/k8s/installer.yaml";
+    // The API would get the boolean true for the variable, and refuse it.
+    let text = mutated(
+        file,
+        "              value: \"300\"\n",
+        "              value: yes\n",
+    );
+    let errors = validate_text(file, &text);
+    let line = text
+        .lines()
+        .position(|l| l.ends_with("value: yes"))
+        .unwrap()
+        + 1;
+    assert_eq!(
+        errors,
+        [format!(
+            "{file}:{line}: kubectl (YAML 1.1) reads the plain `yes` as the boolean true: write \
+             true for a boolean, or \"yes\" for a string"
+        )]
+    );
+    // A key and a flow sequence's item too; an octal mode; quoted, comments and a block
+    // scalar's text are left alone.
+    let text = "apiVersion: v1\nkind: X\nmetadata:\n  labels:\n    on: \"x\"\n  a: [\"no\", off]\n  \
+                mode: 0644\n  b: \"yes\" # yes\n  c: 'n'\n  script: |\n    yes\n    no: 0755\n  d: N\n";
+    let errors = yaml11_differences("z.yaml", text);
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    for (error, (line, word, what)) in errors.iter().zip([
+        (5, "on", "the boolean true"),
+        (6, "off", "the boolean false"),
+        (7, "0644", "the octal integer 420"),
+        (13, "N", "the boolean false"),
+    ]) {
+        assert!(
+            error.starts_with(&format!(
+                "z.yaml:{line}: kubectl (YAML 1.1) reads the plain `{word}` as {what}"
+            )),
+            "{error}"
+        );
+    }
 }
 
 #[test]
