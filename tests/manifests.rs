@@ -47,15 +47,15 @@ fn manifest_files() -> Vec<String> {
     files
 }
 
-/// The documents of one YAML stream, as JSON values; an empty document (a stray `---`) is left
-/// out, as kubectl leaves it out.
-fn documents(file: &str, text: &str) -> Result<Vec<Value>, String> {
+/// The documents of one YAML stream, as JSON values with their index in the stream; an empty
+/// document (a stray `---`) is left out, as kubectl leaves it out.
+fn documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, String> {
     let mut docs = Vec::new();
     for (index, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(doc)
-            .map_err(|e| format!("{file}: document {index} is not a YAML object: {e}"))?;
+            .map_err(|e| format!("{file}: document {index} does not parse: {e}"))?;
         if !value.is_null() {
-            docs.push(value);
+            docs.push((index, value));
         }
     }
     Ok(docs)
@@ -97,7 +97,8 @@ fn validate(file: &str, index: usize, object: &Value) -> Vec<String> {
         )];
     };
     let schema: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    // Kubernetes' OpenAPI v2 document, which these schemas are made from, is JSON Schema draft 4.
+    // The schemas are made from Kubernetes' OpenAPI v2 document, whose schema objects are JSON
+    // Schema draft 4's.
     let validator =
         jsonschema::draft4::new(&schema).unwrap_or_else(|e| panic!("{rel} does not compile: {e}"));
     validator
@@ -116,11 +117,7 @@ fn validate_text(file: &str, text: &str) -> Vec<String> {
     match documents(file, text) {
         Err(e) => errors.push(e),
         Ok(docs) if docs.is_empty() => errors.push(format!("{file}: no Kubernetes object in it")),
-        Ok(docs) => errors.extend(
-            docs.iter()
-                .enumerate()
-                .flat_map(|(i, doc)| validate(file, i, doc)),
-        ),
+        Ok(docs) => errors.extend(docs.iter().flat_map(|(i, doc)| validate(file, *i, doc))),
     }
     errors
 }
@@ -223,7 +220,7 @@ fn every_manifest_in_packaging_is_valid_against_the_kubernetes_schema() {
     for file in &files {
         let text = read(file);
         errors.extend(validate_text(file, &text));
-        for doc in documents(file, &text).unwrap_or_default() {
+        for (_, doc) in documents(file, &text).unwrap_or_default() {
             kinds.push((file.clone(), doc["apiVersion"].clone(), doc["kind"].clone()));
         }
     }
@@ -345,6 +342,19 @@ fn a_kind_without_a_vendored_schema_fails() {
         errors[0]
     );
     assert!(errors[0].contains("configmap-v1.json"), "{}", errors[0]);
+    // An empty document (a doubled `---`) does not shift the index the error names.
+    let errors = validate_text(
+        "packaging/k8s/extra.yaml",
+        &text.replace("---\n", "---\n---\n"),
+    );
+    assert!(
+        errors[0].contains(": document 2 (v1 ConfigMap)"),
+        "{errors:#?}"
+    );
+    // The kind's spelling is the schema's: the file name is case-blind, its kind enum is not.
+    let file = "packaging/k8s/installer.yaml";
+    let text = mutated(file, "kind: DaemonSet\n", "kind: Daemonset\n");
+    assert_rejected(&validate_text(file, &text), "/kind", "DaemonSet");
     // An apiVersion the release does not serve has no schema either.
     let file = "packaging/k8s/runtimeclass.yaml";
     let text = mutated(
