@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITES ?= bookworm trixie sid
 
-.PHONY: build test unit e2e bench soak demo lint deps deb image clean
+.PHONY: build test unit e2e bench soak shim-memory demo lint deps deb image clean
 
 ## build: the shim and the operator CLI (release), in target/release/
 build:
@@ -32,6 +32,14 @@ bench:
 ## soak: SOAK_N create/delete cycles (default 100) of a pod; nothing the node holds may grow
 soak:
 	SUITES="$(BENCH_SUITES)" tests/e2e/bench.sh soak
+
+## shim-memory: the release shim daemon's RSS for a pod of 1 and of 4 containers, on this host
+## against fake-runsc (root; not part of test; SHIM_MEMORY_MAPS=1 lists the largest mappings)
+shim-memory:
+	$(CARGO) build --release --bin containerd-shim-runsc-v1
+	$(CARGO) build --workspace
+	RUNSC_GUARD_TEST_SHIM=$(CURDIR)/target/release/containerd-shim-runsc-v1 $(CARGO) test --test shim_memory \
+		-- --ignored --nocapture
 
 ## demo: the incident's pod under the stock handler and under this shim, side by side
 demo:

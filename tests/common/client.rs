@@ -30,8 +30,15 @@ pub struct ShimTrace {
     pub bundle: PathBuf,
 }
 
+/// Names another build of the shim for the daemon tests (`make shim-memory` points it at the
+/// release binary, whose memory is what a node pays).
+pub const SHIM_BINARY_ENV: &str = "RUNSC_GUARD_TEST_SHIM";
+
+/// The shim binary the daemon tests run: the test profile's build, or [`SHIM_BINARY_ENV`].
 pub fn shim_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-runsc-v1"))
+    std::env::var_os(SHIM_BINARY_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-runsc-v1")))
 }
 
 /// A connected shim daemon.

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::client::shim_binary;
-
 // Each test binary uses some of them.
 #[allow(unused_imports)]
 pub use fake_runsc::{
@@ -16,9 +14,10 @@ pub use fake_runsc::{
     PROC_ROOT_ENV, VERSION_CALLS_ENV, VERSION_ENV,
 };
 
-/// fake-runsc, built by `cargo build --workspace` next to the shim.
+/// fake-runsc, built by `cargo build --workspace` next to the test profile's shim (also when
+/// the daemon tests run another build of the shim).
 pub fn fake_runsc() -> PathBuf {
-    let shim = shim_binary();
+    let shim = PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-runsc-v1"));
     let fake = shim
         .parent()
         .expect("the shim binary is in a directory")
