@@ -21,13 +21,27 @@ fn main() {
         let _ = std::io::stdout().write_all(&bytes);
         return;
     }
-    // A shim per pod must stay cheap: two workers, as kata's runtime-rs does.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // A shim per pod must stay cheap, and it mostly waits (on runsc, on containerd, on
+    // stdio): one thread runs every task. Each worker thread of a multi-thread runtime costs its
+    // stack and a malloc arena; the daemon never blocks its thread (mounts, the console's fd
+    // and file-system calls go to the blocking pool, runsc runs as child processes).
+    one_malloc_arena();
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("building the tokio runtime");
     runtime.block_on(containerd_shim::asynchronous::run::<Service>(
         RUNTIME_ID, None,
     ));
+}
+
+/// glibc gives each thread that allocates an arena of its own (up to 8 per core), which the
+/// blocking pool's threads would each leave behind holding freed memory. The daemon allocates
+/// little and rarely from two threads at once: one arena serves it.
+fn one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a malloc parameter; it runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
