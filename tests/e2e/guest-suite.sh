@@ -158,15 +158,10 @@ fi
 # --network=host: runsc 20240729 refuses host-network pods without it; 20221219 knows the flag
 # too (checked below), where it changes nothing for host-network pods.
 stock_flags=(--network=host)
-# sid's runsc 0.0~20240729 on its 7.x kernel panics in the sentry under systrap ("running on
-# goroutine N (task goroutine ... is 0)", seen in most scenarios of a clean run once a few sandboxes
-# have booted; trixie's same runsc on 6.12 does not). ptrace is the platform that holds there; the
-# guard does not depend on the platform, so every handler of a suite uses the same one.
+# E2E_RUNSC_PLATFORM: one runsc platform for every runsc handler of the suite, for trying
+# another than runsc's default (ptrace on 0.0~20221219, systrap on 0.0~20240729); the guard does not
+# depend on the platform.
 runsc_platform=${E2E_RUNSC_PLATFORM:-}
-if [[ -z $runsc_platform && $E2E_SUITE == sid ]]; then
-    runsc_platform=ptrace
-fi
-[[ $runsc_platform == default ]] && runsc_platform=
 if [[ -n $runsc_platform ]]; then
     stock_flags+=("--platform=$runsc_platform")
     say "runsc platform: $runsc_platform (every runsc handler)"

@@ -11,6 +11,7 @@
 #   E2E_VM_MEMORY    guest memory in MiB (default 4096)
 #   E2E_VM_CPUS      vCPUs (default 2; the machines have 2 cores)
 #   E2E_ACCEL        kvm | tcg to override the detection
+#   E2E_VM_CPU       qemu -cpu model under tcg (default max)
 #   E2E_IMAGE_DIR    boot this image directory instead of build-image.sh's (cached) one
 set -euo pipefail
 
@@ -56,7 +57,7 @@ choose_accel() {
 accel=$(choose_accel)
 case "$accel" in
     kvm) accel_args=(-accel kvm -cpu host) ;;
-    tcg) accel_args=(-accel "tcg,thread=multi" -cpu max) ;;
+    tcg) accel_args=(-accel "tcg,thread=multi" -cpu "${E2E_VM_CPU:-max}") ;;
     *) e2e_die "E2E_ACCEL=$accel: expected kvm or tcg" ;;
 esac
 why=""

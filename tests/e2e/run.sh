@@ -30,8 +30,7 @@
 #                        or E2E_BENCH=1
 #   E2E_DRIVER_ARGS      extra arguments for the driver, e.g. "--scenario NAME --timeout-scale 2"
 #   E2E_BENCH            1: the guest also configures the bench's handlers (bench.sh sets it)
-#   E2E_RUNSC_PLATFORM   runsc --platform for every runsc handler (default: ptrace on sid, runsc's
-#                        own default elsewhere); "default" leaves runsc's own on every suite
+#   E2E_RUNSC_PLATFORM   runsc --platform for every runsc handler (default: runsc's own)
 #   E2E_DRIVER_PROFILE   cargo profile of the driver alone (default: E2E_CARGO_PROFILE's)
 #   E2E_IMAGE_REBUILD    1: rebuild the guest images even if cached
 #   E2E_MIRROR           Debian archive URL for debootstrap (default: from the host's apt sources)
