@@ -33,24 +33,25 @@ fi
 suite=$1
 e2e_check_suite "$suite"
 
-# Whose kernel the image boots. sid's own (7.x) and sid's runsc 0.0~20240729 do not get along
-# under emulation: the sentry panics under systrap ("running on goroutine N (task goroutine for
-# kernel.Task ... is 0)") in a few sandbox boots of every run, often in every retry of one
-# scenario, and under ptrace it cannot set a task's registers at all. The same runsc on trixie's
-# 6.12 has never panicked here. So the sid node (containerd 2.x, systemd, runsc from sid) boots
-# trixie's kernel, from the packages the trixie image was built from; E2E_SID_KERNEL=sid keeps
+# Whose runsc build the image runs. sid's runsc 0.0~20240729.0-7+b1 is the same gVisor release as
+# trixie's 0.0~20240729.0-4+b7, rebuilt with Go 1.26 (trixie's with Go 1.24). gVisor ties its
+# sentry to the Go runtime's internals release by release, and that build's sentry panics in a
+# few sandbox boots of every run ("running on goroutine N (task goroutine for kernel.Task ... is
+# 0)"), often in every retry of one scenario, whichever the kernel; trixie's build of the same
+# release never has. So the sid node (containerd 2.x, systemd, the rest of sid) runs trixie's
+# runsc package, taken from the packages the trixie image was built from; E2E_SID_RUNSC=sid keeps
 # sid's own.
-kernel_from=$suite
+runsc_from=$suite
 if [[ $suite == sid ]]; then
-    kernel_from=${E2E_SID_KERNEL:-trixie}
-    e2e_check_suite "$kernel_from"
+    runsc_from=${E2E_SID_RUNSC:-trixie}
+    e2e_check_suite "$runsc_from"
 fi
 
 # Everything that decides what the image contains. The mirror and the day are not in it: a cached
 # sid image keeps the packages it was built with until the builder changes (or a forced rebuild).
 image_inputs=("$here/build-image.sh" "$here/packages.txt" "$here/guest/e2e-guest.service"
     "$here/guest/e2e-guest-boot")
-hash=$( (printf 'suite=%s size=%s kernel=%s\n' "$suite" "${E2E_IMAGE_SIZE:-3G}" "$kernel_from"; cat "${image_inputs[@]}") |
+hash=$( (printf 'suite=%s size=%s runsc=%s\n' "$suite" "${E2E_IMAGE_SIZE:-3G}" "$runsc_from"; cat "${image_inputs[@]}") |
     sha256sum | cut -c1-16)
 
 cache=$(e2e_cache_dir)
@@ -82,16 +83,16 @@ if [[ ${E2E_IMAGE_REBUILD:-0} != 1 ]] && image_complete "$final"; then
     exit 0
 fi
 
-# The other suite's kernel comes from the .debs its own image build keeps: build (or find) that
+# The other suite's runsc comes from the .debs its own image build keeps: build (or find) that
 # image first.
-if [[ $kernel_from != "$suite" ]]; then
-    "$here/build-image.sh" "$kernel_from" >/dev/null ||
-        e2e_die "image $suite: building the $kernel_from image (for its kernel) failed"
-    mapfile -t kernel_debs < <(find "$cache/debs/$kernel_from" -maxdepth 1 \
-        -name 'linux-image-[0-9]*-amd64_*_amd64.deb' -printf '%f\n' | sort -V)
-    [[ ${#kernel_debs[@]} -ge 1 ]] ||
-        e2e_die "image $suite: no linux-image .deb in $cache/debs/$kernel_from (rebuild that image: E2E_IMAGE_REBUILD=1 SUITES=$kernel_from make e2e)"
-    kernel_deb=$cache/debs/$kernel_from/${kernel_debs[-1]}
+if [[ $runsc_from != "$suite" ]]; then
+    "$here/build-image.sh" "$runsc_from" >/dev/null ||
+        e2e_die "image $suite: building the $runsc_from image (for its runsc) failed"
+    mapfile -t runsc_debs < <(find "$cache/debs/$runsc_from" -maxdepth 1 -name 'runsc_*_amd64.deb' \
+        -printf '%f\n' | sort -V)
+    [[ ${#runsc_debs[@]} -ge 1 ]] ||
+        e2e_die "image $suite: no runsc .deb in $cache/debs/$runsc_from (rebuild that image: E2E_IMAGE_REBUILD=1 SUITES=$runsc_from make e2e)"
+    runsc_deb=$cache/debs/$runsc_from/${runsc_debs[-1]}
 fi
 
 mirror=$(e2e_debian_mirror) ||
@@ -144,6 +145,18 @@ if ! debootstrap --variant=minbase --merged-usr --components=main \
 fi
 e2e_log "image $suite: debootstrap done after $((SECONDS - start))s"
 
+# --- another suite's runsc build in place of the suite's own (see runsc_from) ---
+if [[ $runsc_from != "$suite" ]]; then
+    cp "$runsc_deb" "$root/tmp/"
+    # A static Go binary: dpkg replaces the suite's package (a downgrade) without asking apt.
+    if ! chroot "$root" dpkg -i "/tmp/${runsc_deb##*/}" >"$work/runsc.out" 2>&1; then
+        cat "$work/runsc.out" >&2
+        e2e_die "image $suite: installing $runsc_from's runsc (${runsc_deb##*/}) failed"
+    fi
+    rm -f "$root/tmp/${runsc_deb##*/}"
+    e2e_log "image $suite: runsc from $runsc_from (${runsc_deb##*/})"
+fi
+
 # --- guest configuration: plain files, no chroot needed ---
 printf 'e2e-%s\n' "$suite" >"$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\te2e-%s\n::1\tlocalhost ip6-localhost\n' "$suite" >"$root/etc/hosts"
@@ -182,32 +195,6 @@ fi
 # storage driver costs about 10 s per boot under software emulation. The guest only needs virtio
 # to find /dev/vda and ext4 to mount it. The kernel package brings whichever generator the suite
 # prefers (initramfs-tools up to trixie, dracut later); both are handled.
-# --- another suite's kernel in place of the suite's own (see kernel_from) ---
-if [[ $kernel_from != "$suite" ]]; then
-    mapfile -t own_kernel < <(dpkg-query --admindir="$root/var/lib/dpkg" -W \
-        -f='${db:Status-Abbrev} ${Package}\n' 'linux-image-*' 'linux-base-[0-9]*' 2>/dev/null |
-        awk '$1 == "ii" { print $2 }')
-    [[ ${#own_kernel[@]} -ge 1 ]] || e2e_die "image $suite: no kernel package of its own to replace"
-    cp "$kernel_deb" "$root/tmp/"
-    mount -t proc proc "$root/proc"
-    # The suite's kernel packages depend on each other: purge them in one call. The new one's
-    # dependencies (kmod, linux-base, an initramfs generator) are the suite's own, newer ones.
-    if ! { chroot "$root" dpkg --purge --force-depends "${own_kernel[@]}" &&
-        chroot "$root" dpkg -i --force-depends "/tmp/${kernel_deb##*/}"; } >"$work/kernel.out" 2>&1; then
-        umount "$root/proc"
-        cat "$work/kernel.out" >&2
-        e2e_die "image $suite: installing $kernel_from's kernel (${kernel_deb##*/}) failed"
-    fi
-    umount "$root/proc"
-    rm -f "$root/tmp/${kernel_deb##*/}"
-    # What the purged kernel's maintainer scripts may leave: its modules directory, its initrd.
-    want=${kernel_deb##*/linux-image-}
-    want=${want%%_*}
-    find "$root/usr/lib/modules" -mindepth 1 -maxdepth 1 ! -name "$want" -exec rm -rf {} +
-    find "$root/boot" -maxdepth 1 \( -name 'vmlinuz-*' -o -name 'initrd.img-*' -o -name 'System.map-*' \
-        -o -name 'config-*' \) ! -name "*-$want" -delete
-    e2e_log "image $suite: booting $kernel_from's kernel $want"
-fi
 kver=$(find "$root/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | head -n1)
 [[ -n $kver ]] || e2e_die "image $suite: no kernel modules in the chroot"
 # Nothing in the guest wants KVM (runsc uses ptrace), but -cpu max shows the guest svm/vmx and
