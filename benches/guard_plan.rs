@@ -236,8 +236,11 @@ impl Node {
             systemd_running: true,
             host_memory: Some(Bytes(16 << 30)),
         });
+        // The runsc root is the temp dir's: the guard shares runsc's version with other shims
+        // through a file there, and a bench must not write into the host's /run.
         let config = ShimConfig {
             binary_name: runsc.display().to_string(),
+            root: dir.path().join("runsc-root").display().to_string(),
             ..ShimConfig::default()
         };
         let rt = tokio::runtime::Builder::new_current_thread()

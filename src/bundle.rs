@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -17,6 +18,8 @@ pub struct BundleSpec {
     raw: Value,
     spec: Spec,
     annotations: HashMap<String, String>,
+    /// Edited since it was read or last written: [`BundleSpec::save_if_changed`] writes it.
+    changed: bool,
 }
 
 impl BundleSpec {
@@ -26,7 +29,9 @@ impl BundleSpec {
         let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {
             Error::invalid(path.display().to_string(), format!("not valid JSON: {e}"))
         })?;
-        let spec: Spec = serde_json::from_value(raw.clone()).map_err(|e| {
+        // Read from the JSON value in place: a copy of the whole tree would cost more than the
+        // parse itself.
+        let spec = Spec::deserialize(&raw).map_err(|e| {
             Error::invalid(
                 path.display().to_string(),
                 format!("not a valid OCI runtime spec: {e}"),
@@ -39,6 +44,7 @@ impl BundleSpec {
             raw,
             spec,
             annotations,
+            changed: false,
         })
     }
 
@@ -60,6 +66,7 @@ impl BundleSpec {
         for edit in edits {
             edit.apply_to(&mut self.raw);
         }
+        self.changed |= !edits.is_empty();
         self.reparse("applying the guard's edits")?;
         self.annotations = self.spec.annotations().clone().unwrap_or_default();
         Ok(())
@@ -67,7 +74,7 @@ impl BundleSpec {
 
     /// Edits the JSON runsc will read; `edit` says whether it changed anything, or why the spec
     /// cannot be used (an error about its annotations). The parsed view follows; nothing is
-    /// written before [`BundleSpec::save`].
+    /// written before [`BundleSpec::save_if_changed`].
     pub fn edit_raw(
         &mut self,
         edit: impl FnOnce(&mut Value) -> std::result::Result<bool, String>,
@@ -77,6 +84,7 @@ impl BundleSpec {
             edit(&mut raw).map_err(|reason| Error::invalid("config.json annotations", reason))?;
         if changed {
             self.raw = raw;
+            self.changed = true;
             self.reparse("rewriting the pod's volumes")?;
             self.annotations = self.spec.annotations().clone().unwrap_or_default();
         }
@@ -84,8 +92,18 @@ impl BundleSpec {
     }
 
     fn reparse(&mut self, what: &str) -> Result<()> {
-        self.spec = serde_json::from_value(self.raw.clone())
+        self.spec = Spec::deserialize(&self.raw)
             .map_err(|e| Error::Other(format!("{what} in config.json: {e}")))?;
+        Ok(())
+    }
+
+    /// Writes config.json back when it was edited: once per Create, however many steps edited
+    /// it.
+    pub fn save_if_changed(&mut self) -> Result<()> {
+        if self.changed {
+            self.save()?;
+            self.changed = false;
+        }
         Ok(())
     }
 

@@ -129,6 +129,23 @@ async fn only_the_first_shim_of_the_node_asks_runsc_its_version() {
         .map(str::to_string)
         .unwrap_or_else(|| panic!("no timing line:\n{}", second.log()));
     assert!(!timing.contains("runsc.version="), "{timing}");
+    // Its start-up, up to that Create, in one line too.
+    let daemon = second
+        .log()
+        .lines()
+        .find(|l| l.contains("timing daemon version-shared-b: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no start-up timing line:\n{}", second.log()));
+    for span in [
+        "start=",
+        "exec=",
+        "publisher=",
+        "service=",
+        "ready=",
+        "total=",
+    ] {
+        assert!(daemon.contains(span), "{span} in {daemon}");
+    }
     for (bundle, shim) in shims {
         shim.kill_wait_delete(&bundle.id).await;
         shim.shutdown().await;

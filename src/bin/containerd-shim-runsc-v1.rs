@@ -4,9 +4,10 @@
 
 use std::io::Write;
 
-use runsc_guard::shim::{info, service::Service, RUNTIME_ID};
+use runsc_guard::shim::{info, service::Service, startup, RUNTIME_ID};
 
 fn main() {
+    startup::mark("exec");
     // containerd-shim 0.11 parses but does not act on -v and -info: answer them here, before
     // anything starts (and without a tokio runtime).
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -101,8 +101,10 @@ impl Guard {
 
     /// Before anything is set up: decides (rules 1-4, logged in one line), and either keeps the
     /// refusal's record in the bundle and fails, or applies the spec edits to the bundle's
-    /// config.json and hands back the runsc flags. When the guard is off and cannot even read
-    /// the cgroup tree nothing is changed, as gVisor's shim would change nothing.
+    /// config.json and hands back the runsc flags. config.json is written here, once, with the
+    /// edits the shim made to `spec` before (the pod's volumes) and the plan's. When the guard
+    /// is off and cannot even read the cgroup tree it changes nothing, as gVisor's shim would
+    /// change nothing.
     pub async fn before_create(
         &self,
         id: &str,
@@ -110,7 +112,25 @@ impl Guard {
         spec: &mut BundleSpec,
         config: &ShimConfig,
     ) -> Result<Guarded> {
-        let Some(tree) = self.tree(id, config.guard_mode)? else {
+        let decided = self.decide_and_edit(id, role, spec, config).await;
+        // One write per Create: the plan's edits with the shim's before them; when the guard
+        // fails Create, the shim's alone, as they were before the guard ran. The guard's error
+        // is the one reported.
+        let saved = crate::timing::span_sync("spec.save", || spec.save_if_changed());
+        let guarded = decided?;
+        saved?;
+        Ok(guarded)
+    }
+
+    async fn decide_and_edit(
+        &self,
+        id: &str,
+        role: Role,
+        spec: &mut BundleSpec,
+        config: &ShimConfig,
+    ) -> Result<Guarded> {
+        let tree = crate::timing::span_sync("guard.tree", || self.tree(id, config.guard_mode));
+        let Some(tree) = tree? else {
             return Ok(Guarded {
                 runsc_config: config.runsc_config.clone(),
                 decided: None,
@@ -141,7 +161,6 @@ impl Guard {
         }
         if !plan.edits.is_empty() {
             spec.apply(&plan.edits)?;
-            spec.save()?;
         }
         Ok(Guarded {
             runsc_config: plan.runsc_config(&config.runsc_config),

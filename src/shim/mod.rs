@@ -17,6 +17,7 @@ pub mod mount;
 pub mod pod;
 pub mod rollback;
 pub mod service;
+pub mod startup;
 pub mod state;
 pub mod stats;
 pub mod task;

@@ -27,6 +27,7 @@ use crate::shim::grouping;
 use crate::shim::logging;
 use crate::shim::mount;
 use crate::shim::pod::{validate_id, Pod, INIT_PID_FILE};
+use crate::shim::startup;
 use crate::shim::state::ShimState;
 use crate::shim::task::TaskService;
 
@@ -54,6 +55,7 @@ impl Shim for Service {
         config.no_setup_logger = true;
         if args.action.is_empty() {
             logging::init(args.debug);
+            startup::mark("runtime");
         }
         let bundle = if args.bundle.is_empty() {
             std::env::current_dir().unwrap_or_default()
@@ -120,6 +122,10 @@ impl Shim for Service {
         }
         cmd.env(RUNSC_BINARY_ENV, &config.binary_name)
             .env(RUNSC_ROOT_ENV, &config.root);
+        cmd.env(
+            startup::STARTED_ENV,
+            startup::started_value(startup::began()),
+        );
         let mut child = cmd
             .spawn()
             .map_err(|e| ShimError::Other(format!("spawning the shim daemon: {e}")))?;
@@ -131,8 +137,9 @@ impl Shim for Service {
         }
         // The process that serves: the new daemon, or the pod's shim when another `start` of
         // the pod got there first (the new daemon then found the socket taken and left).
-        let pid = serving_pid_within(&address).unwrap_or(child_pid);
-        if !socket_answers(&address) {
+        let serving = serving_pid_within(&address);
+        // The pid came from a connection to the socket: it answers.
+        if serving.is_none() && !socket_answers(&address) {
             let _ = child.kill().await;
             return Err(ShimError::Other(format!(
                 "the shim daemon exited before serving {address}: see the shim log in \
@@ -140,6 +147,7 @@ impl Shim for Service {
                 opts.ttrpc_address
             )));
         }
+        let pid = serving.unwrap_or(child_pid);
         write_bundle_file(&self.bundle, "address", &address)?;
         write_bundle_file(&self.bundle, "shim.pid", &pid.to_string())?;
         Ok(address)
@@ -206,6 +214,7 @@ impl Shim for Service {
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+        startup::mark("publisher");
         let env_path = |name: &str, default: &str| {
             std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
         };
@@ -238,7 +247,9 @@ impl Shim for Service {
             .map(PathBuf::from)
             .filter(|r| r.is_absolute());
         tokio::spawn(async move { warming.warm_up(binary.as_deref(), root.as_deref()).await });
-        TaskService::new(pod, self.exit.clone())
+        let service = TaskService::new(pod, self.exit.clone());
+        startup::mark("service");
+        service
     }
 }
 

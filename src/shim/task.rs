@@ -85,6 +85,7 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: CreateTaskRequest,
     ) -> ttrpc::Result<CreateTaskResponse> {
+        crate::shim::startup::first_create(&req.id);
         if !req.checkpoint.is_empty() {
             return Err(to_rpc(Error::Unimplemented("restoring from a checkpoint")));
         }

@@ -34,13 +34,12 @@ pub const DEVSHM_VOLUME: &str = "gvisorinternaldevshm";
 
 const SHM_PATH: &str = "/dev/shm";
 
-/// Rewrites the bundle's config.json for the pod's volumes and `/dev/shm`, before runsc reads
-/// it. An error names the volume and what is wrong.
+/// Rewrites the bundle's spec for the pod's volumes and `/dev/shm`, before runsc reads it; the
+/// guard's step writes config.json, with its own edits (`BundleSpec::save_if_changed`). An
+/// error names the volume and what is wrong.
 pub fn apply(spec: &mut BundleSpec, role: Role) -> Result<()> {
     let pods = Path::new(KUBELET_PODS_DIR);
-    if spec.edit_raw(|raw| rewrite(raw, role, pods))? {
-        spec.save()?;
-    }
+    spec.edit_raw(|raw| rewrite(raw, role, pods))?;
     Ok(())
 }
 

@@ -39,9 +39,10 @@ impl Pod {
             ));
         }
         // Held until Create returns, after the container is in `containers` (or has failed).
-        let _reservation = self.reserve(&req.id).await?;
-        let mut spec = BundleSpec::load(&req.bundle)?;
-        let (config, source) = options::decode(req.options.as_ref())?;
+        let _reservation = timing::span("reserve", self.reserve(&req.id)).await?;
+        let mut spec = timing::span_sync("spec.load", || BundleSpec::load(&req.bundle))?;
+        let (config, source) =
+            timing::span_sync("options", || options::decode(req.options.as_ref()))?;
         if !config.unknown_keys().is_empty() {
             warn!(
                 "{}: ignoring runsc.toml keys this shim does not know: {}",
@@ -57,7 +58,7 @@ impl Pod {
         }
         // The pod's volumes and /dev/shm as one filesystem in the sandbox, before runsc reads
         // the spec.
-        volumes::apply(&mut spec, role)?;
+        timing::span_sync("volumes", || volumes::apply(&mut spec, role))?;
         info!(
             "creating {} ({:?}) in {} with options from {source:?}",
             req.id,
@@ -168,13 +169,15 @@ impl Pod {
     ) -> Result<(i32, ProcessIo, Option<Terminal>, Option<OomCounter>)> {
         // runsc resolves ids by prefix: no id in the root may be a prefix of another. Held until
         // `runsc create` has run, so a clashing Create in another shim waits and then sees it.
-        let _root_lock = ids::lock_root(&runsc.flags().root).await?;
+        let _root_lock = timing::span("ids.lock", ids::lock_root(&runsc.flags().root)).await?;
         ids::refuse_prefix_clash(runsc, &req.id).await?;
-        ShimState::new(runsc.binary(), runsc.flags()).save(&req.bundle)?;
+        timing::span_sync("state.save", || {
+            ShimState::new(runsc.binary(), runsc.flags()).save(&req.bundle)
+        })?;
         undo.state_saved();
         timing::span("mount", mount::mount_all(&req.bundle, &req.rootfs)).await?;
         undo.mounted();
-        entrypoint::check(spec.spec(), &req.bundle)?;
+        timing::span_sync("entrypoint", || entrypoint::check(spec.spec(), &req.bundle))?;
         // A terminal: runsc makes the pty and sends its master to a console socket.
         let console = if req.stdio.terminal {
             Some(ConsoleSocket::new()?)
@@ -204,7 +207,7 @@ impl Pod {
             user_log: user_log.as_deref(),
         };
         // Listening to the reaper before the sandbox process exists, so its exit cannot be missed.
-        self.exits.start().await;
+        timing::span("exits.start", self.exits.start()).await;
         undo.runsc_create_ran();
         let terminal = match console {
             // A sandbox's init gets its terminal at create, a container joining the pod at start.
@@ -224,7 +227,7 @@ impl Pod {
                 None
             }
         };
-        let pid = read_pid(&pid_file)?;
+        let pid = timing::span_sync("pid", || read_pid(&pid_file))?;
         let oom = timing::span("guard.verify", self.guard.after_create(guarded, pid)).await?;
         Ok((pid, start_io, terminal, oom))
     }
