@@ -85,7 +85,7 @@ pub fn write_all(dir: &Path, r: &BenchReport) -> Result<()> {
     write(dir, "bench.json", &serde_json::to_string_pretty(r)?)?;
     write(dir, "bench.md", &render::markdown(r))?;
     write(dir, "bench.svg", &render::svg(r))?;
-    let failed = r.samples.iter().filter(|s| s.error.is_some()).count()
+    let failed = r.samples.iter().filter(|s| s.failed()).count()
         + r.memory.iter().filter(|m| m.error.is_some()).count();
     let passed = r.samples.len() + r.memory.len() - failed;
     write(
@@ -210,6 +210,43 @@ mod tests {
             start_container_ms: None,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_stock_pod_whose_start_never_returned_is_no_bench_failure() {
+        let stuck = Sample {
+            error: Some("StopPodSandbox not timed: StartContainer never returned".into()),
+            ..sample("runsc-stock", 1000.0, 2000.0)
+        };
+        assert!(stuck.start_never_returned() && !stuck.failed());
+        let never_ran = Sample {
+            to_running_ms: None,
+            error: Some("RunPodSandbox: refused".into()),
+            ..sample("runsc-stock", 1000.0, 2000.0)
+        };
+        assert!(never_ran.failed());
+        let ours = Sample {
+            start_container_ms: Some(700.0),
+            error: Some("StopPodSandbox: deadline exceeded".into()),
+            ..sample("runsc", 1000.0, 2000.0)
+        };
+        assert!(ours.failed());
+        let dir = std::env::temp_dir().join(format!("e2e-bench-summary-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = BenchReport {
+            handlers: vec!["runsc".into(), "runsc-stock".into()],
+            samples: vec![stuck, never_ran, ours],
+            ..Default::default()
+        };
+        write_all(&dir, &r).unwrap();
+        let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+        assert_eq!(summary, "{\"passed\":1,\"failed\":2,\"scenarios\":[]}\n");
+        let md = std::fs::read_to_string(dir.join("bench.md")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            md.contains("`runsc-stock` round 0 (start never returned):"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -46,6 +46,21 @@ pub struct Sample {
     pub error: Option<String>,
 }
 
+impl Sample {
+    /// The pod ran, but its StartContainer never returned: the stock path on containerd 1.6,
+    /// where containerd's runc shim hands runsc the container's stdio the runc way. The pod can
+    /// then not be stopped cleanly either; that is the path's defect, which the report shows.
+    pub fn start_never_returned(&self) -> bool {
+        self.to_running_ms.is_some() && self.start_container_ms.is_none()
+    }
+
+    /// Whether this sample is a failure of the bench: it has an error, unless the errors are
+    /// the teardown of a pod whose StartContainer never returned (the start figures stand).
+    pub fn failed(&self) -> bool {
+        self.error.is_some() && !self.start_never_returned()
+    }
+}
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }

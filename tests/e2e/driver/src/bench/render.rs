@@ -217,12 +217,23 @@ fn failures(o: &mut String, r: &BenchReport) {
     let failed: Vec<_> = r.samples.iter().filter(|s| s.error.is_some()).collect();
     if !failed.is_empty() {
         let _ = writeln!(o);
-        let _ = writeln!(o, "## Pods that failed");
+        let _ = writeln!(o, "## Pods with errors");
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "A pod whose StartContainer never returned (marked \"start never returned\") still \
+             counts for its start; the others are failures of the bench."
+        );
         let _ = writeln!(o);
         for s in failed {
+            let mark = if s.start_never_returned() {
+                " (start never returned)"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 o,
-                "- `{}` round {}: {}",
+                "- `{}` round {}{mark}: {}",
                 s.handler,
                 s.round,
                 s.error.as_deref().unwrap_or_default()
