@@ -129,6 +129,48 @@ pub fn runtime_procs_for<'a>(procs: &'a [Proc], ids: &[String]) -> Vec<&'a Proc>
         .collect()
 }
 
+/// What `kill_runsc_of` did: the pids it found, and whether `kill -KILL` said it worked.
+pub struct Killed {
+    pub pids: Vec<String>,
+    pub problem: Option<String>,
+}
+
+/// SIGKILLs the runsc processes (runsc, sandbox, gofers) whose arguments name sandbox `id`,
+/// and waits `settle` for the kernel and containerd to see them go. The sandbox process holds
+/// every container of the pod, so the containers' own runsc calls end with it. The last resort
+/// for a pod containerd cannot stop; the guest is a throw-away VM.
+pub async fn kill_runsc_of(id: &str, settle: std::time::Duration) -> Killed {
+    let all = snapshot();
+    let pids: Vec<String> = runtime_procs_for(&all, &[id.to_string()])
+        .into_iter()
+        .filter(|p| RUNSC_PROCS.contains(&p.name()))
+        .map(|p| p.pid.to_string())
+        .collect();
+    if pids.is_empty() {
+        return Killed {
+            pids,
+            problem: None,
+        };
+    }
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tokio::process::Command::new("kill")
+            .arg("-KILL")
+            .args(&pids)
+            .status(),
+    )
+    .await;
+    tokio::time::sleep(settle).await;
+    let problem = match r {
+        Ok(Ok(st)) if st.success() => None,
+        other => Some(format!(
+            "kill -KILL {} did not succeed: {other:?}",
+            pids.join(" ")
+        )),
+    };
+    Killed { pids, problem }
+}
+
 /// The `runsc-sandbox` process of sandbox `id`.
 pub fn find_sandbox<'a>(procs: &'a [Proc], id: &str) -> Option<&'a Proc> {
     procs

@@ -270,10 +270,15 @@ impl BenchPod {
             }
             if pending {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let killed = kill_runsc_of(&id).await;
+                let killed = procs::kill_runsc_of(&id, Duration::from_secs(1)).await;
+                let what = match (&killed.problem, killed.pids.is_empty()) {
+                    (Some(p), _) => p.clone(),
+                    (None, true) => "none found".to_string(),
+                    (None, false) => format!("pids {}", killed.pids.join(" ")),
+                };
                 problems.push(format!(
                     "StopPodSandbox not timed: StartContainer never returned, so the pod's runsc \
-                     processes were killed first ({killed})"
+                     processes were killed first ({what})"
                 ));
                 if let Err(e) = self.cri.stop_pod_sandbox(&id).await {
                     problems.push(format!("StopPodSandbox: {e:#}"));
@@ -295,34 +300,6 @@ impl BenchPod {
         let _ = std::fs::remove_dir_all(&self.marker_dir);
         let _ = std::fs::remove_dir_all(&self.ident.log_directory);
         (stop_ms, remove_ms, problems)
-    }
-}
-
-/// SIGKILLs the runsc processes (runsc, sandbox, gofers) whose arguments name sandbox `id`: the
-/// sandbox process holds every container of the pod, so the containers' own runsc calls end with
-/// it. Says which pids went.
-async fn kill_runsc_of(id: &str) -> String {
-    let all = procs::snapshot();
-    let pids: Vec<String> = procs::runtime_procs_for(&all, &[id.to_string()])
-        .into_iter()
-        .filter(|p| procs::RUNSC_PROCS.contains(&p.name()))
-        .map(|p| p.pid.to_string())
-        .collect();
-    if pids.is_empty() {
-        return "none found".into();
-    }
-    let r = tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::process::Command::new("kill")
-            .arg("-KILL")
-            .args(&pids)
-            .status(),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    match r {
-        Ok(Ok(st)) if st.success() => format!("pids {}", pids.join(" ")),
-        other => format!("kill -KILL {} did not succeed: {other:?}", pids.join(" ")),
     }
 }
 

@@ -188,37 +188,18 @@ async fn stop_and_remove(ctx: &Ctx, run: &Run, id: &str, why: &str) -> Result<()
 }
 
 /// Last resort for a sandbox containerd cannot stop: SIGKILL its runsc processes (only those
-/// naming this sandbox id). The guest is a throw-away VM; the report says it happened.
+/// naming this sandbox id); the report says it happened.
 async fn force_kill_runsc(run: &Run, sandbox_id: &str) {
-    let all = procs::snapshot();
-    let ids = [sandbox_id.to_string()];
-    let pids: Vec<String> = procs::runtime_procs_for(&all, &ids)
-        .into_iter()
-        .filter(|p| RUNSC_PROCS.contains(&p.name()))
-        .map(|p| p.pid.to_string())
-        .collect();
-    if pids.is_empty() {
-        return;
-    }
-    run.note(format!(
-        "killing the runsc processes of sandbox {sandbox_id} (pids {}) so the pod can go",
-        pids.join(" ")
-    ));
-    let r = tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::process::Command::new("kill")
-            .arg("-KILL")
-            .args(&pids)
-            .status(),
-    )
-    .await;
-    if !matches!(r, Ok(Ok(st)) if st.success()) {
+    let killed = procs::kill_runsc_of(sandbox_id, Duration::from_secs(2)).await;
+    if !killed.pids.is_empty() {
         run.note(format!(
-            "kill -KILL {} did not succeed: {r:?}",
-            pids.join(" ")
+            "killed the runsc processes of sandbox {sandbox_id} (pids {}) so the pod can go",
+            killed.pids.join(" ")
         ));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Some(p) = killed.problem {
+        run.note(p);
+    }
 }
 
 /// Everything of the pod still around, looking for `ids` (sandbox and container ids); with a
