@@ -1,9 +1,10 @@
 //! The guard's cost per container, through the calls the shim makes: `cargo bench --bench
 //! guard_plan`.
 //!
-//! A node in a temp dir: a cgroup v2 tree as a systemd node with the kubelet's systemd driver
-//! lays it out (kubepods.slice, its burstable and besteffort slices, 100 pod slices with memory
-//! limits, a few system slices), and a bundle whose config.json is a CRI sandbox's spec. Three
+//! A node in a temp dir (on /dev/shm where there is one, as bundles are on /run): a cgroup v2
+//! tree as a systemd node with the kubelet's systemd driver lays it out (kubepods.slice, its
+//! burstable and besteffort slices, 100 pod slices with memory limits, a few system slices), and
+//! a bundle whose config.json is a CRI sandbox's spec. Three
 //! measurements:
 //! - `before_create/sandbox`: `Guard::before_create` for a pod's sandbox, as `Pod::create` calls
 //!   it: load config.json, read the tree, decide, apply the edits and write config.json back
@@ -220,7 +221,13 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // containerd keeps bundles under /run, a tmpfs: so does the bench, where the host has
+        // one, or config.json's write and rename time the disk (and whatever else uses it).
+        let dir = tempfile::Builder::new()
+            .prefix("guard-plan-")
+            .tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("temp dir");
         node_tree(&dir.path().join("cgroup"));
         let runsc = dir.path().join("bin/runsc");
         write(&runsc, "#!/bin/sh\nexit 1\n");
