@@ -1,5 +1,7 @@
 //! The shim's own account of its time: the `timing create|start <id>: name=…ms … total=…ms`
-//! lines it logs per RPC, read back from its log files and summed up per RPC and role.
+//! lines it logs per RPC, and the `timing daemon <id>: …` line a new shim logs of its start-up
+//! at its first Create (`<id>` is that Create's), read back from its log files and summed up per
+//! RPC and role.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,7 +25,7 @@ pub fn parse_line(line: &str) -> Option<Timing> {
     let rest = &line[at + "timing ".len()..];
     let (head, tail) = rest.split_once(": ")?;
     let (rpc, id) = head.split_once(' ')?;
-    if rpc != "create" && rpc != "start" {
+    if !matches!(rpc, "create" | "start" | "daemon") {
         return None;
     }
     let fields = tail
@@ -130,6 +132,12 @@ mod tests {
         assert_eq!(t.fields.last().expect("fields").0, "total");
         assert!(parse_line("level=info msg=\"started\"").is_none());
         assert!(parse_line("timing delete x: total=1ms").is_none());
+        let daemon = parse_line(
+            "level=info msg=\"timing daemon sb1: start=1.0ms exec=30.5ms ready=9.0ms total=40.5ms\"",
+        )
+        .expect("a start-up line");
+        assert_eq!((daemon.rpc.as_str(), daemon.id.as_str()), ("daemon", "sb1"));
+        assert_eq!(daemon.fields[1], ("exec".to_string(), 30.5));
     }
 
     #[test]
