@@ -163,6 +163,8 @@ pub trait Probe {
     fn find_on(&self, name: &str, path_var: &str) -> Option<PathBuf>;
     /// Runs it and returns its stdout, or a sentence saying why not.
     fn run(&self, program: &Path, args: &[&str]) -> Result<String, String>;
+    /// The Go toolchain that built a program (`go1.26.2`), if it is a Go binary that says.
+    fn go_version(&self, program: &Path) -> Option<String>;
 }
 
 /// The real node's programs, on this process's PATH.
@@ -170,6 +172,10 @@ pub trait Probe {
 pub struct SystemProbe;
 
 impl Probe for SystemProbe {
+    fn go_version(&self, program: &Path) -> Option<String> {
+        crate::runsc::toolchain::go_version_of(program)
+    }
+
     fn find(&self, name: &str) -> Option<PathBuf> {
         crate::runsc::version::resolve_binary(name)
     }

@@ -8,6 +8,7 @@
 
 pub mod exec;
 pub mod log;
+pub mod toolchain;
 pub mod version;
 pub mod version_cache;
 

@@ -3,6 +3,8 @@
 use super::super::facts::{HandlerFacts, NodeFacts, RunscFacts};
 use super::super::{Area, Severity};
 use super::{guarded, Findings};
+use crate::runsc::toolchain::GoRelease;
+use crate::runsc::version::RunscVersion;
 
 /// A known problem of runsc releases before a date, and what this shim does about it.
 struct KnownProblem {
@@ -46,6 +48,45 @@ const KNOWN_PROBLEMS: &[KnownProblem] = &[
         unhandled: Severity::Ok,
     },
 ];
+
+/// Go 1.26 came out in February 2026: a runsc release dated before it, built with Go 1.26 or
+/// later, runs a sentry on a runtime its sources never met (see `runsc::toolchain`).
+const GO_TOO_NEW_FOR_RELEASES_BEFORE: u32 = 20260201;
+const GO_TOO_NEW: GoRelease = GoRelease {
+    major: 1,
+    minor: 26,
+};
+
+fn go_toolchain(version: &RunscVersion, r: &RunscFacts, check: String, f: &mut Findings) {
+    let Some(go) = r.go.as_deref() else {
+        return;
+    };
+    let too_new = GoRelease::parse(go).is_some_and(|g| g >= GO_TOO_NEW);
+    let old_release = version
+        .release_date()
+        .is_some_and(|d| d < GO_TOO_NEW_FOR_RELEASES_BEFORE);
+    if too_new && old_release {
+        f.warn(
+            Area::Runsc,
+            check,
+            format!(
+                "runsc {version} was built with {go}, a Go newer than its release was made for: \
+                 Debian's build of 0.0~20240729 with Go 1.26 panics in its sentry (\"running on \
+                 goroutine N (task goroutine for kernel.Task ... is 0)\") in a few sandbox \
+                 boots, where the same release built with Go 1.24 does not"
+            ),
+            "install a runsc built with the Go of its release's time (Debian trixie's \
+             0.0~20240729.0-4+b7, built with Go 1.24, or gVisor's own release binaries) or a \
+             runsc release made for this Go",
+        );
+    } else {
+        f.ok(
+            Area::Runsc,
+            check,
+            format!("runsc {version} built with {go}"),
+        );
+    }
+}
 
 pub(super) fn runsc(node: &NodeFacts, r: &RunscFacts, f: &mut Findings) {
     let users: Vec<&HandlerFacts> = node
@@ -104,6 +145,7 @@ pub(super) fn runsc(node: &NodeFacts, r: &RunscFacts, f: &mut Findings) {
              it has can be told",
         );
     }
+    go_toolchain(version, r, check("go-toolchain"), f);
     for p in KNOWN_PROBLEMS {
         if version.at_least(p.before) {
             continue;

@@ -210,6 +210,7 @@ pub(super) fn runsc_facts(name: &str, probe: &dyn Probe) -> RunscFacts {
             name: name.to_string(),
             path: None,
             version: None,
+            go: None,
             error: Some(if name.contains('/') {
                 format!("{name} does not exist or is not executable")
             } else {
@@ -220,6 +221,7 @@ pub(super) fn runsc_facts(name: &str, probe: &dyn Probe) -> RunscFacts {
     match probe.run(&path, &["--version"]) {
         Ok(out) => RunscFacts {
             name: name.to_string(),
+            go: probe.go_version(&path),
             path: Some(path),
             version: Some(RunscVersion::from_version_output(&out)),
             error: None,
@@ -228,6 +230,7 @@ pub(super) fn runsc_facts(name: &str, probe: &dyn Probe) -> RunscFacts {
             name: name.to_string(),
             path: Some(path),
             version: None,
+            go: None,
             error: Some(e),
         },
     }

@@ -101,6 +101,8 @@ pub struct RunscFacts {
     pub name: String,
     pub path: Option<PathBuf>,
     pub version: Option<RunscVersion>,
+    /// The Go toolchain that built it (`go1.26.2`), from its build information.
+    pub go: Option<String>,
     pub error: Option<String>,
 }
 

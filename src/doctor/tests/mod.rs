@@ -26,6 +26,8 @@ const RUNSC_20231009: &str = "runsc version release-20231009.0\nspec: 1.1.0\n";
 #[derive(Default)]
 struct FakeProbe {
     programs: HashMap<String, (PathBuf, Result<String, String>)>,
+    /// The Go toolchain each program (by path) says built it.
+    go: HashMap<PathBuf, String>,
 }
 
 impl FakeProbe {
@@ -41,9 +43,20 @@ impl FakeProbe {
         );
         self
     }
+
+    /// `name` (already added) was built with Go `version`.
+    fn built_with(mut self, name: &str, version: &str) -> Self {
+        let path = self.programs[name].0.clone();
+        self.go.insert(path, version.to_string());
+        self
+    }
 }
 
 impl Probe for FakeProbe {
+    fn go_version(&self, program: &Path) -> Option<String> {
+        self.go.get(program).cloned()
+    }
+
     fn find(&self, name: &str) -> Option<PathBuf> {
         self.programs.get(name).map(|(p, _)| p.clone())
     }

@@ -128,6 +128,54 @@ fn the_fixed_node_is_all_well() {
     );
 }
 
+/// Debian sid's runsc 0.0~20240729.0-7+b1 is that release rebuilt with Go 1.26, whose sentry
+/// panics; trixie's build of it with Go 1.24 does not.
+#[test]
+fn a_runsc_release_built_with_a_much_newer_go_is_a_warning() {
+    let leaf = format!("{}/cri-containerd-{ID}.scope", Node::pod_slice());
+    let node = Node::new().systemd_v2_node(&leaf);
+    node.write("etc/containerd/runsc.toml", "[runsc_config]\n");
+    let node = node.with_fixed_config().sandbox(
+        4242,
+        &format!("0::{leaf}"),
+        POD_LIMIT,
+        &format!("kubepods-burstable-pod{UID}.slice:cri-containerd:{ID}"),
+    );
+    let probe = |go: &str| {
+        guard_probe()
+            .with("runsc", Ok("runsc version 0.0~20240729.0\nspec: 1.1.0\n"))
+            .built_with("runsc", go)
+    };
+    let sid = node.run(&probe("go1.26.2"));
+    let go = finding(&sid, "runsc.runsc.go-toolchain");
+    assert_eq!(go.severity, Severity::Warn, "{go:#?}");
+    assert!(go.summary.contains("built with go1.26.2"), "{}", go.summary);
+    assert!(go
+        .fix
+        .as_deref()
+        .unwrap_or("")
+        .contains("0.0~20240729.0-4+b7"));
+    let not_ok: Vec<_> = sid
+        .findings
+        .iter()
+        .filter(|f| f.severity != Severity::Ok)
+        .collect();
+    assert_eq!(sid.exit_code, 1, "{not_ok:#?}");
+    let trixie = node.run(&probe("go1.24.4"));
+    let go = finding(&trixie, "runsc.runsc.go-toolchain");
+    assert_eq!(go.severity, Severity::Ok, "{go:#?}");
+    assert_eq!(trixie.exit_code, 0, "{:#?}", trixie.findings);
+    // A release made for Go 1.26 is no problem.
+    let newer = guard_probe()
+        .with("runsc", Ok("runsc version release-20260615.0\n"))
+        .built_with("runsc", "go1.26.2");
+    let report = node.run(&newer);
+    assert_eq!(
+        finding(&report, "runsc.runsc.go-toolchain").severity,
+        Severity::Ok
+    );
+}
+
 #[test]
 fn the_stock_shim_without_systemd_cgroup_fails_on_a_systemd_node() {
     let leaf = format!("{}/cri-containerd-{ID}.scope", Node::pod_slice());
