@@ -16,8 +16,14 @@ use std::path::Path;
 const MAGIC: &[u8] = b"\xff Go buildinf:";
 const FLAG_INLINE_STRINGS: u8 = 0x2;
 const VERSION_OFFSET: usize = 32;
-/// runsc is 40-60 MB; anything much larger is not a runsc worth reading whole.
+/// runsc is 40-60 MB; anything much larger is not a runsc worth reading.
 const MAX_BINARY_BYTES: u64 = 256 << 20;
+/// How much of a binary is read at a time.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Kept from one chunk to the next: the magic, the rest of the header and the longest version
+/// accepted with its length.
+const CARRY_BYTES: usize = VERSION_OFFSET + 1 + MAX_VERSION_BYTES;
+const MAX_VERSION_BYTES: usize = 64;
 
 /// A Go toolchain release, `go1.26.2` -> 1.26.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,21 +53,37 @@ pub fn go_version(binary: &[u8]) -> Option<String> {
     }
     let mut data = &binary[at + VERSION_OFFSET..];
     let len = read_uvarint(&mut data)?;
-    let len = usize::try_from(len).ok().filter(|l| *l <= 64)?;
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|l| *l <= MAX_VERSION_BYTES)?;
     let version = std::str::from_utf8(data.get(..len)?).ok()?;
     version.starts_with("go").then(|| version.to_string())
 }
 
 /// The Go version of the binary at `path`; None when it cannot be read (or is too large) or
-/// carries no build information.
+/// carries no build information. Read a chunk at a time: runsc is 40-60 MB, and the doctor's
+/// DaemonSet container runs under a 64 MiB memory limit.
 pub fn go_version_of(path: &Path) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     if !file.metadata().ok()?.is_file() {
         return None;
     }
-    let mut bytes = Vec::new();
-    file.take(MAX_BINARY_BYTES).read_to_end(&mut bytes).ok()?;
-    go_version(&bytes)
+    let mut reader = file.take(MAX_BINARY_BYTES);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + CARRY_BYTES);
+    loop {
+        let start = buf.len();
+        buf.resize(start + CHUNK_BYTES, 0);
+        let n = reader.read(&mut buf[start..]).ok()?;
+        buf.truncate(start + n);
+        if let Some(version) = go_version(&buf) {
+            return Some(version);
+        }
+        if n == 0 {
+            return None;
+        }
+        // A magic near the end may have its header and version in the next chunk.
+        buf.drain(..buf.len().saturating_sub(CARRY_BYTES));
+    }
 }
 
 fn read_uvarint(data: &mut &[u8]) -> Option<u64> {
@@ -148,6 +170,19 @@ mod tests {
         std::fs::write(&path, buildinfo("go1.26.2")).unwrap();
         assert_eq!(go_version_of(&path).as_deref(), Some("go1.26.2"));
         assert_eq!(go_version_of(dir.path()), None);
+        // Build information across the boundary of two chunks, and after several.
+        for pad in [CHUNK_BYTES - 20, 3 * CHUNK_BYTES + 7] {
+            let mut bytes = vec![0u8; pad];
+            bytes.extend(buildinfo("go1.24.4"));
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(
+                go_version_of(&path).as_deref(),
+                Some("go1.24.4"),
+                "pad {pad}"
+            );
+        }
+        std::fs::write(&path, vec![0u8; 2 * CHUNK_BYTES]).unwrap();
+        assert_eq!(go_version_of(&path), None);
         assert_eq!(go_version_of(&dir.path().join("missing")), None);
     }
 }
