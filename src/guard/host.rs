@@ -249,19 +249,9 @@ impl Guard {
             .clone();
         let shared = state_root.zip(id.as_ref());
         cell.get_or_try_init(|| async {
-            let version = match shared.map(|(root, id)| version_cache::lookup(root, id)) {
-                Some(Lookup::Hit(version)) => version,
-                lookup => {
-                    if let (Some(Lookup::Ignored(why)), Some((root, _))) = (&lookup, shared) {
-                        let file = root.join(version_cache::CACHE_FILE);
-                        debug!("{}: not using it ({why}); asking runsc", file.display());
-                    }
-                    let version = version::detect(self.executor.as_ref(), &binary).await?;
-                    if let Some((root, id)) = shared {
-                        remember(root, id, &binary, &version);
-                    }
-                    version
-                }
+            let version = match shared {
+                Some((root, id)) => self.shared_version(root, id, &binary).await?,
+                None => version::detect(self.executor.as_ref(), &binary).await?,
             };
             if !version.is_known() {
                 warn!(
@@ -274,6 +264,27 @@ impl Guard {
         })
         .await
         .cloned()
+    }
+
+    /// The version the node's shims keep in `state_root`'s cache for this binary file, or, on a
+    /// miss or an untrusted cache, runsc's own answer, then kept there for the next shim.
+    async fn shared_version(
+        &self,
+        state_root: &Path,
+        id: &BinaryId,
+        binary: &Path,
+    ) -> Result<RunscVersion> {
+        match version_cache::lookup(state_root, id) {
+            Lookup::Hit(version) => return Ok(version),
+            Lookup::Ignored(why) => {
+                let file = state_root.join(version_cache::CACHE_FILE);
+                debug!("{}: not using it ({why}); asking runsc", file.display());
+            }
+            Lookup::Miss => {}
+        }
+        let version = version::detect(self.executor.as_ref(), binary).await?;
+        remember(state_root, id, binary, &version);
+        Ok(version)
     }
 
     /// Asks a runsc's version now (the binary and state root `start` was configured with, or
