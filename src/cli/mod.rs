@@ -32,7 +32,8 @@ commands:
   show --bundle DIR [--json]
       Print the decision and verification the shim recorded in the bundle.
   version [--config RUNSC_TOML]
-      Print this build's version and the runsc it would run.
+      Print this build's version, the runsc it would run, and each behaviour of runsc the shim
+      gates on (the release that brought it, whether this runsc has it, what the shim does).
   doctor [--json] [--containerd-config FILE] [--runsc-config FILE] [--cgroup-root DIR] [--proc DIR]
       Audit this node: containerd's runsc handlers, runsc, cgroups, and every running sandbox
       against its pod's limit. Exits 0 all well, 1 warnings only, 2 failures.
@@ -139,7 +140,19 @@ fn version(rest: &[String], out: &mut dyn Write) -> Result<i32, Failure> {
             writeln!(out, "runsc: not found ({:?} {hint})", config.binary_name)?;
         }
         Some(path) => match detect_blocking(&path) {
-            Ok(v) => writeln!(out, "runsc: {v} ({})", path.display())?,
+            Ok(v) => {
+                writeln!(out, "runsc: {v} ({})", path.display())?;
+                for g in v.gates() {
+                    writeln!(
+                        out,
+                        "  gate {} (release-{}.0): {}: {}",
+                        g.name,
+                        g.since,
+                        if g.holds { "yes" } else { "no" },
+                        g.shim
+                    )?;
+                }
+            }
             Err(e) => writeln!(
                 out,
                 "runsc: {} does not answer --version: {e}",
@@ -178,6 +191,37 @@ mod tests {
         assert_eq!(code, EXIT_USAGE);
         assert!(err.contains("--bundle"), "{err}");
         assert_eq!(run_str(&["help"]).0, EXIT_OK);
+    }
+
+    #[test]
+    fn version_lists_the_gates_of_the_runsc_it_finds() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let runsc = dir.path().join("runsc");
+        std::fs::write(&runsc, "#!/bin/sh\necho 'runsc version 0.0~20240729.0'\n").unwrap();
+        std::fs::set_permissions(&runsc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let toml = dir.path().join("runsc.toml");
+        std::fs::write(
+            &toml,
+            format!("binary_name = {:?}\n", runsc.to_str().unwrap()),
+        )
+        .unwrap();
+        // Another test thread forking while the script was open for writing makes exec fail
+        // with ETXTBSY for a moment.
+        let out = (0..20)
+            .map(|_| run_str(&["version", "--config", toml.to_str().unwrap()]).1)
+            .find(|out| !out.contains("busy"))
+            .unwrap();
+        assert!(out.contains("runsc: 0.0~20240729.0 ("), "{out}");
+        assert!(
+            out.contains("  gate parent-memory-limit (release-20231106.0): yes: "),
+            "{out}"
+        );
+        assert!(
+            out.contains("  gate update (release-20260202.0): no: "),
+            "{out}"
+        );
+        assert_eq!(out.matches("  gate ").count(), 5, "{out}");
     }
 
     #[test]

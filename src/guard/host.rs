@@ -49,6 +49,8 @@ pub struct Guard {
 /// What [`Guard::before_create`] decided, for the rest of the Create.
 pub struct Guarded {
     runsc_config: BTreeMap<String, String>,
+    /// The runsc the plan was made for; None when the guard is off and could not look.
+    runsc_version: Option<RunscVersion>,
     decided: Option<Decided>,
 }
 
@@ -64,6 +66,11 @@ impl Guarded {
     /// every runsc call for this container.
     pub fn runsc_config(&self) -> &BTreeMap<String, String> {
         &self.runsc_config
+    }
+
+    /// The runsc release the plan was made for, when the guard asked.
+    pub fn runsc_version(&self) -> Option<&RunscVersion> {
+        self.runsc_version.as_ref()
     }
 }
 
@@ -133,6 +140,7 @@ impl Guard {
         let Some(tree) = tree? else {
             return Ok(Guarded {
                 runsc_config: config.runsc_config.clone(),
+                runsc_version: None,
                 decided: None,
             });
         };
@@ -164,6 +172,7 @@ impl Guard {
         }
         Ok(Guarded {
             runsc_config: plan.runsc_config(&config.runsc_config),
+            runsc_version: Some(version),
             decided: Some(Decided { plan, tree, bundle }),
         })
     }
@@ -253,10 +262,15 @@ impl Guard {
                 Some((root, id)) => self.shared_version(root, id, &binary).await?,
                 None => version::detect(self.executor.as_ref(), &binary).await?,
             };
-            if !version.is_known() {
+            if !version.knows_its_release() {
                 warn!(
                     "{}: runsc version not recognised ({version}); the guard assumes the oldest \
                      behaviour",
+                    binary.display(),
+                );
+            } else if !version.is_known() {
+                info!(
+                    "{}: runsc {version}: the guard goes by that release",
                     binary.display(),
                 );
             }

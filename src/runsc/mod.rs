@@ -7,6 +7,7 @@
 //! logged during that call, read from the JSON log.
 
 pub mod exec;
+pub mod gates;
 pub mod log;
 pub mod toolchain;
 pub mod version;
@@ -24,6 +25,7 @@ use tokio::process::Command;
 pub use exec::{Executor, Output, ReaperExecutor, TokioExecutor};
 
 use crate::error::{Error, Result};
+use version::RunscVersion;
 
 /// Flags whose value is a path in which gVisor's shim (for runsc 20221219, which does not do it
 /// itself) replaces `%ID%` with the container id and creates the parent directory.
@@ -71,8 +73,16 @@ impl GlobalFlags {
     }
 
     /// Replaces `%ID%` in path-like flags with the container id and creates their parent
-    /// directories, as gVisor's shim does for runsc 20221219.
-    pub fn substitute_id(&mut self, id: &str) -> Result<()> {
+    /// directories, as gVisor's shim did for the runsc releases that do not do it themselves.
+    /// A runsc that expands `%ID%` (the sandbox) and `%CID%` (the container) itself, from
+    /// release-20260309.0 on, gets the flags untouched, as gVisor's shim hands them over since:
+    /// expanding them here would give `%ID%` the container's id where runsc gives the sandbox's.
+    /// `version` is None when the shim does not know which runsc it runs (the guard off and
+    /// blind); it then expands as for the older releases.
+    pub fn substitute_id(&mut self, id: &str, version: Option<&RunscVersion>) -> Result<()> {
+        if version.is_some_and(RunscVersion::expands_flag_ids) {
+            return Ok(());
+        }
         for (key, value) in self.extra.iter_mut() {
             if !PATH_FLAGS.contains(&key.as_str()) || !value.contains("%ID%") {
                 continue;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::runsc::version::RunscVersion;
 
 fn flags(extra: &[(&str, &str)]) -> GlobalFlags {
     GlobalFlags::new(
@@ -42,13 +43,40 @@ fn id_is_substituted_in_path_flags_only() {
         ("debug-log", debug_log.to_str().unwrap()),
         ("platform", "%ID%"),
     ]);
-    f.substitute_id("c1").unwrap();
+    let old = RunscVersion::parse("0.0~20240729.0").unwrap();
+    f.substitute_id("c1", Some(&old)).unwrap();
     assert_eq!(
         f.extra["debug-log"],
         dir.path().join("logs/c1/debug.log").to_str().unwrap()
     );
     assert_eq!(f.extra["platform"], "%ID%");
     assert!(dir.path().join("logs/c1").is_dir());
+
+    // Not knowing the runsc: as for the older releases.
+    let mut f = flags(&[("debug-log", debug_log.to_str().unwrap())]);
+    f.substitute_id("c2", None).unwrap();
+    assert!(f.extra["debug-log"].contains("/logs/c2/"));
+}
+
+#[test]
+fn a_runsc_that_expands_ids_itself_gets_the_flags_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let pattern = dir.path().join("logs/%ID%/%CID%.log");
+    let pattern = pattern.to_str().unwrap();
+    for text in ["release-20260309.0", "release-20260905.0"] {
+        let mut f = flags(&[("debug-log", pattern)]);
+        let v = RunscVersion::parse(text).unwrap();
+        f.substitute_id("c1", Some(&v)).unwrap();
+        assert_eq!(f.extra["debug-log"], pattern, "{text}");
+    }
+    let undated = RunscVersion::unknown("VERSION_MISSING").answering_features();
+    let mut f = flags(&[("debug-log", pattern)]);
+    f.substitute_id("c1", Some(&undated)).unwrap();
+    assert_eq!(f.extra["debug-log"], pattern);
+    assert!(
+        !dir.path().join("logs").exists(),
+        "runsc makes its directories"
+    );
 }
 
 #[test]

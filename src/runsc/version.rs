@@ -17,20 +17,24 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use super::gates::{
+    Gate, AUTO_SYSTEMD_CGROUP_SINCE, EXPANDS_FLAG_IDS_SINCE, FEATURES_SINCE, UPDATE_SINCE,
+};
 use super::{Executor, TokioExecutor};
 use crate::error::{Error, Result};
 
-/// gVisor commit `42b69d015` (first in release-20231106.0): on cgroup v2, when the sandbox's own cgroup says
-/// `max`, runsc reads the parent's `memory.max` (one level only). Before it, runsc read its own
-/// cgroup only (google/gvisor#9580).
-const PARENT_MEMORY_LIMIT_SINCE: u32 = 20231106;
-/// The first release with `runsc update --resources`.
-pub const UPDATE_SINCE: u32 = 20260202;
+/// How an undated runsc's text says what it answered: `VERSION_MISSING` becomes
+/// `VERSION_MISSING (answers runsc features: release-20260511.0 or later)`, which records keep
+/// and read back.
+const FLOOR_NOTE: (&str, &str) = (" (answers runsc features: release-", " or later)");
 
 /// A runsc release, ordered by release date. Unknown versions sort before every release.
 #[derive(Debug, Clone)]
 pub struct RunscVersion {
     release: Option<Release>,
+    /// For a runsc whose release is not known: the oldest release it can be, from what it
+    /// answered (`runsc features`), never from a guess.
+    floor: Option<Release>,
     /// The text it was read from, shown to people as it was written.
     text: String,
 }
@@ -56,6 +60,7 @@ impl RunscVersion {
         parse_release(bare)
             .map(|release| RunscVersion {
                 release: Some(release),
+                floor: None,
                 text: bare.to_string(),
             })
             .ok_or_else(|| {
@@ -83,8 +88,12 @@ impl RunscVersion {
 
     /// A runsc whose release is not known (not found, not runnable, an undated build).
     pub fn unknown(text: &str) -> Self {
+        if let Some(v) = Self::with_floor_note(text) {
+            return v;
+        }
         RunscVersion {
             release: None,
+            floor: None,
             text: if text.is_empty() {
                 "unknown".to_string()
             } else {
@@ -93,44 +102,70 @@ impl RunscVersion {
         }
     }
 
+    /// An undated runsc that answered `runsc features`: at least release-20260511.0.
+    pub fn answering_features(self) -> Self {
+        self.answering_features_of(FEATURES_SINCE)
+    }
+
+    /// An undated runsc whose `runsc features` shows it is at least the release of `date`
+    /// (YYYYMMDD; see [`super::gates::floor_from_features`]). A dated release is kept as it is.
+    pub fn answering_features_of(self, date: u32) -> Self {
+        if self.release.is_some() || self.floor.is_some() {
+            return self;
+        }
+        let floor = Release {
+            date: date.max(FEATURES_SINCE),
+            patch: 0,
+        };
+        RunscVersion {
+            text: format!(
+                "{}{}{}.0{}",
+                self.text, FLOOR_NOTE.0, floor.date, FLOOR_NOTE.1
+            ),
+            release: None,
+            floor: Some(floor),
+        }
+    }
+
+    /// Reads back the text [`answering_features`](Self::answering_features) wrote.
+    fn with_floor_note(text: &str) -> Option<Self> {
+        let (_, rest) = text.split_once(FLOOR_NOTE.0)?;
+        let date = rest.strip_suffix(FLOOR_NOTE.1)?;
+        let floor = parse_release(date)?;
+        Some(RunscVersion {
+            release: None,
+            floor: Some(floor),
+            text: text.to_string(),
+        })
+    }
+
     /// The release date as YYYYMMDD, if known.
     pub fn release_date(&self) -> Option<u32> {
         self.release.map(|r| r.date)
     }
 
+    /// The date the gates compare against: the release's, or for an undated runsc the oldest
+    /// release it can be (see [`answering_features`](Self::answering_features)).
+    pub(super) fn gate_date(&self) -> Option<u32> {
+        self.release.or(self.floor).map(|r| r.date)
+    }
+
+    /// Whether runsc named its release.
     pub fn is_known(&self) -> bool {
         self.release.is_some()
     }
 
-    /// Whether runsc, finding `max` in its own cgroup v2 `memory.max`, reads the parent's
-    /// (release-20231106.0 and later). An unknown version is assumed not to.
-    pub fn reads_parent_memory_limit(&self) -> bool {
-        self.release_date()
-            .is_some_and(|d| d >= PARENT_MEMORY_LIMIT_SINCE)
+    /// Whether the gates have a release to go by: the one runsc named, or the oldest it can be
+    /// by what it answered.
+    pub fn knows_its_release(&self) -> bool {
+        self.gate_date().is_some()
     }
 
-    /// Whether runsc sizes the guest from its own (leaf) cgroup only, so the leaf must carry the
-    /// limit for `--total-memory` to follow the pod.
-    pub fn needs_leaf_limit(&self) -> bool {
-        !self.reads_parent_memory_limit()
-    }
-
-    /// Whether runsc has `runsc update --resources` (release-20260202.0 and later), which
-    /// changes the resources the sandbox's guest applies. An unknown version is assumed not to.
-    pub fn has_update(&self) -> bool {
-        self.at_least(UPDATE_SINCE)
-    }
-
-    /// Compares against a release date (YYYYMMDD); an unknown version is older than any.
-    pub fn at_least(&self, date: u32) -> bool {
-        self.release_date().is_some_and(|d| d >= date)
-    }
-
-    fn key(&self) -> (Option<Release>, &str) {
+    fn key(&self) -> (Option<Release>, Option<Release>, &str) {
         // Two spellings of one release are the same release; unknown versions differ by text.
         match self.release {
-            Some(r) => (Some(r), ""),
-            None => (None, self.text.as_str()),
+            Some(r) => (Some(r), None, ""),
+            None => (None, self.floor, self.text.as_str()),
         }
     }
 }
@@ -256,9 +291,42 @@ pub async fn detect(executor: &dyn Executor, binary: &Path) -> Result<RunscVersi
             ),
         });
     }
-    Ok(RunscVersion::from_version_output(&String::from_utf8_lossy(
-        &output.stdout,
-    )))
+    let version = RunscVersion::from_version_output(&String::from_utf8_lossy(&output.stdout));
+    if version.is_known() {
+        return Ok(version);
+    }
+    // An undated build: what it answers says more than its text. `runsc features` prints the
+    // OCI features document (with `ociVersionMax`) from release-20260511.0 on, listing runsc's
+    // flags among its annotations; older releases fail with an unknown subcommand.
+    let features = features(executor, binary).await;
+    Ok(version.with_features_answer(features.as_deref()))
+}
+
+/// What `<binary> features` printed, when it exited 0.
+async fn features(executor: &dyn Executor, binary: &Path) -> Option<Vec<u8>> {
+    let mut cmd = tokio::process::Command::new(binary);
+    cmd.arg("features")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let run = executor.run_for(cmd, super::exec::limit_for("features"));
+    let out = crate::timing::span("runsc.features", run).await.ok()?;
+    (out.status == 0).then_some(out.stdout)
+}
+
+impl RunscVersion {
+    /// An undated runsc with what `runsc features` printed (None: it failed): the OCI features
+    /// document, with `ociVersionMax`, says it is release-20260511.0 or later, and the flags it
+    /// lists may say more ([`super::gates::floor_from_features`]). Anything else changes nothing.
+    pub fn with_features_answer(self, output: Option<&[u8]>) -> Self {
+        let doc = output
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(o).ok())
+            .filter(|doc| doc.get("ociVersionMax").is_some_and(|v| v.is_string()));
+        match doc {
+            Some(doc) => self.answering_features_of(super::gates::floor_from_features(&doc)),
+            None => self,
+        }
+    }
 }
 
 /// [`detect`] outside any tokio runtime (the `runsc-guard` CLI), with plain tokio waiting.
@@ -331,28 +399,35 @@ mod tests {
     }
 
     #[test]
-    fn runsc_update_from_release_20260202() {
-        for (v, has) in [
-            ("0.0~20221219.0", false),
-            ("release-20260126.0", false),
-            ("release-20260202.0", true),
-            ("20260301.0", true),
-        ] {
-            assert_eq!(RunscVersion::parse(v).unwrap().has_update(), has, "{v}");
-        }
-        assert!(!RunscVersion::unknown("abc123").has_update());
-    }
-
-    #[test]
-    fn memory_behaviour_by_release() {
-        let old = RunscVersion::parse("0.0~20221219.0").unwrap();
-        let fixed = RunscVersion::parse("release-20231106.0").unwrap();
-        let new = RunscVersion::parse("release-20240729.0").unwrap();
-        let unknown = RunscVersion::unknown("abc123");
-        assert!(old.needs_leaf_limit() && !old.reads_parent_memory_limit());
-        assert!(fixed.reads_parent_memory_limit());
-        assert!(new.reads_parent_memory_limit() && !new.needs_leaf_limit());
-        assert!(unknown.needs_leaf_limit(), "unknown is treated as old");
+    fn an_undated_runsc_answering_features_is_gated_from_release_20260511() {
+        let v = RunscVersion::from_version_output("runsc version VERSION_MISSING\n")
+            .answering_features();
+        assert!(!v.is_known(), "still not a known release");
+        assert_eq!(v.release_date(), None);
+        assert!(v.reads_parent_memory_limit() && v.has_update() && v.expands_flag_ids());
+        assert!(
+            !v.at_least(AUTO_SYSTEMD_CGROUP_SINCE),
+            "release-20260615.0's behaviour is not implied by runsc features"
+        );
+        assert_eq!(
+            v.to_string(),
+            "VERSION_MISSING (answers runsc features: release-20260511.0 or later)"
+        );
+        // Records and the shared cache keep the text; it reads back with its floor.
+        let back: RunscVersion = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back, v);
+        assert!(back.has_update());
+        // A dated release is never lowered or noted.
+        let dated = RunscVersion::parse("0.0~20221219.0")
+            .unwrap()
+            .answering_features();
+        assert_eq!(dated.to_string(), "0.0~20221219.0");
+        assert!(!dated.has_update());
+        // A note that does not name a release is plain text.
+        assert!(
+            !RunscVersion::unknown("x (answers runsc features: release-soon or later)")
+                .has_update()
+        );
     }
 
     #[test]
@@ -410,6 +485,28 @@ mod tests {
             .unwrap();
         assert_eq!(v.release_date(), Some(20221219));
         assert_eq!(resolve_binary(script.to_str().unwrap()), Some(script));
+
+        // An undated build is asked `runsc features` too.
+        let undated = dir.path().join("runsc-undated");
+        std::fs::write(
+            &undated,
+            "#!/bin/sh\ncase \"$1\" in\n--version) echo 'runsc version VERSION_MISSING' ;;\n\
+             features) echo '{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.2.1\"}' ;;\n\
+             *) exit 1 ;;\nesac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&undated, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let v = (0..20)
+            .find_map(|_| match detect_blocking(&undated) {
+                Err(e) if e.to_string().contains("busy") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    None
+                }
+                other => Some(other),
+            })
+            .unwrap()
+            .unwrap();
+        assert!(v.has_update() && !v.is_known(), "{v}");
 
         let missing = dir.path().join("nope");
         let err = detect_blocking(&missing).unwrap_err().to_string();

@@ -8,8 +8,6 @@ use super::{guarded, runsc_of, systemd_node, systemd_paths, Findings, INSTALL_SH
 use crate::options::RUNSC_OPTIONS_TYPE_URL;
 
 const SYSTEMD_CGROUP: &str = "systemd-cgroup";
-/// release-20260615.0 turns `--systemd-cgroup` on by itself for a systemd path.
-const AUTO_SYSTEMD_CGROUP_SINCE: u32 = 20260615;
 
 pub(super) fn handler(node: &NodeFacts, h: &HandlerFacts, f: &mut Findings) {
     let name = &h.handler.name;
@@ -114,8 +112,10 @@ fn systemd_cgroup(node: &NodeFacts, h: &HandlerFacts, table: &str, f: &mut Findi
         check: format!("handler.{name}.systemd-cgroup"),
         explicit: explicit_flag(h),
         guard: guarded(node, h),
-        auto: h.handler.kind == HandlerKind::RunscShim
-            && runsc_of(node, h).is_some_and(|v| v.at_least(AUTO_SYSTEMD_CGROUP_SINCE)),
+        // runsc decides this itself, whichever shim calls it (the upstream VM suite shows the
+        // stock runc-shim path bounded with such a runsc).
+        auto: runsc_of(node, h)
+            .is_some_and(|v| v.at_least(crate::runsc::version::AUTO_SYSTEMD_CGROUP_SINCE)),
         paths: systemd_paths(node),
     };
     match flag.paths {

@@ -219,13 +219,23 @@ pub(super) fn runsc_facts(name: &str, probe: &dyn Probe) -> RunscFacts {
         };
     };
     match probe.run(&path, &["--version"]) {
-        Ok(out) => RunscFacts {
-            name: name.to_string(),
-            go: probe.go_version(&path),
-            path: Some(path),
-            version: Some(RunscVersion::from_version_output(&out)),
-            error: None,
-        },
+        Ok(out) => {
+            let version = RunscVersion::from_version_output(&out);
+            // An undated build: what runsc features answers dates it, as the shim does.
+            let version = if version.is_known() {
+                version
+            } else {
+                let features = probe.run(&path, &["features"]).ok();
+                version.with_features_answer(features.as_deref().map(str::as_bytes))
+            };
+            RunscFacts {
+                name: name.to_string(),
+                go: probe.go_version(&path),
+                path: Some(path),
+                version: Some(version),
+                error: None,
+            }
+        }
         Err(e) => RunscFacts {
             name: name.to_string(),
             path: Some(path),

@@ -1,7 +1,6 @@
 //! Create: the guard's two calls around the set-up and `runsc create`, with every step that
 //! was done recorded in a [`Rollback`] that undoes it when a later one fails.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -69,7 +68,7 @@ impl Pod {
         // The guard decides before anything is set up, so a refusal leaves nothing behind.
         let plan = self.guard.before_create(&req.id, role, &mut spec, &config);
         let guarded = timing::span("guard.plan", plan).await?;
-        let runsc = self.runsc_for(&req, &config, guarded.runsc_config().clone())?;
+        let runsc = self.runsc_for(&req, &config, &guarded)?;
         let container = self
             .create_container(&req, &config, &spec, role, runsc, &guarded)
             .await?;
@@ -90,18 +89,13 @@ impl Pod {
         Ok(pid)
     }
 
-    fn runsc_for(
-        &self,
-        req: &CreateTask,
-        config: &ShimConfig,
-        runsc_config: BTreeMap<String, String>,
-    ) -> Result<Runsc> {
+    fn runsc_for(&self, req: &CreateTask, config: &ShimConfig, guarded: &Guarded) -> Result<Runsc> {
         let mut flags = GlobalFlags::new(
             config.runsc_root(&self.namespace),
             &req.bundle,
-            runsc_config,
+            guarded.runsc_config().clone(),
         );
-        flags.substitute_id(&req.id)?;
+        flags.substitute_id(&req.id, guarded.runsc_version())?;
         Ok(Runsc::new(
             PathBuf::from(&config.binary_name),
             flags,
