@@ -7,6 +7,7 @@ fn main() {
         .inputs([
             "proto/runtimeoptions.proto",
             "proto/runtimeoptions_v14.proto",
+            "proto/bootstrap.proto",
         ])
         .cargo_out_dir("proto")
         .run_from_script();

@@ -38,6 +38,8 @@ pub const DEFAULT_BINARY: &str = "runsc";
 const CRI_OPTIONS: &str = "runtimeoptions.v1.Options";
 const CRI_OPTIONS_V14: &str = "cri.runtimeoptions.v1.Options";
 const RUNC_OPTIONS: &str = "containerd.runc.v1.Options";
+/// The message types [`decode`] reads runtime options from (the last part of an `Any`'s type URL).
+pub const OPTION_TYPES: &[&str] = &[CRI_OPTIONS, CRI_OPTIONS_V14, RUNC_OPTIONS];
 
 /// What the memory guard does when a sandbox's bound by its pod cannot be guaranteed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! The containerd shim v2: the lifecycle (`service`), the ttrpc adapter (`task`), the task
 //! logic (`pod`) and what it needs. docs/CONTRIBUTING.md ("Architecture") maps every module.
 
+pub mod bootstrap;
 pub mod confine;
 pub mod console;
 pub mod container;

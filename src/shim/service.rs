@@ -13,14 +13,15 @@ use containerd_shim::protos::api::DeleteResponse;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::Message;
 use containerd_shim::util::convert_to_timestamp;
-use containerd_shim::{socket_address, Config, Error as ShimError, Flags, StartOpts};
+use containerd_shim::{Config, Error as ShimError, Flags, StartOpts};
 use log::{info, warn};
 use tokio::io::AsyncReadExt;
 
 use crate::cgroup::DEFAULT_CGROUP_ROOT;
 use crate::guard::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
-use crate::options::{self, DEFAULT_BINARY, DEFAULT_ROOT};
+use crate::options::{DEFAULT_BINARY, DEFAULT_ROOT};
 use crate::runsc::{self, Executor, GlobalFlags, ReaperExecutor, Runsc};
+use crate::shim::bootstrap::StartInput;
 use crate::shim::confine;
 use crate::shim::events::{self, EventSender};
 use crate::shim::grouping;
@@ -73,19 +74,20 @@ impl Shim for Service {
     async fn start_shim(&mut self, opts: StartOpts) -> Result<String, ShimError> {
         // The id names the socket and reaches runsc: the same check as the task API's Create.
         validate_id(&opts.id).map_err(|e| ShimError::InvalidArgument(e.to_string()))?;
-        // containerd sends the runtime options on stdin; they choose the grouping, the daemon's
-        // log settings and cgroup here. A bad config is reported by Create, with the field named.
-        let config = read_stdin_options()
-            .and_then(|any| options::decode(any.as_ref()).ok())
-            .map(|(c, _)| c)
-            .unwrap_or_default();
+        // containerd sends the runtime options on stdin (inside its bootstrap parameters from
+        // 2.3 on); they choose the grouping, the daemon's log settings and cgroup here. A bad
+        // config is reported by Create, with the field named.
+        let input = StartInput::parse(&read_stdin(), &opts.id, &opts.namespace);
+        let config = input.config();
         let group = grouping::group_of(&self.bundle, &opts.id, config.grouping);
-        let address = socket_address(&opts.address, &opts.namespace, &group);
+        let address = input
+            .socket_address(&opts.address, &opts.namespace, &group)
+            .map_err(ShimError::InvalidArgument)?;
         // A container joining its pod: the pod's shim serves it, no new process.
         if let Some(pid) = grouping::serving_pid(&address) {
             write_bundle_file(&self.bundle, "address", &address)?;
             write_bundle_file(&self.bundle, "shim.pid", &pid.to_string())?;
-            return Ok(address);
+            return Ok(input.answer(&address));
         }
         let exe = std::env::current_exe().map_err(|e| ShimError::Other(e.to_string()))?;
         let mut cmd = tokio::process::Command::new(exe);
@@ -106,7 +108,7 @@ impl Shim for Service {
             ])
             // Its own process group: a signal to containerd's group must not reach the shims.
             .process_group(0);
-        if opts.debug {
+        if opts.debug || input.debug {
             cmd.arg("-debug");
         }
         if !config.log_level.is_empty() {
@@ -150,7 +152,7 @@ impl Shim for Service {
         let pid = serving.unwrap_or(child_pid);
         write_bundle_file(&self.bundle, "address", &address)?;
         write_bundle_file(&self.bundle, "shim.pid", &pid.to_string())?;
-        Ok(address)
+        Ok(input.answer(&address))
     }
 
     async fn delete_shim(&mut self) -> Result<DeleteResponse, ShimError> {
@@ -253,10 +255,16 @@ impl Shim for Service {
     }
 }
 
-/// The runtime options containerd wrote on stdin, if any.
-pub fn read_stdin_options() -> Option<Option<Any>> {
+/// What containerd wrote on stdin (nothing when it cannot be read).
+fn read_stdin() -> Vec<u8> {
     let mut data = Vec::new();
-    std::io::stdin().read_to_end(&mut data).ok()?;
+    let _ = std::io::stdin().read_to_end(&mut data);
+    data
+}
+
+/// The runtime options containerd wrote on stdin for `-info`, if any (always the options alone).
+pub fn read_stdin_options() -> Option<Option<Any>> {
+    let data = read_stdin();
     if data.is_empty() {
         return Some(None);
     }
