@@ -73,7 +73,7 @@ finish() {
     dmesg >"$RESULTS/logs/dmesg.log" 2>&1
     systemd-cgls --no-pager >"$RESULTS/logs/cgls.txt" 2>&1
     local d
-    for d in /var/log/runsc /var/log/runsc-stock /var/log/runsc-shim /run/containerd/runsc; do
+    for d in /var/log/runsc /var/log/runsc-stock /var/log/runsc-shim /var/log/runsc-gvisor /run/containerd/runsc; do
         if [[ -d $d ]]; then
             mkdir -p "$RESULTS/logs/${d//\//_}"
             cp -a "$d/." "$RESULTS/logs/${d//\//_}/" 2>/dev/null
@@ -100,12 +100,43 @@ if [[ -r $PAYLOAD/env ]]; then
     # shellcheck disable=SC1091 # written by run.sh for this run
     . "$PAYLOAD/env"
 fi
+E2E_IMAGE_SUITE=${E2E_IMAGE_SUITE:-$E2E_SUITE}
+E2E_UPSTREAM=${E2E_UPSTREAM:-}
 built_for=$(cat /etc/e2e-suite 2>/dev/null || echo unknown)
-if [[ -z $E2E_SUITE || $E2E_SUITE != "$built_for" ]]; then
-    check suite-image 1 "payload says suite '${E2E_SUITE}', this image was built for '$built_for'"
+if [[ -z $E2E_SUITE || $E2E_IMAGE_SUITE != "$built_for" ]]; then
+    check suite-image 1 "payload says suite '${E2E_SUITE}' on image '${E2E_IMAGE_SUITE}', this image was built for '$built_for'"
     exit 1
 fi
-say "suite $E2E_SUITE on $(uname -r)"
+say "suite $E2E_SUITE on $(uname -r) (image $built_for)"
+
+# --- the upstream suite: the Go module builds of tools/go over the image's Debian packages ---
+# containerd, ctr, containerd-shim-runc-v2, runc and runsc replace Debian's where PATH finds them
+# (runc is /usr/sbin's, the others /usr/bin's), so the image's units and every caller take the
+# new ones; the disk is a snapshot, so nothing outlives the boot.
+# gVisor's own shim goes to /usr/local/lib/gvisor/, where only the runsc-gvisor handler's
+# runtime_path names it: io.containerd.runsc.v1 on PATH stays this project's shim.
+GVISOR_SHIM=/usr/local/lib/gvisor/containerd-shim-runsc-v1
+if [[ -n $E2E_UPSTREAM ]]; then
+    up_errs=""
+    for component in $E2E_UPSTREAM; do
+        dir=$PAYLOAD/upstream/$component
+        if [[ ! -f $dir/VERSIONS ]]; then
+            up_errs+=" $component: not in the payload"
+            continue
+        fi
+        while read -r bin _; do
+            if [[ $component == gvisor* && $bin == containerd-shim-runsc-v1 ]]; then
+                install -D -m 0755 "$dir/bin/$bin" "$GVISOR_SHIM" || up_errs+=" $bin"
+            else
+                target=$(command -v "$bin" || echo "/usr/bin/$bin")
+                install -m 0755 "$dir/bin/$bin" "$target" || up_errs+=" $bin"
+            fi
+        done <"$dir/VERSIONS"
+        sed "s/^/$component /" "$dir/VERSIONS" >>"$RESULTS/upstream-versions.txt"
+    done
+    check upstream-installed "$([[ -z $up_errs ]] && echo 0 || echo 1)" \
+        "$E2E_UPSTREAM over the image's packages${up_errs:+; failed:$up_errs}"
+fi
 
 containerd_version=$(containerd --version 2>/dev/null | awk '{print $3}')
 containerd_version=${containerd_version#v}
@@ -117,6 +148,11 @@ runsc_version_text=$(runsc --version 2>/dev/null | head -n1)
     printf 'runsc %s\n' "$runsc_version_text"
     printf 'systemd %s\n' "$(systemctl --version | head -n1)"
     printf 'mem_total_kib %s\n' "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+    if [[ -f $RESULTS/upstream-versions.txt ]]; then
+        # component binary module@version go-version stamp
+        awk '{ printf "built %s %s %s (%s%s)\n", $1, $2, $3, $4, ($5 == "-" ? "" : ", stamped " $5) }' \
+            "$RESULTS/upstream-versions.txt"
+    fi
 } >"$RESULTS/versions.txt"
 cat "$RESULTS/versions.txt"
 
@@ -152,6 +188,26 @@ else
 fi
 if [[ $packaged == 0 && -x $PAYLOAD/bin/runsc-guard ]]; then
     install -m 0755 "$PAYLOAD/bin/runsc-guard" /usr/local/bin/runsc-guard
+fi
+
+# --- the runsc gates: what this runsc has of the behaviours the shim depends on ---
+# runsc-guard version reads them from the real runsc (its --version and, for an undated build,
+# runsc features); each suite's runsc has a known answer.
+case "$E2E_SUITE" in
+    bookworm) want_gates="parent-memory-limit=no update=no expands-flag-ids=no features=no auto-systemd-cgroup=no" ;;
+    trixie | sid) want_gates="parent-memory-limit=yes update=no expands-flag-ids=no features=no auto-systemd-cgroup=no" ;;
+    # The module build prints VERSION_MISSING; its runsc features lists flags first released in
+    # release-20260810.0, so every gate holds.
+    upstream) want_gates="parent-memory-limit=yes update=yes expands-flag-ids=yes features=yes auto-systemd-cgroup=yes" ;;
+    *) want_gates="" ;;
+esac
+if [[ -n $want_gates && -x $runsc_guard ]]; then
+    version_out=$("$runsc_guard" version 2>&1)
+    say "runsc-guard version:"
+    printf '%s\n' "$version_out" | sed 's/^/    /'
+    got_gates=$(awk '$1 == "gate" { v = $4; sub(/:$/, "", v); printf "%s%s=%s", sep, $2, v; sep = " " }' <<<"$version_out")
+    check runsc-gates "$([[ $got_gates == "$want_gates" ]] && echo 0 || echo 1)" \
+        "got: $got_gates; want: $want_gates"
 fi
 
 # --- runsc behind containerd's runc shim, as the incident's cluster ran it ---
@@ -206,7 +262,8 @@ write_runsc_toml() {
     if [[ -n $runsc_platform ]]; then
         echo "platform = \"$runsc_platform\""
     fi
-    if [[ $runsc_date -gt 20221219 ]]; then
+    # An undated runsc (a module build prints VERSION_MISSING) is a newer one.
+    if [[ $runsc_date -gt 20221219 || $runsc_date -eq 0 ]]; then
         echo 'network = "host"'
     fi
     if [[ $E2E_RUNSC_DEBUG == 1 ]]; then
@@ -222,6 +279,25 @@ write_runsc_toml >/etc/containerd/runsc.toml
     echo 'grouping = false'
     grep -v '^#' /etc/containerd/runsc.toml
 } >/etc/containerd/runsc-nogroup.toml
+
+# --- gVisor's own shim (upstream suite): the runsc-gvisor handler, as gVisor documents it ---
+# Nothing guard-like: runsc's defaults, which since release-20260615.0 turn systemd-cgroup on by
+# themselves for a systemd-style cgroupsPath. Host networking as for the other handlers.
+gvisor_handler=0
+if [[ -x $GVISOR_SHIM ]]; then
+    gvisor_handler=1
+    mkdir -p /var/log/runsc-gvisor
+    {
+        echo '# Written by tests/e2e/guest-suite.sh for the runsc-gvisor handler (gVisor'"'"'s shim).'
+        echo '[runsc_config]'
+        echo 'network = "host"'
+        [[ -n $runsc_platform ]] && echo "platform = \"$runsc_platform\""
+        if [[ $E2E_RUNSC_DEBUG == 1 ]]; then
+            echo 'debug = "true"'
+            echo 'debug-log = "/var/log/runsc-gvisor/"'
+        fi
+    } >/etc/containerd/runsc-gvisor.toml
+fi
 
 # --- containerd's configuration: v2 schema for 1.6/1.7, v3 for 2.x ---
 containerd_major=${containerd_version%%.*}
@@ -259,6 +335,17 @@ version = 3
     TypeUrl = 'io.containerd.runsc.v1.options'
     ConfigPath = '/etc/containerd/runsc-nogroup.toml'
 EOF
+    if [[ $gvisor_handler == 1 ]]; then
+        cat >>/etc/containerd/config.toml <<EOF
+
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-gvisor]
+  runtime_type = 'io.containerd.runsc.v1'
+  runtime_path = '$GVISOR_SHIM'
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc-gvisor.options]
+    TypeUrl = 'io.containerd.runsc.v1.options'
+    ConfigPath = '/etc/containerd/runsc-gvisor.toml'
+EOF
+    fi
     if [[ $E2E_BENCH == 1 ]]; then
         cat >>/etc/containerd/config.toml <<EOF
 
@@ -383,9 +470,28 @@ out=$(timeout 180 ctr -n k8s.io run --rm --runc-binary /usr/local/bin/runsc-stoc
     localhost/e2e/busybox:1 e2e-smoke-runsc /bin/sh -c 'echo hi' 2>&1)
 check smoke-runsc-stock "$([[ $out == hi ]] && echo 0 || echo 1)" "ctr run with runsc printed: $out"
 
+# --- make conformance: critest against this node instead of the driver (conformance/guest.sh) ---
+if [[ ${E2E_CONFORMANCE:-0} == 1 ]]; then
+    # tests/e2e/conformance.sh adds its part to the payload once run.sh has written the rest.
+    for _ in $(seq 1 300); do
+        [[ -f $PAYLOAD/conformance/ready ]] && break
+        sleep 1
+    done
+    conformance_rc=1
+    if [[ -f $PAYLOAD/conformance/ready ]]; then
+        # shellcheck source=conformance/guest.sh
+        . "$PAYLOAD/conformance/guest.sh"
+    else
+        check conformance-payload 1 "no $PAYLOAD/conformance/ready after 300s"
+    fi
+    exit "$conformance_rc"
+fi
+
 # --- the CRI driver: one command line, easy to change while the driver is young ---
 DRIVER=("$PAYLOAD/bin/e2e-driver" --suite "$E2E_SUITE" --results "$RESULTS/driver" --images localhost/e2e
     --runsc-guard "$runsc_guard")
+# gVisor's own shim beside this one: the same incident and a plain pod through it.
+[[ $gvisor_handler == 1 ]] && DRIVER+=(--also incident-gvisor --also busybox-exit-gvisor)
 # shellcheck disable=SC2206 # E2E_DRIVER_ARGS is a plain word list from run.sh's env
 [[ -n $E2E_DRIVER_ARGS ]] && DRIVER+=($E2E_DRIVER_ARGS)
 if [[ -x ${DRIVER[0]} ]]; then

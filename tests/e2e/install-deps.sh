@@ -40,6 +40,8 @@ for cmd in "${!provider[@]}"; do
 done
 # gcc -static needs libc.a, which gcc alone does not bring.
 [[ -f /usr/lib/x86_64-linux-gnu/libc.a ]] || missing+=(libc6-dev)
+# The upstream suite's runc is linked statically with seccomp (tools/go/build.sh).
+[[ -f /usr/lib/x86_64-linux-gnu/libseccomp.a ]] || missing+=(libseccomp-dev)
 # debootstrap verifies the guest suites' Release files with the host's Debian keyring.
 [[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]] || missing+=(debian-archive-keyring)
 
@@ -64,6 +66,18 @@ if ! apt-cache show busybox-static >/dev/null 2>&1; then
     apt_update
     apt-cache show busybox-static >/dev/null 2>&1 ||
         e2e_die "install-deps: busybox-static is not in the host's apt sources"
+fi
+
+# The upstream suite builds its components with the go command (tools/go). Go is not Debian's
+# (the archive's is too old for the pinned modules): the machine brings it. Say so plainly.
+need_go=1.26
+if ! command -v go >/dev/null; then
+    e2e_die "install-deps: go is missing; the upstream suite needs Go $need_go or later on PATH"
+fi
+go_version=$(go env GOVERSION 2>/dev/null)
+go_version=${go_version#go}
+if [[ $(printf '%s\n%s\n' "$need_go" "$go_version" | sort -V | head -n1) != "$need_go" ]]; then
+    e2e_die "install-deps: go $go_version is older than $need_go, which tools/go's modules need"
 fi
 
 e2e_log "install-deps: all e2e dependencies present"

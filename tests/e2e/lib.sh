@@ -4,8 +4,29 @@
 # Nothing here names a package-archive host or a path of a particular machine: the mirror is read
 # from the host's apt sources at run time and every path is relative to the checkout or the cache.
 
-# The suites the VM suite knows. Each is a Debian suite name debootstrap understands.
-E2E_SUITES_ALL=(bookworm trixie sid)
+# The suites the VM suite knows. Each is a Debian suite name debootstrap understands, except
+# `upstream`: a trixie guest whose containerd, runc and runsc (and gVisor's own shim, as a second
+# handler) are the Go module builds pinned in tools/go (tools/go/build.sh), not Debian's.
+E2E_SUITES_ALL=(bookworm trixie sid upstream)
+
+# The Debian suite whose image a suite boots: its own, or trixie's for `upstream`.
+e2e_image_suite() {
+    case "$1" in
+        upstream) printf 'trixie\n' ;;
+        *) printf '%s\n' "$1" ;;
+    esac
+}
+
+# The tools/go components a suite installs over its image's packages (none for Debian's suites).
+# A conformance run (E2E_CONFORMANCE=1, tests/e2e/conformance.sh) adds critest's on every suite.
+e2e_upstream_components() {
+    case "$1" in
+        upstream) printf '%s\n' gvisor containerd runc ;;
+    esac
+    if [[ ${E2E_CONFORMANCE:-0} == 1 ]]; then
+        printf '%s\n' cri-tools distribution cni
+    fi
+}
 
 e2e_log() { printf 'e2e: %s\n' "$*" >&2; }
 e2e_die() { printf 'e2e: error: %s\n' "$*" >&2; exit 1; }

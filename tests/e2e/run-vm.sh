@@ -102,6 +102,15 @@ trap stop_qemu EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# One VM at a time on this machine: under TCG a guest takes both cores, and two at once would
+# only make both slow enough to time out. Another checkout's run waits here for its turn.
+vm_lock=${E2E_VM_LOCK:-/run/lock/runsc-guard-e2e-vm.lock}
+exec 8>"$vm_lock"
+if ! flock -n 8; then
+    e2e_log "vm $suite: waiting for another e2e VM on this machine ($vm_lock)"
+    flock 8
+fi
+
 start=$SECONDS
 # No stdin: CI has none, and qemu must never wait for a terminal.
 timeout --kill-after=15 "$timeout_s" "${qemu[@]}" </dev/null >"$results/qemu.out" 2>&1 &

@@ -20,6 +20,7 @@
 #   E2E_INSTALL_DEPS     1 (default when root): run install-deps.sh first; 0: don't
 #   E2E_CARGO_PROFILE    cargo profile for the shim and the driver (default release; dev reuses
 #                        the artifacts of `cargo test`)
+#   E2E_OUT              where the payload and the results go (default tests/e2e/out)
 #   E2E_BUDGET           seconds for all VM runs together (default 3600); each VM gets at most
 #                        what is left, so a hanging guest cannot eat CI's whole time
 #   E2E_VM_TIMEOUT       seconds per VM (default 1500); the guest stops its suite 120 s earlier
@@ -41,7 +42,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 repo=$(e2e_repo_root)
-out=$here/out
+out=${E2E_OUT:-$here/out}
 
 if [[ $# -gt 0 ]]; then
     suites=("$@")
@@ -82,7 +83,7 @@ fi
 if [[ -n $need_archive ]]; then
     mirror=$(e2e_debian_mirror) || skip "no Debian archive in the host's apt sources (set E2E_MIRROR)"
     # debootstrap's first request is the suite's Release file; ask for it the same way.
-    if ! timeout 60 python3 - "$mirror/dists/${suites[0]}/Release" <<'EOF' 2>/dev/null; then
+    if ! timeout 60 python3 - "$mirror/dists/$(e2e_image_suite "${suites[0]}")/Release" <<'EOF' 2>/dev/null; then
 import sys, urllib.request
 urllib.request.urlopen(sys.argv[1], timeout=30).read(1)
 EOF
@@ -162,6 +163,26 @@ if [[ $package == 1 ]] && [[ " ${suites[*]} " == *" bookworm "* ]]; then
     e2e_log "${deb##*/} built in $((SECONDS - t))s"
 fi
 
+# The upstream components a suite runs over its image's packages: Go module builds pinned in
+# tools/go, cached between runs by their pins (tools/go/build.sh). Each lands in
+# payload/upstream/<component>/ with its VERSIONS, which the guest copies into the report.
+upstream=()
+for s in "${suites[@]}"; do
+    mapfile -t -O "${#upstream[@]}" upstream < <(e2e_upstream_components "$s")
+done
+if [[ ${#upstream[@]} -gt 0 ]]; then
+    mapfile -t upstream < <(printf '%s\n' "${upstream[@]}" | sort -u)
+    command -v go >/dev/null || e2e_die "go is missing: the upstream suite builds its components with Go 1.26"
+    t=$SECONDS
+    e2e_log "building the upstream components: ${upstream[*]} (tools/go/build.sh)"
+    built=$("$repo/tools/go/build.sh" "${upstream[@]}") || e2e_die "tools/go/build.sh ${upstream[*]} failed"
+    while read -r component dir; do
+        mkdir -p "$payload/upstream/$component"
+        cp -a "$dir/." "$payload/upstream/$component/"
+    done <<<"$built"
+    e2e_log "upstream components ready in $((SECONDS - t))s"
+fi
+
 e2e_log "building the OCI images"
 "$here/images/build-images.sh" "$payload/images"
 install -m 0644 "$here/guest-suite.sh" "$payload/guest-suite.sh"
@@ -194,10 +215,13 @@ for s in "${suites[@]}"; do
     this_timeout=$((vm_timeout < left ? vm_timeout : left))
     {
         printf 'E2E_SUITE=%s\n' "$s"
+        printf 'E2E_IMAGE_SUITE=%s\n' "$(e2e_image_suite "$s")"
+        printf 'E2E_UPSTREAM=%q\n' "$(e2e_upstream_components "$s" | tr '\n' ' ')"
         printf 'E2E_GUEST_TIMEOUT=%s\n' "$((this_timeout - 120))"
         printf 'E2E_RUNSC_DEBUG=%s\n' "${E2E_RUNSC_DEBUG:-1}"
         printf 'E2E_DRIVER_ARGS=%q\n' "${E2E_DRIVER_ARGS:-}"
         printf 'E2E_BENCH=%s\n' "${E2E_BENCH:-0}"
+        printf 'E2E_CONFORMANCE=%s\n' "${E2E_CONFORMANCE:-0}"
         printf 'E2E_RUNSC_PLATFORM=%q\n' "${E2E_RUNSC_PLATFORM:-}"
     } >"$payload/env"
 

@@ -32,6 +32,15 @@ fi
 [[ $# -eq 1 ]] || e2e_die "usage: $0 [--cached] SUITE (one of ${E2E_SUITES_ALL[*]})"
 suite=$1
 e2e_check_suite "$suite"
+# A suite that runs other builds over a Debian suite's packages (upstream) boots that suite's
+# image: the binaries come with the payload at boot, so the image stays shared and cached.
+image_suite=$(e2e_image_suite "$suite")
+if [[ $image_suite != "$suite" ]]; then
+    if [[ $only_cached -eq 1 ]]; then
+        exec "$here/build-image.sh" --cached "$image_suite"
+    fi
+    exec "$here/build-image.sh" "$image_suite"
+fi
 
 # Whose runsc build the image runs. sid's runsc 0.0~20240729.0-7+b1 is the same gVisor release as
 # trixie's 0.0~20240729.0-4+b7, rebuilt with Go 1.26 (trixie's with Go 1.24). gVisor ties its

@@ -17,6 +17,7 @@ options:
   --results DIR          where the report files go
   --scenario NAME        run only this scenario (repeatable; also runs on-request scenarios)
   --skip NAME            do not run this scenario (repeatable)
+  --also NAME            run this on-request scenario beside the default ones (repeatable)
   --handlers H1,H2       run only scenarios on these runtime handlers
   --images PREFIX        image name prefix: PREFIX/busybox:1, PREFIX/eater:1 (default localhost/e2e)
   --socket PATH          containerd's socket (default /run/containerd/containerd.sock)
@@ -60,6 +61,8 @@ pub struct Args {
     pub results: PathBuf,
     pub scenarios: Vec<String>,
     pub skip: Vec<String>,
+    /// On-request scenarios to run beside the default ones (`--also`).
+    pub also: Vec<String>,
     pub handlers: Vec<String>,
     pub socket: PathBuf,
     pub images: String,
@@ -90,6 +93,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         results: PathBuf::new(),
         scenarios: Vec::new(),
         skip: Vec::new(),
+        also: Vec::new(),
         handlers: Vec::new(),
         socket: PathBuf::from("/run/containerd/containerd.sock"),
         images: crate::scenarios::DEFAULT_IMAGE_PREFIX.to_string(),
@@ -117,6 +121,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--results" => results = Some(PathBuf::from(value("--results")?)),
             "--scenario" => a.scenarios.push(value("--scenario")?),
             "--skip" => a.skip.push(value("--skip")?),
+            "--also" => a.also.push(value("--also")?),
             "--handlers" => a.handlers.extend(
                 value("--handlers")?
                     .split(',')

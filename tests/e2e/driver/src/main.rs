@@ -260,7 +260,7 @@ async fn run_with_retry(args: &Args, ctx: &run::Ctx, sc: &scenarios::Scenario) -
 
 async fn run_suite(args: &Args) -> Result<()> {
     let registry = scenarios::registry();
-    let mut selected = scenarios::select(&registry, &args.scenarios, &args.handlers)
+    let mut selected = scenarios::select(&registry, &args.scenarios, &args.also, &args.handlers)
         .map_err(anyhow::Error::msg)?;
     for n in &args.skip {
         if !registry.iter().any(|s| s.name == n) {

@@ -15,6 +15,7 @@ use crate::report::{Outcome, ScenarioReport};
 /// Where the guest setup (tests/e2e/guest-suite.sh) points runsc's `--debug-log` per handler.
 pub const DEFAULT_RUNSC_DEBUG_LOG: &str = "/var/log/runsc";
 pub const DEFAULT_RUNSC_STOCK_DEBUG_LOG: &str = "/var/log/runsc-stock";
+pub const DEFAULT_RUNSC_GVISOR_DEBUG_LOG: &str = "/var/log/runsc-gvisor";
 
 /// runsc's debug-log directories, per runtime handler.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct DebugLogDirs {
     pub runsc: PathBuf,
     /// The `runsc-stock` handler (containerd's runc shim driving runsc).
     pub runsc_stock: PathBuf,
+    /// The `runsc-gvisor` handler (gVisor's own shim, on the upstream suite).
+    pub runsc_gvisor: PathBuf,
 }
 
 impl Default for DebugLogDirs {
@@ -30,6 +33,7 @@ impl Default for DebugLogDirs {
         DebugLogDirs {
             runsc: PathBuf::from(DEFAULT_RUNSC_DEBUG_LOG),
             runsc_stock: PathBuf::from(DEFAULT_RUNSC_STOCK_DEBUG_LOG),
+            runsc_gvisor: PathBuf::from(DEFAULT_RUNSC_GVISOR_DEBUG_LOG),
         }
     }
 }
@@ -40,6 +44,7 @@ impl DebugLogDirs {
         match handler {
             "runsc" => Some(&self.runsc),
             "runsc-stock" => Some(&self.runsc_stock),
+            crate::scenarios::GVISOR_HANDLER => Some(&self.runsc_gvisor),
             _ => None,
         }
     }
@@ -306,6 +311,7 @@ mod tests {
         let dirs = DebugLogDirs {
             runsc: d.0.clone(),
             runsc_stock: d.0.join("stock-missing"),
+            runsc_gvisor: d.0.join("gvisor-missing"),
         };
         assert!(retry_reason(&failed("runsc", Some(ID)), &dirs).is_some());
         let mut passed = failed("runsc", Some(ID));

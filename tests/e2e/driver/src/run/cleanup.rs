@@ -271,12 +271,30 @@ fn state_dirs_naming(ids: &[String]) -> Vec<String> {
                     .iter()
                     .any(|id| !id.is_empty() && name.contains(id.as_str()))
                 {
-                    found.push(format!("{dir}/{name}"));
+                    found.push(with_contents(&format!("{dir}/{name}")));
                 }
             }
         }
     }
     found
+}
+
+/// A left-behind path, with what a directory still holds (what left it there is in the names).
+fn with_contents(path: &str) -> String {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return path.to_string();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let more = names.len().saturating_sub(12);
+    names.truncate(12);
+    if more > 0 {
+        names.push(format!("and {more} more"));
+    }
+    format!("{path} (holds: {})", names.join(", "))
 }
 
 /// Which of the shim sockets seen while the pod ran, and of those containerd's shim protocol

@@ -44,7 +44,7 @@ pub fn judge(s: &Scenario, ev: &Evidence) -> (Vec<Check>, Option<Verdict>) {
         Kind::PodComplete(pc) => (super::pod_complete::judge_pod_complete(*pc, ev), None),
     };
     if let Some(expect) = s.doctor {
-        checks.extend(doctor_checks(expect, ev));
+        checks.extend(doctor_checks(expect, ev, verdict.as_ref()));
     }
     (checks, verdict)
 }
@@ -180,7 +180,7 @@ fn hostile_checks(spec: &HostileSpec, ev: &Evidence) -> Vec<Check> {
 }
 
 /// What the doctor must have said while the pod ran.
-fn doctor_checks(expect: DoctorExpect, ev: &Evidence) -> Vec<Check> {
+fn doctor_checks(expect: DoctorExpect, ev: &Evidence, verdict: Option<&Verdict>) -> Vec<Check> {
     let Some(d) = &ev.doctor else {
         return vec![check("doctor-ran", false, "runsc-guard doctor was not run")];
     };
@@ -197,11 +197,23 @@ fn doctor_checks(expect: DoctorExpect, ev: &Evidence) -> Vec<Check> {
         .map(|f| format!("{} {}: {}", f.severity, f.check, f.summary))
         .collect();
     match expect {
-        DoctorExpect::NamesEscapedPod => {
+        DoctorExpect::NamesPodIfEscaped => {
             let pod_failed = d
                 .findings
                 .iter()
                 .any(|f| f.severity == "fail" && f.summary.contains(&d.pod));
+            if verdict == Some(&Verdict::Bounded) {
+                return vec![check(
+                    "doctor-no-false-alarm",
+                    !pod_failed,
+                    format!(
+                        "the sandbox stayed in its pod; {} named in a failure: {pod_failed}; \
+                         findings: {}",
+                        d.pod,
+                        listed.join(" | ")
+                    ),
+                )];
+            }
             vec![
                 check(
                     "doctor-exit-2",
@@ -841,27 +853,52 @@ mod tests {
             "the sandbox of pod e2e/incident-stock (pid 9) sits in /system.slice/x",
         )];
         assert!(
-            doctor_checks(DoctorExpect::NamesEscapedPod, &doctor(2, &escaped))
+            doctor_checks(DoctorExpect::NamesPodIfEscaped, &doctor(2, &escaped), None)
                 .iter()
                 .all(|c| c.ok)
         );
-        let c = doctor_checks(DoctorExpect::NamesEscapedPod, &doctor(0, &[]));
+        let c = doctor_checks(DoctorExpect::NamesPodIfEscaped, &doctor(0, &[]), None);
         assert_eq!(failed(&c), vec!["doctor-exit-2", "doctor-names-pod"]);
-        assert!(doctor_checks(DoctorExpect::Clean, &doctor(0, &[]))
+        assert!(doctor_checks(DoctorExpect::Clean, &doctor(0, &[]), None)
             .iter()
             .all(|c| c.ok));
         assert_eq!(
-            failed(&doctor_checks(DoctorExpect::Clean, &doctor(2, &escaped))),
+            failed(&doctor_checks(
+                DoctorExpect::Clean,
+                &doctor(2, &escaped),
+                None
+            )),
             vec!["doctor-clean"]
         );
-        let not_run = doctor_checks(DoctorExpect::Clean, &Evidence::default());
+        // runsc kept the stock sandbox in its pod: the doctor must not blame the pod.
+        let bounded = Some(&Verdict::Bounded);
+        let c = doctor_checks(DoctorExpect::NamesPodIfEscaped, &doctor(0, &[]), bounded);
+        assert!(c.iter().all(|c| c.ok), "{c:?}");
+        let c = doctor_checks(
+            DoctorExpect::NamesPodIfEscaped,
+            &doctor(2, &escaped),
+            bounded,
+        );
+        assert_eq!(failed(&c), vec!["doctor-no-false-alarm"]);
+        let escaped_verdict = Some(&Verdict::Escaped);
+        let c = doctor_checks(
+            DoctorExpect::NamesPodIfEscaped,
+            &doctor(0, &[]),
+            escaped_verdict,
+        );
+        assert_eq!(failed(&c), vec!["doctor-exit-2", "doctor-names-pod"]);
+        let not_run = doctor_checks(DoctorExpect::Clean, &Evidence::default(), None);
         assert_eq!(failed(&not_run), vec!["doctor-ran"]);
         let mut unknown = doctor(2, &[]);
         if let Some(d) = unknown.doctor.as_mut() {
             d.parse_error = Some("the output is not JSON".into());
         }
         assert_eq!(
-            failed(&doctor_checks(DoctorExpect::NamesEscapedPod, &unknown)),
+            failed(&doctor_checks(
+                DoctorExpect::NamesPodIfEscaped,
+                &unknown,
+                None
+            )),
             vec!["doctor-ran"]
         );
     }

@@ -20,6 +20,9 @@ pub const DEFAULT_IMAGE_PREFIX: &str = "localhost/e2e";
 /// The eater image's entrypoint (tests/e2e/images/build-images.sh).
 pub const EATER_PATH: &str = "/eater";
 
+/// The handler of gVisor's own shim (the upstream suite's reference).
+pub const GVISOR_HANDLER: &str = "runsc-gvisor";
+
 /// Node health after a scenario: the CRI still answers and this much memory is available.
 pub const HEALTHY_MEM_AVAILABLE_KIB: u64 = 256 * 1024;
 
@@ -38,8 +41,10 @@ pub struct Scenario {
 /// What `runsc-guard doctor` must say of the node while the scenario's pod runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DoctorExpect {
-    /// The pod's sandbox escaped its pod (stock runsc): exit 2, the pod named in the output.
-    NamesEscapedPod,
+    /// The stock path: when the scenario's verdict is `escaped`, exit 2 with the pod named in a
+    /// failure; when runsc kept the sandbox in its pod by itself (release-20260615.0 turns
+    /// systemd-cgroup on for a systemd path), no failure may name the pod.
+    NamesPodIfEscaped,
     /// The guard holds the pod: exit 0, or 1 with only the warnings of `DOCTOR_GUARD_WARNINGS`.
     Clean,
 }
@@ -335,7 +340,7 @@ pub fn registry() -> Vec<Scenario> {
              runsc-guard doctor, run while the pod runs, exits 2 and names the pod.",
             Expect::IncidentVerdict,
         )
-        .with_doctor(DoctorExpect::NamesEscapedPod),
+        .with_doctor(DoctorExpect::NamesPodIfEscaped),
         incident(
             "incident-runc",
             "runc",
@@ -395,6 +400,17 @@ pub fn registry() -> Vec<Scenario> {
         .on_request(),
         busybox_exit("busybox-exit-runc", "runc").on_request(),
         busybox_exit("busybox-exit-stock", "runsc-stock").on_request(),
+        // gVisor's own shim, where the node has it (the upstream suite runs them with --also).
+        incident(
+            "incident-gvisor",
+            GVISOR_HANDLER,
+            "The incident's pod under gVisor's own shim with runsc's defaults (no systemd-cgroup \
+             in its runsc.toml): records where the sandbox lands, --total-memory, how far the \
+             eater gets; the verdict says `escaped` or `bounded`.",
+            Expect::IncidentVerdict,
+        )
+        .on_request(),
+        busybox_exit("busybox-exit-gvisor", GVISOR_HANDLER).on_request(),
     ];
     // Default scenarios after the incident's, before the on-request ones.
     let at = all.iter().position(|s| !s.default).unwrap_or(all.len());
@@ -450,18 +466,24 @@ fn task_api_scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// The scenarios to run: by name when `names` is given (unknown names are an error), else the
-/// default ones; then only those whose handler is in `handlers`, when given.
+/// The scenarios to run: by name when `names` is given, else the default ones and those named
+/// in `also`; then only those whose handler is in `handlers`, when given. An unknown name in
+/// either list is an error.
 pub fn select(
     all: &[Scenario],
     names: &[String],
+    also: &[String],
     handlers: &[String],
 ) -> Result<Vec<Scenario>, String> {
-    for n in names {
+    for (flag, n) in names
+        .iter()
+        .map(|n| ("--scenario", n))
+        .chain(also.iter().map(|n| ("--also", n)))
+    {
         if !all.iter().any(|s| s.name == n) {
             let known: Vec<&str> = all.iter().map(|s| s.name).collect();
             return Err(format!(
-                "--scenario {n}: no such scenario (known: {})",
+                "{flag} {n}: no such scenario (known: {})",
                 known.join(", ")
             ));
         }
@@ -470,7 +492,7 @@ pub fn select(
         .iter()
         .filter(|s| {
             if names.is_empty() {
-                s.default
+                s.default || also.iter().any(|n| n == s.name)
             } else {
                 names.iter().any(|n| n == s.name)
             }
@@ -535,21 +557,37 @@ pub(super) mod tests {
         );
         assert_eq!(
             by_name("incident-stock").doctor,
-            Some(DoctorExpect::NamesEscapedPod)
+            Some(DoctorExpect::NamesPodIfEscaped)
         );
     }
 
     #[test]
     fn selection() {
         let all = registry();
-        let s = select(&all, &[], &["runc".into()]).expect("valid");
+        let s = select(&all, &[], &[], &["runc".into()]).expect("valid");
         assert_eq!(
             s.iter().map(|s| s.name).collect::<Vec<_>>(),
             vec!["incident-runc"]
         );
-        let s = select(&all, &["busybox-exit-runc".into()], &[]).expect("valid");
+        let s = select(&all, &["busybox-exit-runc".into()], &[], &[]).expect("valid");
         assert_eq!(s.len(), 1);
-        assert!(select(&all, &["nope".into()], &[]).is_err());
+        assert!(select(&all, &["nope".into()], &[], &[]).is_err());
+        assert!(select(&all, &[], &["nope".into()], &[]).is_err());
+        // --also adds on-request scenarios to the defaults, in registry order.
+        let also = [
+            "incident-gvisor".to_string(),
+            "busybox-exit-gvisor".to_string(),
+        ];
+        let s = select(&all, &[], &also, &[GVISOR_HANDLER.into()]).expect("valid");
+        assert_eq!(
+            s.iter().map(|s| s.name).collect::<Vec<_>>(),
+            vec!["incident-gvisor", "busybox-exit-gvisor"]
+        );
+        let defaults = select(&all, &[], &[], &[]).expect("valid").len();
+        assert_eq!(
+            select(&all, &[], &also, &[]).expect("valid").len(),
+            defaults + 2
+        );
     }
 
     #[test]
