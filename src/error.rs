@@ -25,9 +25,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A runsc invocation failed. `message` is the last error runsc logged, or its stderr.
+    /// A runsc invocation failed, classified where runsc ran ([`RunscFailure`]). `message` is
+    /// the last error runsc logged, its stderr, or why it could not run.
     #[error("runsc {command} failed: {message}")]
-    Runsc { command: String, message: String },
+    Runsc {
+        command: String,
+        kind: RunscFailure,
+        message: String,
+    },
 
     /// The container or process does not exist (or no longer does).
     #[error("{0}: not found")]
@@ -56,7 +61,34 @@ pub enum Error {
     Other(String),
 }
 
+/// Why a runsc call failed. Decided once, where runsc is called, and matched on everywhere else:
+/// reading the words of a message again further up once took "runsc binary ... not found" for
+/// "the container is gone" and forgot a sandbox that still ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunscFailure {
+    /// The runsc binary is missing or cannot be executed: nothing is known of the container.
+    BinaryUnavailable,
+    /// runsc did not finish within its time limit: nothing is known of the container.
+    TimedOut,
+    /// runsc ran and says the container (or its sandbox) does not exist or no longer runs.
+    Gone,
+    /// runsc ran and failed otherwise, or answered what cannot be read.
+    Failed,
+}
+
 impl Error {
+    pub fn runsc(
+        command: impl Into<String>,
+        kind: RunscFailure,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Runsc {
+            command: command.into(),
+            kind,
+            message: message.into(),
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             field: field.into(),

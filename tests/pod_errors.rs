@@ -333,3 +333,54 @@ async fn a_bad_sandbox_log_directory_is_refused_before_runsc_runs() {
     }
     assert!(env.calls().is_empty(), "runsc never ran: {:?}", env.calls());
 }
+
+/// The runsc binary gone from under a running container (a package upgrade, a bad binary_name):
+/// Kill and Delete say runsc could not be run, the container is neither reported exited nor
+/// forgotten, and once runsc is back Delete finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_runsc_binary_is_never_taken_for_a_gone_container() {
+    use runsc_guard::error::RunscFailure;
+    let env = PodEnv::new("pnobinary");
+    let runsc = env.path("bin/runsc");
+    std::fs::create_dir_all(runsc.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(fake_runsc(), &runsc).unwrap();
+    let config = env.write_file(
+        "runsc.toml",
+        &format!(
+            "binary_name = {:?}\nroot = {:?}\n",
+            runsc.display().to_string(),
+            env.runsc_root().display().to_string()
+        ),
+    );
+    let bundle = sandbox(&env, "pnobinary-c1");
+    let id = bundle.id.clone();
+    env.create_ok("Create", &bundle, &config).await;
+    env.ok("Start", env.pod.start(&id).await);
+    let topics_before = env.topics();
+
+    std::fs::remove_file(&runsc).unwrap();
+    let unavailable = |r: Result<(), Error>, what: &str| match r {
+        Err(Error::Runsc {
+            kind: RunscFailure::BinaryUnavailable,
+            message,
+            ..
+        }) => assert!(message.contains("runsc"), "{what}: {message}"),
+        other => panic!("{what} must say runsc could not be run, got {other:?}"),
+    };
+    unavailable(env.pod.kill(&id, 9, false).await, "Kill");
+    unavailable(env.pod.delete(&id).await.map(|_| ()), "Delete");
+    assert_eq!(
+        env.topics(),
+        topics_before,
+        "no exit and no delete reported for a container nobody could stop"
+    );
+    // State cannot ask runsc either: it says so, and never that the container stopped.
+    match env.pod.state(&id).await {
+        Ok(state) => assert_eq!(state.status, runsc_guard::shim::container::Status::Running),
+        Err(e) => unavailable(Err(e), "State"),
+    }
+
+    std::os::unix::fs::symlink(fake_runsc(), &runsc).unwrap();
+    env.ok("Delete once runsc is back", env.pod.delete(&id).await);
+    env.assert_nothing_left().await;
+}

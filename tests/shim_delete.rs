@@ -138,3 +138,61 @@ async fn delete_and_start_refuse_an_id_the_task_api_would_refuse() {
     assert!(env.calls().is_empty(), "runsc ran: {:?}", env.calls());
     env.assert_nothing_left().await;
 }
+
+/// The runsc binary removed under a running sandbox (a package upgrade): the daemon's Kill and
+/// Delete answer that runsc could not be run, never NotFound, and the task is still there; once
+/// runsc is back, Delete finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_delete_never_answer_not_found_when_the_runsc_binary_is_missing() {
+    if skip_unless_root("kill_and_delete_never_answer_not_found_when_the_runsc_binary_is_missing") {
+        return;
+    }
+    let env = TestEnv::new("nobinary").await;
+    let runsc = env.path("bin/runsc");
+    std::fs::create_dir_all(runsc.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(fake_runsc(), &runsc).unwrap();
+    let config = env.write_file(
+        "runsc.toml",
+        &format!(
+            "binary_name = {:?}\nroot = {:?}\n",
+            runsc.display().to_string(),
+            env.runsc_root().display().to_string()
+        ),
+    );
+    let bundle = env
+        .bundle("nobinary-c1")
+        .annotation(CONTAINER_TYPE, "sandbox")
+        .build();
+    let shim = env.start_shim_with_options(&bundle, &config).await;
+    shim.create_ok("Create", &env, &bundle, &config).await;
+    shim.ok("Start", shim.start().await);
+
+    std::fs::remove_file(&runsc).unwrap();
+    for (what, err) in [
+        ("Kill", shim.kill(9, false).await.map(|_| ()).unwrap_err()),
+        ("Delete", shim.delete().await.map(|_| ()).unwrap_err()),
+    ] {
+        assert_ne!(
+            error_code(&err),
+            Some(containerd_shim_protos::ttrpc::Code::NOT_FOUND),
+            "{what}: {err:?}"
+        );
+        assert!(
+            error_message(&err).contains("runsc binary"),
+            "{what} says runsc could not be run: {}",
+            error_message(&err)
+        );
+    }
+    // State cannot ask runsc either: it says so, never NotFound.
+    if let Err(e) = shim.state().await {
+        assert_ne!(
+            error_code(&e),
+            Some(containerd_shim_protos::ttrpc::Code::NOT_FOUND),
+            "State: {e:?}"
+        );
+    }
+
+    std::os::unix::fs::symlink(fake_runsc(), &runsc).unwrap();
+    shim.kill_wait_delete("the sandbox once runsc is back")
+        .await;
+}

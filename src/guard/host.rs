@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 use super::{decide, observe, verify, GuardInput, GuardRecord, HostFacts, Plan, Role};
 use crate::bundle::BundleSpec;
 use crate::cgroup::{CgroupPath, CgroupTree, OomCounter, DEFAULT_CGROUP_ROOT};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunscFailure};
 use crate::options::{GuardMode, ShimConfig};
 use crate::runsc::version::{self, resolve_binary, RunscVersion};
 use crate::runsc::version_cache::{self, BinaryId, Lookup};
@@ -241,12 +241,15 @@ impl Guard {
         binary_name: &str,
         state_root: Option<&Path>,
     ) -> Result<RunscVersion> {
-        let binary = resolve_binary(binary_name).ok_or_else(|| Error::Runsc {
-            command: "--version".into(),
-            message: format!(
-                "runsc binary {binary_name:?} not found: install runsc or set binary_name in \
-                 runsc.toml"
-            ),
+        let binary = resolve_binary(binary_name).ok_or_else(|| {
+            Error::runsc(
+                "--version",
+                RunscFailure::BinaryUnavailable,
+                format!(
+                    "runsc binary {binary_name:?} not found: install runsc or set binary_name in \
+                     runsc.toml"
+                ),
+            )
         })?;
         let id = BinaryId::of(&binary).ok();
         let cell = self

@@ -24,7 +24,7 @@ use tokio::process::Command;
 
 pub use exec::{Executor, Output, ReaperExecutor, TokioExecutor};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunscFailure};
 use version::RunscVersion;
 
 /// Flags whose value is a path in which gVisor's shim (for runsc 20221219, which does not do it
@@ -246,26 +246,9 @@ impl Runsc {
         let limit = exec::limit_for(&name).map(|l| self.call_limit.unwrap_or(l));
         let span = format!("runsc.{name}");
         let run = self.executor.run_for(cmd, limit);
-        let out = crate::timing::span(&span, run).await.map_err(|e| {
-            let message = if e.kind() == std::io::ErrorKind::NotFound {
-                format!(
-                    "runsc binary {:?} not found: install runsc or set binary_name in runsc.toml",
-                    self.binary
-                )
-            } else if e.kind() == std::io::ErrorKind::TimedOut {
-                format!(
-                    "{:?} {e}; runsc looks hung: see {} and runsc's debug-log",
-                    self.binary,
-                    self.flags.log.display()
-                )
-            } else {
-                format!("cannot run {:?}: {e}", self.binary)
-            };
-            Error::Runsc {
-                command: name.clone(),
-                message,
-            }
-        })?;
+        let out = crate::timing::span(&span, run)
+            .await
+            .map_err(|e| self.spawn_failure(&name, &e))?;
         if out.status != 0 {
             let stderr = match stderr_file {
                 Some(file) => read_from_start(file),
@@ -274,12 +257,57 @@ impl Runsc {
             let message = log::last_error_since(&self.flags.log, log_offset)
                 .or_else(|| log::last_stderr_line(&stderr))
                 .unwrap_or_else(|| format!("exit status {}", out.status));
-            return Err(Error::Runsc {
-                command: name,
-                message,
-            });
+            let kind = if says_gone(&message) {
+                RunscFailure::Gone
+            } else {
+                RunscFailure::Failed
+            };
+            return Err(Error::runsc(name, kind, message));
         }
         Ok(out)
+    }
+
+    /// runsc could not be run to the end: missing or not executable, or out of time.
+    fn spawn_failure(&self, name: &str, e: &std::io::Error) -> Error {
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::NotFound => Error::runsc(
+                name,
+                RunscFailure::BinaryUnavailable,
+                format!(
+                    "runsc binary {:?} not found: install runsc or set binary_name in runsc.toml",
+                    self.binary
+                ),
+            ),
+            ErrorKind::PermissionDenied => Error::runsc(
+                name,
+                RunscFailure::BinaryUnavailable,
+                format!(
+                    "runsc binary {:?} cannot be executed ({e}): check its mode and that it is \
+                     runsc",
+                    self.binary
+                ),
+            ),
+            ErrorKind::TimedOut => Error::runsc(
+                name,
+                RunscFailure::TimedOut,
+                format!(
+                    "{:?} {e}; runsc looks hung: see {} and runsc's debug-log",
+                    self.binary,
+                    self.flags.log.display()
+                ),
+            ),
+            _ if e.raw_os_error() == Some(libc::ENOEXEC) => Error::runsc(
+                name,
+                RunscFailure::BinaryUnavailable,
+                format!("runsc binary {:?} is not an executable ({e})", self.binary),
+            ),
+            _ => Error::runsc(
+                name,
+                RunscFailure::Failed,
+                format!("cannot run {:?}: {e}", self.binary),
+            ),
+        }
     }
 
     /// `runsc create`; stdio is the sandbox's for a sandbox, none for a container joining one.
@@ -341,19 +369,14 @@ impl Runsc {
     /// `runsc state`.
     pub async fn state(&self, id: &str) -> Result<ContainerState> {
         let out = self.run(&["state", id]).await?;
-        serde_json::from_slice(&out).map_err(|e| Error::Runsc {
-            command: "state".into(),
-            message: format!("unreadable output {:?}: {e}", String::from_utf8_lossy(&out)),
-        })
+        serde_json::from_slice(&out).map_err(|e| unreadable("state", &out, &e))
     }
 
     /// `runsc wait`: blocks until the container exits and returns its exit status.
     pub async fn wait(&self, id: &str) -> Result<i32> {
         let out = self.run(&["wait", id]).await?;
-        let w: WaitOutput = serde_json::from_slice(&out).map_err(|e| Error::Runsc {
-            command: "wait".into(),
-            message: format!("unreadable output {:?}: {e}", String::from_utf8_lossy(&out)),
-        })?;
+        let w: WaitOutput =
+            serde_json::from_slice(&out).map_err(|e| unreadable("wait", &out, &e))?;
         Ok(w.exit_status)
     }
 
@@ -427,10 +450,7 @@ impl Runsc {
         let out = self.run(&["ps", "--format", "json", id]).await?;
         serde_json::from_slice::<Option<Vec<i32>>>(&out)
             .map(Option::unwrap_or_default)
-            .map_err(|e| Error::Runsc {
-                command: "ps".into(),
-                message: format!("unreadable output {:?}: {e}", String::from_utf8_lossy(&out)),
-            })
+            .map_err(|e| unreadable("ps", &out, &e))
     }
 }
 
@@ -446,20 +466,48 @@ fn read_from_start(mut file: std::fs::File) -> Vec<u8> {
     bytes
 }
 
-/// Whether a runsc error means the container or sandbox is gone. runsc has no error codes, so
-/// this is the one place that reads its words.
+/// Output of runsc that cannot be read: a failure, never a sign the container is gone.
+fn unreadable(command: &str, out: &[u8], e: &serde_json::Error) -> Error {
+    Error::runsc(
+        command,
+        RunscFailure::Failed,
+        format!("unreadable output {:?}: {e}", String::from_utf8_lossy(out)),
+    )
+}
+
+/// Whether what runsc itself said on failing means the container or sandbox is gone. runsc has
+/// no error codes, so this is the one place that reads its words, and only its own words: a
+/// failure to run runsc at all never gets here.
+fn says_gone(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("does not exist")
+        || m.contains("not running")
+        || m.contains("no such process")
+        || m.contains("not found")
+}
+
+/// Whether an error means the container or sandbox is gone: runsc said so, or the shim knows no
+/// such container. A runsc that could not be run, or ran out of time, is never "gone".
 pub fn is_gone(err: &Error) -> bool {
-    match err {
-        Error::Runsc { message, .. } => {
-            let m = message.to_ascii_lowercase();
-            m.contains("does not exist")
-                || m.contains("not running")
-                || m.contains("no such process")
-                || m.contains("not found")
+    matches!(
+        err,
+        Error::Runsc {
+            kind: RunscFailure::Gone,
+            ..
+        } | Error::NotFound(_)
+    )
+}
+
+/// Whether runsc could not be asked at all (its binary missing or not executable, or out of
+/// time): nothing is known of the container, which may still run.
+pub fn did_not_answer(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Runsc {
+            kind: RunscFailure::BinaryUnavailable | RunscFailure::TimedOut,
+            ..
         }
-        Error::NotFound(_) => true,
-        _ => false,
-    }
+    )
 }
 
 /// The container ids of runsc's state files in `root` (see [`Runsc::list_ids`]), sorted.

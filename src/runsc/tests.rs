@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::RunscFailure;
 use crate::runsc::version::RunscVersion;
 
 fn flags(extra: &[(&str, &str)]) -> GlobalFlags {
@@ -80,14 +81,93 @@ fn a_runsc_that_expands_ids_itself_gets_the_flags_untouched() {
 }
 
 #[test]
-fn gone_errors_are_recognised() {
-    let gone = |m: &str| Error::Runsc {
-        command: "kill".into(),
-        message: m.into(),
+fn gone_is_what_runsc_itself_says() {
+    assert!(says_gone("sandbox is not running"));
+    assert!(says_gone("container \"x\" does not exist"));
+    assert!(!says_gone("permission denied"));
+    assert!(is_gone(&Error::runsc("kill", RunscFailure::Gone, "x")));
+    assert!(is_gone(&Error::NotFound("c1".into())));
+    for kind in [
+        RunscFailure::BinaryUnavailable,
+        RunscFailure::TimedOut,
+        RunscFailure::Failed,
+    ] {
+        // Whatever the words: only the kind counts.
+        assert!(
+            !is_gone(&Error::runsc("kill", kind, "container not found")),
+            "{kind:?}"
+        );
+    }
+}
+
+fn kind_of(err: &Error) -> RunscFailure {
+    match err {
+        Error::Runsc { kind, .. } => *kind,
+        other => panic!("not a runsc failure: {other:?}"),
+    }
+}
+
+/// A missing or unexecutable runsc binary says nothing of the container: never "gone", so
+/// Delete and Kill do not forget a sandbox that still runs.
+#[tokio::test]
+async fn a_runsc_that_cannot_run_is_never_gone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-runsc");
+    let not_executable = dir.path().join("runsc-0644");
+    std::fs::write(&not_executable, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let garbage = dir.path().join("runsc-garbage");
+    std::fs::write(&garbage, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for binary in [missing, not_executable, garbage] {
+        let r = Runsc::new(binary.clone(), flags(&[]), Arc::new(TokioExecutor));
+        let err = r.state("c1").await.unwrap_err();
+        assert_eq!(
+            kind_of(&err),
+            RunscFailure::BinaryUnavailable,
+            "{binary:?}: {err}"
+        );
+        assert!(!is_gone(&err), "{binary:?}: {err}");
+        assert!(err.to_string().contains(binary.to_str().unwrap()), "{err}");
+    }
+}
+
+/// What runsc says when it ran decides: its own "does not exist" is gone, anything else a failure.
+#[tokio::test]
+async fn a_runsc_that_ran_is_classified_by_what_it_said() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let script = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
     };
-    assert!(is_gone(&gone("sandbox is not running")));
-    assert!(is_gone(&gone("container \"x\" does not exist")));
-    assert!(!is_gone(&gone("permission denied")));
+    let gone = script(
+        "runsc-gone",
+        "echo 'container \"c1\" does not exist' >&2; exit 1",
+    );
+    let failed = script("runsc-failed", "echo 'permission denied' >&2; exit 1");
+    let unreadable = script("runsc-unreadable", "echo 'not json'");
+    for (binary, want) in [
+        (gone, RunscFailure::Gone),
+        (failed, RunscFailure::Failed),
+        (unreadable, RunscFailure::Failed),
+    ] {
+        let r = Runsc::new(binary.clone(), flags(&[]), Arc::new(TokioExecutor));
+        // Another test thread forking while a script was open for writing makes exec fail with
+        // ETXTBSY for a moment; that is the test's race.
+        let mut err = r.state("c1").await.unwrap_err();
+        for _ in 0..20 {
+            if !err.to_string().contains("busy") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            err = r.state("c1").await.unwrap_err();
+        }
+        assert_eq!(kind_of(&err), want, "{binary:?}: {err}");
+    }
 }
 
 /// runsc create leaves the sandbox running with runsc's stdio: the call must return when

@@ -21,7 +21,7 @@ pub use super::gates::{
     Gate, AUTO_SYSTEMD_CGROUP_SINCE, EXPANDS_FLAG_IDS_SINCE, FEATURES_SINCE, UPDATE_SINCE,
 };
 use super::{Executor, TokioExecutor};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunscFailure};
 
 /// How an undated runsc's text says what it answered: `VERSION_MISSING` becomes
 /// `VERSION_MISSING (answers runsc features: release-20260511.0 or later)`, which records keep
@@ -281,15 +281,16 @@ pub async fn detect(executor: &dyn Executor, binary: &Path) -> Result<RunscVersi
         .await
         .map_err(|e| Error::io("cannot run", binary, e))?;
     if output.status != 0 {
-        return Err(Error::Runsc {
-            command: "--version".to_string(),
-            message: format!(
+        return Err(Error::runsc(
+            "--version",
+            RunscFailure::Failed,
+            format!(
                 "{} exited with status {}: {}",
                 binary.display(),
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
             ),
-        });
+        ));
     }
     let version = RunscVersion::from_version_output(&String::from_utf8_lossy(&output.stdout));
     if version.is_known() {

@@ -431,6 +431,11 @@ impl Pod {
         }
         if c.status() != Status::Stopped {
             if let Err(e) = c.runsc.kill(id, libc::SIGKILL as u32, true).await {
+                // runsc could not be run (missing, not executable, hung): the container may
+                // still run, so it is neither reported exited nor forgotten.
+                if runsc::did_not_answer(&e) {
+                    return Err(e);
+                }
                 if !runsc::is_gone(&e) {
                     warn!("{id}: killing before delete: {e}");
                 }

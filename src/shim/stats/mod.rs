@@ -19,7 +19,7 @@ use containerd_shim::protos::protobuf::{MessageField, MessageFull};
 use serde::Deserialize;
 
 use crate::cgroup::{CgroupLayout, CgroupTree};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RunscFailure};
 
 /// A cgroup v1 "no limit" (page-rounded i64::MAX) or v2 "max".
 const UNLIMITED: u64 = u64::MAX;
@@ -129,9 +129,12 @@ impl RunscEvent {
     pub fn parse(out: &[u8]) -> Result<Self> {
         let text = String::from_utf8_lossy(out);
         let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        serde_json::from_str(line).map_err(|e| Error::Runsc {
-            command: "events".into(),
-            message: format!("unreadable output {line:?}: {e}"),
+        serde_json::from_str(line).map_err(|e| {
+            Error::runsc(
+                "events",
+                RunscFailure::Failed,
+                format!("unreadable output {line:?}: {e}"),
+            )
         })
     }
 }
