@@ -1,7 +1,7 @@
 # runsc-guard: the two commands a newcomer needs are `make demo` and `make test`.
 SHELL := /bin/bash
 CARGO ?= cargo
-SUITES ?= bookworm trixie sid
+SUITES ?= bookworm trixie sid upstream
 
 .PHONY: build test unit e2e bench soak shim-memory demo lint deps deb image clean
 
@@ -70,3 +70,12 @@ image: build
 clean:
 	$(CARGO) clean
 	rm -rf tests/e2e/out
+
+# The conformance run is on the upstream suite unless SUITES is given (Debian's suites: guard only).
+CONFORMANCE_SUITES := $(if $(filter command line environment,$(origin SUITES)),$(SUITES),upstream)
+
+## conformance: critest (cri-tools 1.37) against the upstream node, once per handler: runc, gVisor's
+## shim, this shim (guard); ends with the guard's "N passed, N failed" (see tests/e2e/README.md)
+.PHONY: conformance
+conformance:
+	SUITES="$(CONFORMANCE_SUITES)" tests/e2e/conformance.sh

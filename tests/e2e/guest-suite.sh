@@ -198,7 +198,7 @@ case "$E2E_SUITE" in
     trixie | sid) want_gates="parent-memory-limit=yes update=no expands-flag-ids=no features=no auto-systemd-cgroup=no" ;;
     # The module build prints VERSION_MISSING; its runsc features lists flags first released in
     # release-20260810.0, so every gate holds.
-    upstream) want_gates="parent-memory-limit=yes update=yes expands-flag-ids=yes features=yes auto-systemd-cgroup=yes" ;;
+    upstream | upstream-1.7) want_gates="parent-memory-limit=yes update=yes expands-flag-ids=yes features=yes auto-systemd-cgroup=yes" ;;
     *) want_gates="" ;;
 esac
 if [[ -n $want_gates && -x $runsc_guard ]]; then
@@ -390,6 +390,17 @@ version = 2
     TypeUrl = "io.containerd.runsc.v1.options"
     ConfigPath = "/etc/containerd/runsc-nogroup.toml"
 EOF
+    if [[ $gvisor_handler == 1 ]]; then
+        cat >>/etc/containerd/config.toml <<EOF
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc-gvisor]
+  runtime_type = "io.containerd.runsc.v1"
+  runtime_path = "$GVISOR_SHIM"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc-gvisor.options]
+    TypeUrl = "io.containerd.runsc.v1.options"
+    ConfigPath = "/etc/containerd/runsc-gvisor.toml"
+EOF
+    fi
     if [[ $E2E_BENCH == 1 ]]; then
         cat >>/etc/containerd/config.toml <<EOF
 

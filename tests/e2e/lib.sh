@@ -6,13 +6,16 @@
 
 # The suites the VM suite knows. Each is a Debian suite name debootstrap understands, except
 # `upstream`: a trixie guest whose containerd, runc and runsc (and gVisor's own shim, as a second
-# handler) are the Go module builds pinned in tools/go (tools/go/build.sh), not Debian's.
-E2E_SUITES_ALL=(bookworm trixie sid upstream)
+# handler) are the Go module builds pinned in tools/go (tools/go/build.sh), not Debian's; and
+# `upstream-1.7`, the same with the newest containerd 1.7 instead of 2.x.
+E2E_SUITES_ALL=(bookworm trixie sid upstream upstream-1.7)
+# What `make test` and a bare run.sh run; upstream-1.7 is asked for by name.
+E2E_SUITES_DEFAULT=(bookworm trixie sid upstream)
 
 # The Debian suite whose image a suite boots: its own, or trixie's for `upstream`.
 e2e_image_suite() {
     case "$1" in
-        upstream) printf 'trixie\n' ;;
+        upstream | upstream-1.7) printf 'trixie\n' ;;
         *) printf '%s\n' "$1" ;;
     esac
 }
@@ -22,6 +25,7 @@ e2e_image_suite() {
 e2e_upstream_components() {
     case "$1" in
         upstream) printf '%s\n' gvisor containerd runc ;;
+        upstream-1.7) printf '%s\n' gvisor containerd-1.7 runc ;;
     esac
     if [[ ${E2E_CONFORMANCE:-0} == 1 ]]; then
         printf '%s\n' cri-tools distribution cni

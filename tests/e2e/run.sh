@@ -1,6 +1,7 @@
 #!/bin/bash
 # The e2e VM suite, host side (what `make e2e` and .ci/run call):
-#   tests/e2e/run.sh [SUITE...]          default: bookworm trixie sid (or $SUITES)
+#   tests/e2e/run.sh [SUITE...]          default: bookworm trixie sid upstream (or $SUITES);
+#                                        also upstream-1.7 (containerd 1.7 with upstream runsc)
 #
 # For each suite: a Debian guest with that suite's containerd, runc and runsc boots under qemu,
 # becomes a kubelet-less node and runs the CRI driver (tests/e2e/driver) against three runtime
@@ -47,7 +48,7 @@ out=${E2E_OUT:-$here/out}
 if [[ $# -gt 0 ]]; then
     suites=("$@")
 else
-    read -r -a suites <<<"${SUITES:-${E2E_SUITES_ALL[*]}}"
+    read -r -a suites <<<"${SUITES:-${E2E_SUITES_DEFAULT[*]}}"
 fi
 [[ ${#suites[@]} -gt 0 ]] || e2e_die "no suites to run"
 for s in "${suites[@]}"; do e2e_check_suite "$s"; done
