@@ -341,17 +341,7 @@ async fn a_bad_sandbox_log_directory_is_refused_before_runsc_runs() {
 async fn a_missing_runsc_binary_is_never_taken_for_a_gone_container() {
     use runsc_guard::error::RunscFailure;
     let env = PodEnv::new("pnobinary");
-    let runsc = env.path("bin/runsc");
-    std::fs::create_dir_all(runsc.parent().unwrap()).unwrap();
-    std::os::unix::fs::symlink(fake_runsc(), &runsc).unwrap();
-    let config = env.write_file(
-        "runsc.toml",
-        &format!(
-            "binary_name = {:?}\nroot = {:?}\n",
-            runsc.display().to_string(),
-            env.runsc_root().display().to_string()
-        ),
-    );
+    let (config, runsc) = env.write_runsc_toml_with_own_binary();
     let bundle = sandbox(&env, "pnobinary-c1");
     let id = bundle.id.clone();
     env.create_ok("Create", &bundle, &config).await;

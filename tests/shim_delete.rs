@@ -148,17 +148,7 @@ async fn kill_and_delete_never_answer_not_found_when_the_runsc_binary_is_missing
         return;
     }
     let env = TestEnv::new("nobinary").await;
-    let runsc = env.path("bin/runsc");
-    std::fs::create_dir_all(runsc.parent().unwrap()).unwrap();
-    std::os::unix::fs::symlink(fake_runsc(), &runsc).unwrap();
-    let config = env.write_file(
-        "runsc.toml",
-        &format!(
-            "binary_name = {:?}\nroot = {:?}\n",
-            runsc.display().to_string(),
-            env.runsc_root().display().to_string()
-        ),
-    );
+    let (config, runsc) = env.write_runsc_toml_with_own_binary();
     let bundle = env
         .bundle("nobinary-c1")
         .annotation(CONTAINER_TYPE, "sandbox")

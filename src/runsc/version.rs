@@ -461,6 +461,22 @@ mod tests {
         assert_eq!(back, v);
     }
 
+    /// [`detect_blocking`] of a script just written. Another test thread forking while the
+    /// script was open for writing makes exec fail with ETXTBSY for a moment; that is the test's
+    /// race, not detect's.
+    fn detect_retrying(script: &Path) -> RunscVersion {
+        (0..20)
+            .find_map(|_| match detect_blocking(script) {
+                Err(e) if e.to_string().contains("busy") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    None
+                }
+                other => Some(other),
+            })
+            .unwrap()
+            .unwrap()
+    }
+
     #[test]
     fn detect_runs_the_binary() {
         use std::os::unix::fs::PermissionsExt;
@@ -472,18 +488,7 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        // Another test thread forking while the script was open for writing makes exec fail
-        // with ETXTBSY for a moment; that is the test's race, not detect's.
-        let v = (0..20)
-            .find_map(|_| match detect_blocking(&script) {
-                Err(e) if e.to_string().contains("busy") => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    None
-                }
-                other => Some(other),
-            })
-            .unwrap()
-            .unwrap();
+        let v = detect_retrying(&script);
         assert_eq!(v.release_date(), Some(20221219));
         assert_eq!(resolve_binary(script.to_str().unwrap()), Some(script));
 
@@ -497,16 +502,7 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&undated, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let v = (0..20)
-            .find_map(|_| match detect_blocking(&undated) {
-                Err(e) if e.to_string().contains("busy") => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    None
-                }
-                other => Some(other),
-            })
-            .unwrap()
-            .unwrap();
+        let v = detect_retrying(&undated);
         assert!(v.has_update() && !v.is_known(), "{v}");
 
         let missing = dir.path().join("nope");

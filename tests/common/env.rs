@@ -107,6 +107,24 @@ impl TestDir {
         self.write_file("runsc.toml", &text)
     }
 
+    /// A runsc.toml whose binary_name is `bin/runsc` in the test's directory, a link to
+    /// fake-runsc the test can remove and put back (a runsc upgraded under running containers).
+    /// Returns the runsc.toml and the link.
+    pub fn write_runsc_toml_with_own_binary(&self) -> (PathBuf, PathBuf) {
+        let runsc = self.path("bin/runsc");
+        fs::create_dir_all(runsc.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(fake_runsc(), &runsc).unwrap();
+        let config = self.write_file(
+            "runsc.toml",
+            &format!(
+                "binary_name = {:?}\nroot = {:?}\n",
+                runsc.display().to_string(),
+                self.runsc_root().display().to_string()
+            ),
+        );
+        (config, runsc)
+    }
+
     pub fn write_file(&self, rel: &str, text: &str) -> PathBuf {
         let path = self.path(rel);
         if let Some(parent) = path.parent() {
