@@ -341,13 +341,15 @@ impl ScenarioReport {
         if let Some(e) = &self.error {
             let _ = write!(s, " error: {}", one_line(e, 200));
         }
-        let failed: Vec<&str> = self
+        // Each failed check with its detail: CI keeps only this line of a failed run, and a
+        // check's name alone ("nothing-left-behind") does not say what to look at.
+        let failed: Vec<String> = self
             .failed_checks()
             .iter()
-            .map(|c| c.name.as_str())
+            .map(|c| format!("{} ({})", c.name, one_line(&c.detail, 400)))
             .collect();
         if !failed.is_empty() {
-            let _ = write!(s, " failed checks: {}", failed.join(", "));
+            let _ = write!(s, " failed checks: {}", failed.join("; "));
         }
         s
     }
