@@ -234,15 +234,25 @@ async fn a_failing_runsc_start_stops_the_container_and_delete_still_cleans_up() 
         .build();
     let id = bundle.id.clone();
     env.create_ok("Create", &bundle, &config).await;
-    let err = env.pod.start(&id).await.expect_err("Start must fail");
+    let err = env
+        .pod
+        .start(&init(&id))
+        .await
+        .expect_err("Start must fail");
     assert!(
         err.to_string().contains("start refused: out of quota"),
         "Start's error carries runsc's: {err:?}"
     );
     // Stopped, so containerd can delete it.
-    let state = env.ok("State after a failed Start", env.pod.state(&id).await);
+    let state = env.ok(
+        "State after a failed Start",
+        env.pod.state(&init(&id)).await,
+    );
     assert_eq!(state.exit.map(|e| e.status), Some(128));
-    env.ok("Delete after a failed Start", env.pod.delete(&id).await);
+    env.ok(
+        "Delete after a failed Start",
+        env.pod.delete(&init(&id)).await,
+    );
     env.assert_nothing_left().await;
     assert_eq!(env.topics(), [TOPIC_CREATE, TOPIC_EXIT, TOPIC_DELETE]);
 }
@@ -345,7 +355,7 @@ async fn a_missing_runsc_binary_is_never_taken_for_a_gone_container() {
     let bundle = sandbox(&env, "pnobinary-c1");
     let id = bundle.id.clone();
     env.create_ok("Create", &bundle, &config).await;
-    env.ok("Start", env.pod.start(&id).await);
+    env.ok("Start", env.pod.start(&init(&id)).await);
     let topics_before = env.topics();
 
     std::fs::remove_file(&runsc).unwrap();
@@ -357,20 +367,23 @@ async fn a_missing_runsc_binary_is_never_taken_for_a_gone_container() {
         }) => assert!(message.contains("runsc"), "{what}: {message}"),
         other => panic!("{what} must say runsc could not be run, got {other:?}"),
     };
-    unavailable(env.pod.kill(&id, 9, false).await, "Kill");
-    unavailable(env.pod.delete(&id).await.map(|_| ()), "Delete");
+    unavailable(env.pod.kill(&init(&id), 9, false).await, "Kill");
+    unavailable(env.pod.delete(&init(&id)).await.map(|_| ()), "Delete");
     assert_eq!(
         env.topics(),
         topics_before,
         "no exit and no delete reported for a container nobody could stop"
     );
     // State cannot ask runsc either: it says so, and never that the container stopped.
-    match env.pod.state(&id).await {
-        Ok(state) => assert_eq!(state.status, runsc_guard::shim::container::Status::Running),
+    match env.pod.state(&init(&id)).await {
+        Ok(state) => assert_eq!(state.status, runsc_guard::shim::process::Status::Running),
         Err(e) => unavailable(Err(e), "State"),
     }
 
     std::os::unix::fs::symlink(fake_runsc(), &runsc).unwrap();
-    env.ok("Delete once runsc is back", env.pod.delete(&id).await);
+    env.ok(
+        "Delete once runsc is back",
+        env.pod.delete(&init(&id)).await,
+    );
     env.assert_nothing_left().await;
 }

@@ -9,9 +9,8 @@ use runsc_guard::shim::exec::ExecRequest;
 use runsc_guard::shim::io::StdioPaths;
 use runsc_guard::Error;
 
-fn request(exec_id: &str, args: &[&str]) -> ExecRequest {
+fn request(args: &[&str]) -> ExecRequest {
     ExecRequest {
-        exec_id: exec_id.to_string(),
         stdio: StdioPaths::default(),
         spec: process_spec(args, false).value,
     }
@@ -27,47 +26,53 @@ async fn exec_checks_its_request_and_a_missing_binary_fails_start_leaving_nothin
         .build();
     let id = bundle.id.clone();
     env.create_ok("Create", &bundle, &config).await;
-    env.ok("Start", env.pod.start(&id).await);
+    env.ok("Start", env.pod.start(&init(&id)).await);
 
-    let err = env.pod.exec(&id, request("x", &[])).await.unwrap_err();
+    let err = env
+        .pod
+        .exec(&exec_of(&id, "x"), request(&[]))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, Error::InvalidArgument { .. }) && err.to_string().contains("spec.args"),
         "{err}"
     );
+    // Exec ids are checked where the reference to the process is made.
+    let err = runsc_guard::shim::process::ProcessRef::new(&id, "-x").unwrap_err();
+    assert!(err.to_string().contains("exec_id"), "{err}");
     let err = env
         .pod
-        .exec(&id, request("-x", &["true"]))
+        .exec(&init(&id), request(&["true"]))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("exec_id"), "{err}");
     let err = env
         .pod
-        .exec("nope", request("x", &["true"]))
+        .exec(&exec_of("nope", "x"), request(&["true"]))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");
 
+    let missing = exec_of(&id, "x-missing");
     env.ok(
         "Exec",
-        env.pod
-            .exec(&id, request("x-missing", &["/no/such/binary"]))
-            .await,
+        env.pod.exec(&missing, request(&["/no/such/binary"])).await,
     );
     let err = env
         .pod
-        .exec(&id, request("x-missing", &["true"]))
+        .exec(&missing, request(&["true"]))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
-    let err = env.pod.exec_start(&id, "x-missing").await.unwrap_err();
+    let err = env.pod.start(&missing).await.unwrap_err();
     assert!(
         err.to_string().contains("/no/such/binary")
             && err.to_string().contains("no such file or directory"),
         "{err}"
     );
-    let exit = env.ok("Wait (exec)", env.pod.exec_wait(&id, "x-missing").await);
+    let exit = env.ok("Wait (exec)", env.pod.wait(&missing).await);
     assert_eq!(exit.status, 128);
-    env.ok("Delete (exec)", env.pod.exec_delete(&id, "x-missing").await);
+    env.ok("Delete (exec)", env.pod.delete(&missing).await);
     for f in [
         "x-missing.process.json",
         "x-missing.pid",

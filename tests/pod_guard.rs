@@ -302,10 +302,10 @@ async fn a_container_joining_the_pod_gets_the_sandboxs_flags_and_no_verification
         .build();
 
     let created = env.create_ok("Create (sandbox)", &sandbox, &config).await;
-    env.ok("Start (sandbox)", env.pod.start(&sandbox.id).await);
+    env.ok("Start (sandbox)", env.pod.start(&init(&sandbox.id)).await);
     let joined = env.create_ok("Create (container)", &app, &config).await;
     assert_eq!(joined, created, "the container's pid is its sandbox's");
-    env.ok("Start (container)", env.pod.start(&app.id).await);
+    env.ok("Start (container)", env.pod.start(&init(&app.id)).await);
 
     let guard_flag = "--systemd-cgroup=false";
     let sandbox_rec = record(&sandbox);

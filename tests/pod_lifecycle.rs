@@ -9,7 +9,7 @@ use std::fs;
 
 use common::*;
 use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
-use runsc_guard::shim::container::Status;
+use runsc_guard::shim::process::Status;
 use runsc_guard::Error;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,11 +42,11 @@ async fn the_lifecycle_runs_the_exact_runsc_commands_and_sends_the_events_in_ord
     assert_eq!(ev.io.stdout, "", "no stdio asked, none reported");
     assert_eq!(env.pod.task_pid(&id).await, Some(pid));
 
-    let state = env.ok("State (created)", env.pod.state(&id).await);
+    let state = env.ok("State (created)", env.pod.state(&init(&id)).await);
     assert_eq!(state.status, Status::Created);
-    assert_eq!(state.id, id);
+    assert_eq!(state.process, init(&id));
     assert_eq!(state.pid, pid);
-    assert_eq!(state.bundle, bundle.path);
+    assert_eq!(state.bundle, Some(bundle.path.clone()));
     assert_eq!(state.exit, None);
 
     let again = env.create(&bundle, &config).await;
@@ -55,10 +55,10 @@ async fn the_lifecycle_runs_the_exact_runsc_commands_and_sends_the_events_in_ord
         "a second Create of the same id: {again:?}"
     );
 
-    assert_eq!(env.ok("Start", env.pod.start(&id).await), pid);
+    assert_eq!(env.ok("Start", env.pod.start(&init(&id)).await), pid);
     let ev: TaskStart = env.event(TOPIC_START, &id).await;
     assert_eq!(ev.pid, pid as u32);
-    let state = env.ok("State (running)", env.pod.state(&id).await);
+    let state = env.ok("State (running)", env.pod.state(&init(&id)).await);
     assert_eq!(state.status, Status::Running);
     assert_eq!(
         env.ok("Pids", env.pod.pids(&id).await),
@@ -66,23 +66,23 @@ async fn the_lifecycle_runs_the_exact_runsc_commands_and_sends_the_events_in_ord
         "Pids reports `runsc ps`'s sandbox-internal pids"
     );
 
-    env.ok("Kill (SIGTERM)", env.pod.kill(&id, 15, false).await);
+    env.ok("Kill (SIGTERM)", env.pod.kill(&init(&id), 15, false).await);
     let exit: TaskExit = env.event(TOPIC_EXIT, &id).await;
     assert_eq!(exit.container_id, id);
     assert_eq!(exit.id, id, "the init process' id is the container's");
     assert_eq!(exit.pid, pid as u32);
     assert_eq!(exit.exit_status, 143, "128 + SIGTERM");
     assert!(exit.exited_at.is_some(), "TaskExit has exited_at");
-    let waited = env.ok("Wait", env.pod.wait(&id).await);
+    let waited = env.ok("Wait", env.pod.wait(&init(&id)).await);
     assert_eq!(waited.status, 143);
 
-    let (deleted_pid, deleted) = env.ok("Delete", env.pod.delete(&id).await);
+    let (deleted_pid, deleted) = env.ok("Delete", env.pod.delete(&init(&id)).await);
     assert_eq!(deleted.status, 143);
     assert_eq!(deleted_pid, pid);
     let ev: TaskDelete = env.event(TOPIC_DELETE, &id).await;
     assert_eq!(ev.exit_status, 143);
     assert_eq!(ev.pid, pid as u32);
-    let gone = env.pod.state(&id).await;
+    let gone = env.pod.state(&init(&id)).await;
     assert!(
         matches!(gone, Err(Error::NotFound(_))),
         "State after Delete: {gone:?}"
@@ -159,22 +159,26 @@ async fn a_container_that_exits_by_itself_reports_its_status() {
         .build();
     let id = bundle.id.clone();
     let pid = env.create_ok("Create", &bundle, &config).await;
-    env.ok("Start", env.pod.start(&id).await);
+    env.ok("Start", env.pod.start(&init(&id)).await);
 
     // Wait is asked while the container still runs: it returns at the exit.
-    let (waited, exit) = tokio::join!(env.pod.wait(&id), env.event::<TaskExit>(TOPIC_EXIT, &id));
+    let process = init(&id);
+    let (waited, exit) = tokio::join!(
+        env.pod.wait(&process),
+        env.event::<TaskExit>(TOPIC_EXIT, &id)
+    );
     assert_eq!(env.ok("Wait", waited).status, 3);
     assert_eq!(exit.exit_status, 3);
     assert_eq!(exit.pid, pid as u32);
     assert_eq!(exit.id, id);
 
-    let state = env.ok("State (stopped)", env.pod.state(&id).await);
+    let state = env.ok("State (stopped)", env.pod.state(&init(&id)).await);
     assert_eq!(state.status, Status::Stopped);
     assert_eq!(state.exit.map(|e| e.status), Some(3));
 
     let err = env
         .pod
-        .kill(&id, 15, false)
+        .kill(&init(&id), 15, false)
         .await
         .expect_err("Kill after the exit must fail");
     assert!(
@@ -182,7 +186,7 @@ async fn a_container_that_exits_by_itself_reports_its_status() {
         "Kill of a stopped container is NotFound (so CRI stops retrying), got {err:?}"
     );
 
-    let (_, deleted) = env.ok("Delete", env.pod.delete(&id).await);
+    let (_, deleted) = env.ok("Delete", env.pod.delete(&init(&id)).await);
     assert_eq!(deleted.status, 3);
     let ev: TaskDelete = env.event(TOPIC_DELETE, &id).await;
     assert_eq!(ev.exit_status, 3);
@@ -204,12 +208,12 @@ async fn a_container_killed_before_start_exits_and_is_deleted() {
         .build();
     let id = bundle.id.clone();
     env.create_ok("Create", &bundle, &config).await;
-    env.ok("Kill (created)", env.pod.kill(&id, 9, false).await);
+    env.ok("Kill (created)", env.pod.kill(&init(&id), 9, false).await);
     // No `runsc wait` watches a created container: the shim knows its end at once.
     let exit: TaskExit = env.event(TOPIC_EXIT, &id).await;
     assert_eq!(exit.exit_status, 137);
-    assert_eq!(env.ok("Wait", env.pod.wait(&id).await).status, 137);
-    env.ok("Delete", env.pod.delete(&id).await);
+    assert_eq!(env.ok("Wait", env.pod.wait(&init(&id)).await).status, 137);
+    env.ok("Delete", env.pod.delete(&init(&id)).await);
     env.assert_nothing_left().await;
     assert_eq!(env.topics(), [TOPIC_CREATE, TOPIC_EXIT, TOPIC_DELETE]);
     let (_, waits) = split_waits(&env.calls());
@@ -237,13 +241,13 @@ async fn a_sandbox_and_a_container_joining_it_share_the_pid_and_only_the_sandbox
         .build();
 
     let sandbox_pid = env.create_ok("Create (sandbox)", &sandbox, &config).await;
-    env.ok("Start (sandbox)", env.pod.start(&sandbox.id).await);
+    env.ok("Start (sandbox)", env.pod.start(&init(&sandbox.id)).await);
     let app_pid = env.create_ok("Create (container)", &app, &config).await;
     assert_eq!(
         app_pid, sandbox_pid,
         "a container's pid is its sandbox's (runsc writes the sandbox pid into every pid file)"
     );
-    env.ok("Start (container)", env.pod.start(&app.id).await);
+    env.ok("Start (container)", env.pod.start(&init(&app.id)).await);
     assert_eq!(
         env.pod.task_pid(&app.id).await,
         Some(sandbox_pid),
@@ -293,8 +297,11 @@ async fn a_spec_without_cri_annotations_is_a_sandbox_of_its_own() {
         "a plain `runsc create` (no --user-log without a log directory):\n{}",
         env.show(&calls)
     );
-    env.ok("Start", env.pod.start(&id).await);
-    env.ok("Kill (SIGKILL, all)", env.pod.kill(&id, 9, true).await);
+    env.ok("Start", env.pod.start(&init(&id)).await);
+    env.ok(
+        "Kill (SIGKILL, all)",
+        env.pod.kill(&init(&id), 9, true).await,
+    );
     let kills: Vec<_> = env
         .calls()
         .into_iter()
@@ -306,8 +313,8 @@ async fn a_spec_without_cri_annotations_is_a_sandbox_of_its_own() {
         "Kill with all=true:\n{}",
         env.show(&kills)
     );
-    assert_eq!(env.ok("Wait", env.pod.wait(&id).await).status, 137);
-    env.ok("Delete", env.pod.delete(&id).await);
+    assert_eq!(env.ok("Wait", env.pod.wait(&init(&id)).await).status, 137);
+    env.ok("Delete", env.pod.delete(&init(&id)).await);
     env.assert_nothing_left().await;
 }
 

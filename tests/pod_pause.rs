@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use containerd_shim_protos::events::task::{TaskPaused, TaskResumed};
-use runsc_guard::shim::container::Status;
+use runsc_guard::shim::process::Status;
 use runsc_guard::Error;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,28 +19,28 @@ async fn pause_and_resume_freeze_and_thaw_with_their_events_in_order() {
 
     let early = env.pod.pause(&id).await;
     assert!(
-        matches!(&early, Err(Error::FailedPrecondition(m)) if m.contains("is created, not running")),
+        matches!(&early, Err(Error::FailedPrecondition(m)) if m.contains("is created: only a running container can be paused")),
         "Pause before Start: {early:?}"
     );
     let early = env.pod.resume(&id).await;
     assert!(
-        matches!(&early, Err(Error::FailedPrecondition(m)) if m.contains("is created, not paused")),
+        matches!(&early, Err(Error::FailedPrecondition(m)) if m.contains("is created: only a paused container can be resumed")),
         "Resume before Start: {early:?}"
     );
 
-    env.ok("Start", env.pod.start(&id).await);
+    env.ok("Start", env.pod.start(&init(&id)).await);
     env.ok("Resume (running: a no-op)", env.pod.resume(&id).await);
     env.ok("Pause", env.pod.pause(&id).await);
     let ev: TaskPaused = env.event(TOPIC_PAUSED, &id).await;
     assert_eq!(ev.container_id, id);
-    let state = env.ok("State (paused)", env.pod.state(&id).await);
+    let state = env.ok("State (paused)", env.pod.state(&init(&id)).await);
     assert_eq!(state.status, Status::Paused, "runsc state says paused");
     env.ok("Pause again (a no-op)", env.pod.pause(&id).await);
 
     env.ok("Resume", env.pod.resume(&id).await);
     let ev: TaskResumed = env.event(TOPIC_RESUMED, &id).await;
     assert_eq!(ev.container_id, id);
-    let state = env.ok("State (resumed)", env.pod.state(&id).await);
+    let state = env.ok("State (resumed)", env.pod.state(&init(&id)).await);
     assert_eq!(state.status, Status::Running);
 
     env.kill_wait_delete(&id).await;
@@ -88,13 +88,13 @@ async fn a_paused_container_is_killed_and_deleted_and_a_failed_pause_changes_not
         .annotation(KNOB_FAIL, "pause")
         .build();
     env.create_ok("Create (failing)", &failing, &config).await;
-    env.ok("Start (failing)", env.pod.start(&failing.id).await);
+    env.ok("Start (failing)", env.pod.start(&init(&failing.id)).await);
     let err = env.pod.pause(&failing.id).await;
     assert!(
         matches!(&err, Err(Error::Runsc { command, .. }) if command == "pause"),
         "runsc pause failed: {err:?}"
     );
-    let state = env.ok("State", env.pod.state(&failing.id).await);
+    let state = env.ok("State", env.pod.state(&init(&failing.id)).await);
     assert_eq!(
         state.status,
         Status::Running,
@@ -105,7 +105,7 @@ async fn a_paused_container_is_killed_and_deleted_and_a_failed_pause_changes_not
     let bundle = env.bundle("ppausekill-c").build();
     let id = bundle.id.clone();
     env.create_ok("Create", &bundle, &config).await;
-    env.ok("Start", env.pod.start(&id).await);
+    env.ok("Start", env.pod.start(&init(&id)).await);
     env.ok("Pause", env.pod.pause(&id).await);
     // runsc signals only running or stopped containers: a SIGKILL thaws it first.
     env.kill_wait_delete(&id).await;
@@ -113,11 +113,14 @@ async fn a_paused_container_is_killed_and_deleted_and_a_failed_pause_changes_not
     let paused = env.bundle("ppausekill-d").build();
     env.create_ok("Create (deleted paused)", &paused, &config)
         .await;
-    env.ok("Start (deleted paused)", env.pod.start(&paused.id).await);
+    env.ok(
+        "Start (deleted paused)",
+        env.pod.start(&init(&paused.id)).await,
+    );
     env.ok("Pause (deleted paused)", env.pod.pause(&paused.id).await);
     let (_, exit) = env.ok(
         "Delete of a paused container",
-        env.pod.delete(&paused.id).await,
+        env.pod.delete(&init(&paused.id)).await,
     );
     assert_eq!(exit.status, 137, "Delete kills what still runs");
     env.assert_nothing_left().await;

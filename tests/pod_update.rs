@@ -94,9 +94,9 @@ async fn update_sets_the_verified_leafs_limit_and_refuses_one_above_the_pods_bou
         .cgroups_path(&systemd_path("pupdate-app"))
         .build();
     env.create_ok("Create (sandbox)", &sandbox, &config).await;
-    env.ok("Start (sandbox)", env.pod.start(&sandbox.id).await);
+    env.ok("Start (sandbox)", env.pod.start(&init(&sandbox.id)).await);
     env.create_ok("Create (container)", &app, &config).await;
-    env.ok("Start (container)", env.pod.start(&app.id).await);
+    env.ok("Start (container)", env.pod.start(&init(&app.id)).await);
     assert_eq!(leaf_limit(&node, &sandbox.id), "max");
 
     // The sandbox's own Update.
@@ -219,7 +219,7 @@ async fn a_runsc_with_update_gets_the_request_on_stdin() {
     let config = runsc_toml_with_version(&env, "release-20260202.0");
     let sandbox = sandbox_bundle(&env, "pupdnew-s1", Some(POD_LIMIT)).build();
     env.create_ok("Create", &sandbox, &config).await;
-    env.ok("Start", env.pod.start(&sandbox.id).await);
+    env.ok("Start", env.pod.start(&init(&sandbox.id)).await);
     let request = memory(192 * MIB as i64);
     env.ok("Update", env.pod.update(&sandbox.id, &request).await);
     assert_eq!(leaf_limit(&node, &sandbox.id), (192 * MIB).to_string());
@@ -243,7 +243,7 @@ async fn a_runsc_with_update_gets_the_request_on_stdin() {
         .annotation(KNOB_FAIL, "update")
         .build();
     env.create_ok("Create (failing)", &failing, &config).await;
-    env.ok("Start (failing)", env.pod.start(&failing.id).await);
+    env.ok("Start (failing)", env.pod.start(&init(&failing.id)).await);
     env.ok(
         "Update (runsc fails)",
         env.pod.update(&failing.id, &request).await,
@@ -270,7 +270,7 @@ async fn update_without_a_verified_leaf_is_refused_and_changes_nothing() {
     let config = env.write_runsc_toml("");
     let bundle = env.bundle("pupdnopod-c1").build();
     env.create_ok("Create", &bundle, &config).await;
-    env.ok("Start", env.pod.start(&bundle.id).await);
+    env.ok("Start", env.pod.start(&init(&bundle.id)).await);
     expect_refused(
         env.pod.update(&bundle.id, &memory(100 * MIB as i64)).await,
         "no pod",
@@ -291,7 +291,7 @@ async fn update_without_a_verified_leaf_is_refused_and_changes_nothing() {
     );
     let unguarded = env.bundle("pupdnopod-c2").build();
     env.create_ok("Create (off)", &unguarded, &off).await;
-    env.ok("Start (off)", env.pod.start(&unguarded.id).await);
+    env.ok("Start (off)", env.pod.start(&init(&unguarded.id)).await);
     expect_refused(
         env.pod
             .update(&unguarded.id, &memory(100 * MIB as i64))
@@ -301,14 +301,14 @@ async fn update_without_a_verified_leaf_is_refused_and_changes_nothing() {
     );
 
     // A stopped container.
-    env.ok("Kill", env.pod.kill(&bundle.id, 9, false).await);
-    env.ok("Wait", env.pod.wait(&bundle.id).await);
+    env.ok("Kill", env.pod.kill(&init(&bundle.id), 9, false).await);
+    env.ok("Wait", env.pod.wait(&init(&bundle.id)).await);
     let stopped = env.pod.update(&bundle.id, &memory(100 * MIB as i64)).await;
     assert!(
         matches!(&stopped, Err(Error::FailedPrecondition(m)) if m.contains("is stopped: there is nothing to update")),
         "{stopped:?}"
     );
-    env.ok("Delete", env.pod.delete(&bundle.id).await);
+    env.ok("Delete", env.pod.delete(&init(&bundle.id)).await);
     env.kill_wait_delete(&unguarded.id).await;
     env.assert_nothing_left().await;
 }
@@ -338,10 +338,10 @@ async fn a_containers_update_gives_the_leaf_the_limits_of_the_pods_containers_to
         app("pupsum-side", Some(100 * MIB)),
     );
     env.create_ok("Create (sandbox)", &sandbox, &config).await;
-    env.ok("Start (sandbox)", env.pod.start(&sandbox.id).await);
+    env.ok("Start (sandbox)", env.pod.start(&init(&sandbox.id)).await);
     for b in [&web, &side] {
         env.create_ok("Create (container)", b, &config).await;
-        env.ok("Start (container)", env.pod.start(&b.id).await);
+        env.ok("Start (container)", env.pod.start(&init(&b.id)).await);
     }
 
     env.ok(
@@ -366,7 +366,7 @@ async fn a_containers_update_gives_the_leaf_the_limits_of_the_pods_containers_to
     // A third container without a limit: the leaf follows the pod.
     let free = app("pupsum-free", None);
     env.create_ok("Create (container)", &free, &config).await;
-    env.ok("Start (container)", env.pod.start(&free.id).await);
+    env.ok("Start (container)", env.pod.start(&init(&free.id)).await);
     env.ok(
         "Update (web, 32 MiB)",
         env.pod.update(&web.id, &memory(32 * MIB as i64)).await,

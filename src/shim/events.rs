@@ -1,7 +1,8 @@
 //! Task events on their way to containerd.
 //!
-//! The domain code only sends events into a channel, in the order things happened; one forwarder
-//! task publishes them to containerd in that order. So a slow containerd never blocks an RPC, and
+//! The domain code only sends its [`PodEvent`]s into a channel, in the order things happened; one
+//! forwarder task turns each into containerd's message (`shim::task_events`) and publishes them
+//! to containerd in that order. So a slow containerd never blocks an RPC, and
 //! TaskExit can never overtake the TaskStart before it.
 //!
 //! The forwarder keeps its own connection to containerd's ttrpc socket and holds each event
@@ -24,6 +25,9 @@ use containerd_shim_protos::ttrpc::context::with_duration;
 use log::{info, warn};
 use tokio::sync::mpsc;
 
+use crate::shim::pod::PodEvent;
+use crate::shim::task_events;
+
 /// An event waiting to be published.
 pub type PendingEvent = Box<dyn Event + Send + Sync>;
 
@@ -36,18 +40,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Where the domain code sends its events.
 #[derive(Clone)]
-pub struct EventSender(mpsc::UnboundedSender<PendingEvent>);
+pub struct EventSender(mpsc::UnboundedSender<PodEvent>);
 
 impl EventSender {
     /// A sender and the receiver that the forwarder (or a test) drains.
-    pub fn channel() -> (Self, mpsc::UnboundedReceiver<PendingEvent>) {
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<PodEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (EventSender(tx), rx)
     }
 
-    pub fn send(&self, event: impl Event + Send + Sync + 'static) {
+    pub fn send(&self, event: PodEvent) {
         // The receiver lives as long as the shim; a closed channel means the shim is exiting.
-        let _ = self.0.send(Box::new(event));
+        let _ = self.0.send(event);
     }
 }
 
@@ -56,12 +60,13 @@ impl EventSender {
 pub async fn forward(
     publisher: RemotePublisher,
     namespace: String,
-    mut events: mpsc::UnboundedReceiver<PendingEvent>,
+    mut events: mpsc::UnboundedReceiver<PodEvent>,
 ) {
     let address = publisher.address.clone();
     drop(publisher);
     let mut client: Option<EventsClient> = None;
     while let Some(event) = events.recv().await {
+        let event = task_events::message(event);
         let topic = event.topic();
         let request = match envelope(&topic, &namespace, event) {
             Ok(r) => r,

@@ -16,12 +16,14 @@ pub mod io;
 pub mod logging;
 pub mod mount;
 pub mod pod;
+pub mod process;
 pub mod rollback;
 pub mod service;
 pub mod startup;
 pub mod state;
 pub mod stats;
 pub mod task;
+pub mod task_events;
 pub mod volumes;
 
 /// The runtime type containerd knows this shim by.

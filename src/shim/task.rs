@@ -22,11 +22,11 @@ use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
 
 use crate::error::Error;
-use crate::shim::container::{Exit, Status};
 use crate::shim::exec::ExecRequest;
 use crate::shim::io::StdioPaths;
 use crate::shim::mount::RootfsMount;
 use crate::shim::pod::{CreateTask, Pod};
+use crate::shim::process::{Exit, ProcessRef, Status};
 use crate::timing;
 
 pub struct TaskService {
@@ -63,6 +63,11 @@ fn logged(rpc: &str, id: &str, result: crate::error::Result<()>) -> ttrpc::Resul
         warn!("{rpc} {id} failed: {e}");
         to_rpc(e)
     })
+}
+
+/// The process a request names (`exec_id` empty for a container's init), its ids checked.
+fn process_ref(id: &str, exec_id: &str) -> ttrpc::Result<ProcessRef> {
+    ProcessRef::new(id, exec_id).map_err(to_rpc)
 }
 
 fn task_status(status: Status) -> TaskStatus {
@@ -122,12 +127,10 @@ impl Task for TaskService {
     }
 
     async fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> ttrpc::Result<StartResponse> {
-        let pid = if req.exec_id.is_empty() {
-            timing::rpc("start", &req.id, self.pod.start(&req.id)).await
-        } else {
-            self.pod.exec_start(&req.id, &req.exec_id).await
-        }
-        .map_err(to_rpc)?;
+        let process = process_ref(&req.id, &req.exec_id)?;
+        let pid = timing::rpc("start", &req.id, self.pod.start(&process))
+            .await
+            .map_err(to_rpc)?;
         Ok(StartResponse {
             pid: pid as u32,
             ..Default::default()
@@ -135,33 +138,17 @@ impl Task for TaskService {
     }
 
     async fn state(&self, _ctx: &TtrpcContext, req: StateRequest) -> ttrpc::Result<StateResponse> {
-        if !req.exec_id.is_empty() {
-            let s = self
-                .pod
-                .exec_state(&req.id, &req.exec_id)
-                .await
-                .map_err(to_rpc)?;
-            return Ok(StateResponse {
-                id: req.id,
-                exec_id: s.exec_id,
-                pid: s.pid as u32,
-                status: task_status(s.status).into(),
-                stdin: s.stdio.stdin,
-                stdout: s.stdio.stdout,
-                stderr: s.stdio.stderr,
-                terminal: s.stdio.terminal,
-                exit_status: s.exit.map_or(0, |e| e.status),
-                exited_at: s.exit.map(|e| timestamp(Some(e))).into(),
-                ..Default::default()
-            });
-        }
-        let s = self.pod.state(&req.id).await.map_err(to_rpc)?;
-        let status = task_status(s.status);
+        let process = process_ref(&req.id, &req.exec_id)?;
+        let s = self.pod.state(&process).await.map_err(to_rpc)?;
         Ok(StateResponse {
-            id: s.id,
-            bundle: s.bundle.display().to_string(),
+            id: s.process.container_id().to_string(),
+            exec_id: s.process.exec_id().unwrap_or_default().to_string(),
+            bundle: s
+                .bundle
+                .map(|b| b.display().to_string())
+                .unwrap_or_default(),
             pid: s.pid as u32,
-            status: status.into(),
+            status: task_status(s.status).into(),
             stdin: s.stdio.stdin,
             stdout: s.stdio.stdout,
             stderr: s.stdio.stderr,
@@ -173,22 +160,17 @@ impl Task for TaskService {
     }
 
     async fn kill(&self, _ctx: &TtrpcContext, req: KillRequest) -> ttrpc::Result<Empty> {
-        if req.exec_id.is_empty() {
-            self.pod.kill(&req.id, req.signal, req.all).await
-        } else {
-            self.pod.exec_kill(&req.id, &req.exec_id, req.signal).await
-        }
-        .map_err(to_rpc)?;
+        let process = process_ref(&req.id, &req.exec_id)?;
+        self.pod
+            .kill(&process, req.signal, req.all)
+            .await
+            .map_err(to_rpc)?;
         Ok(Empty::new())
     }
 
     async fn wait(&self, _ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
-        let exit = if req.exec_id.is_empty() {
-            self.pod.wait(&req.id).await
-        } else {
-            self.pod.exec_wait(&req.id, &req.exec_id).await
-        }
-        .map_err(to_rpc)?;
+        let process = process_ref(&req.id, &req.exec_id)?;
+        let exit = self.pod.wait(&process).await.map_err(to_rpc)?;
         Ok(WaitResponse {
             exit_status: exit.status,
             exited_at: Some(timestamp(Some(exit))).into(),
@@ -201,12 +183,8 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: DeleteRequest,
     ) -> ttrpc::Result<DeleteResponse> {
-        let (pid, exit) = if req.exec_id.is_empty() {
-            self.pod.delete(&req.id).await
-        } else {
-            self.pod.exec_delete(&req.id, &req.exec_id).await
-        }
-        .map_err(to_rpc)?;
+        let process = process_ref(&req.id, &req.exec_id)?;
+        let (pid, exit) = self.pod.delete(&process).await.map_err(to_rpc)?;
         Ok(DeleteResponse {
             pid: pid as u32,
             exit_status: exit.status,
@@ -260,21 +238,17 @@ impl Task for TaskService {
     }
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
+        let process = process_ref(&req.id, &req.exec_id)?;
         if !req.stdin {
             return Ok(Empty::new());
         }
-        if req.exec_id.is_empty() {
-            self.pod.close_stdin(&req.id).await
-        } else {
-            self.pod.exec_close_stdin(&req.id, &req.exec_id).await
-        }
-        .map_err(to_rpc)?;
+        self.pod.close_stdin(&process).await.map_err(to_rpc)?;
         Ok(Empty::new())
     }
 
     async fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
+        let process = process_ref(&req.id, &req.exec_id)?;
         let exec = ExecRequest {
-            exec_id: req.exec_id.clone(),
             stdio: StdioPaths {
                 stdin: req.stdin.clone(),
                 stdout: req.stdout.clone(),
@@ -287,7 +261,7 @@ impl Task for TaskService {
                 .map(|any| any.value.clone())
                 .unwrap_or_default(),
         };
-        if let Err(e) = self.pod.exec(&req.id, exec).await {
+        if let Err(e) = self.pod.exec(&process, exec).await {
             warn!("exec {} in {} failed: {e}", req.exec_id, req.id);
             return Err(to_rpc(e));
         }
@@ -295,14 +269,11 @@ impl Task for TaskService {
     }
 
     async fn resize_pty(&self, _ctx: &TtrpcContext, req: ResizePtyRequest) -> ttrpc::Result<Empty> {
-        if req.exec_id.is_empty() {
-            self.pod.resize(&req.id, req.width, req.height).await
-        } else {
-            self.pod
-                .exec_resize(&req.id, &req.exec_id, req.width, req.height)
-                .await
-        }
-        .map_err(to_rpc)?;
+        let process = process_ref(&req.id, &req.exec_id)?;
+        self.pod
+            .resize(&process, req.width, req.height)
+            .await
+            .map_err(to_rpc)?;
         Ok(Empty::new())
     }
 

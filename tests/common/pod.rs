@@ -19,8 +19,10 @@ use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{MessageDyn, MessageFull};
 use runsc_guard::guard::Guard;
 use runsc_guard::runsc::{Executor, Output, TokioExecutor};
-use runsc_guard::shim::events::{EventSender, PendingEvent};
-use runsc_guard::shim::pod::{CreateTask, Pod};
+use runsc_guard::shim::events::EventSender;
+use runsc_guard::shim::pod::{CreateTask, Pod, PodEvent};
+use runsc_guard::shim::process::ProcessRef;
+use runsc_guard::shim::task_events;
 use runsc_guard::Error;
 use tokio::process::Command;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -52,7 +54,7 @@ pub struct PodEnv {
     dir: TestDir,
     pub pod: Pod,
     /// What the pod sent, read as the test asks, so an event sent before a check is in it.
-    receiver: Mutex<UnboundedReceiver<PendingEvent>>,
+    receiver: Mutex<UnboundedReceiver<PodEvent>>,
     events: EventLog,
 }
 
@@ -139,16 +141,19 @@ impl PodEnv {
 
     /// Start, Kill (SIGKILL), Wait for 137, Delete: a created container taken down.
     pub async fn run_to_the_end(&self, id: &str) {
-        self.ok("Start", self.pod.start(id).await);
+        self.ok("Start", self.pod.start(&init(id)).await);
         self.kill_wait_delete(id).await;
     }
 
     /// Kill (SIGKILL), Wait for the exit status 137 (128 + SIGKILL), Delete.
     pub async fn kill_wait_delete(&self, id: &str) {
-        self.ok(&format!("Kill ({id})"), self.pod.kill(id, 9, false).await);
-        let exit = self.ok(&format!("Wait ({id})"), self.pod.wait(id).await);
+        self.ok(
+            &format!("Kill ({id})"),
+            self.pod.kill(&init(id), 9, false).await,
+        );
+        let exit = self.ok(&format!("Wait ({id})"), self.pod.wait(&init(id)).await);
         assert_eq!(exit.status, 137, "{id}");
-        self.ok(&format!("Delete ({id})"), self.pod.delete(id).await);
+        self.ok(&format!("Delete ({id})"), self.pod.delete(&init(id)).await);
     }
 
     /// Every event the pod sent so far.
@@ -183,6 +188,8 @@ impl PodEnv {
     fn take_sent(&self) {
         let mut receiver = self.receiver.lock().unwrap();
         while let Ok(event) = receiver.try_recv() {
+            // Through the shim's own translation, as its forwarder does.
+            let event = task_events::message(event);
             self.events.record(published(&*event, &self.namespace));
         }
     }
@@ -196,6 +203,16 @@ impl PodEnv {
         );
         await_nothing_left(|| self.dir.leftovers()).await
     }
+}
+
+/// The init process of container `id`, as the pod's calls name it.
+pub fn init(id: &str) -> ProcessRef {
+    ProcessRef::init(id).unwrap_or_else(|e| panic!("container id {id:?}: {e}"))
+}
+
+/// The exec `exec_id` of container `id`.
+pub fn exec_of(id: &str, exec_id: &str) -> ProcessRef {
+    ProcessRef::new(id, exec_id).unwrap_or_else(|e| panic!("exec {exec_id:?} of {id:?}: {e}"))
 }
 
 /// An event as containerd would receive it from the shim's forwarder.

@@ -1,13 +1,12 @@
 //! Create: the guard's two calls around the set-up and `runsc create`, with every step that
 //! was done recorded in a [`Rollback`] that undoes it when a later one fails.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use containerd_shim::protos::events::task::{TaskCreate, TaskIO};
 use log::{info, warn};
 
-use super::{validate_id, CreateTask, Pod, INIT_PID_FILE};
+use super::{validate_id, CreateTask, Pod, PodEvent, INIT_PID_FILE};
 use crate::annotations::{sandbox_id, sandbox_log_directory, Role};
 use crate::bundle::BundleSpec;
 use crate::cgroup::OomCounter;
@@ -19,8 +18,9 @@ use crate::shim::console::ConsoleSocket;
 use crate::shim::container::{AttachedStdio, Container, Terminal};
 use crate::shim::entrypoint;
 use crate::shim::ids;
-use crate::shim::io::{self, StdioPaths};
+use crate::shim::io;
 use crate::shim::mount;
+use crate::shim::process::{read_pid_file, ProcessRef};
 use crate::shim::rollback::Rollback;
 use crate::shim::state::ShimState;
 use crate::shim::volumes;
@@ -72,15 +72,12 @@ impl Pod {
         let container = self
             .create_container(&req, &config, &spec, role, runsc, &guarded)
             .await?;
-        let pid = container.pid;
-        self.events.send(TaskCreate {
+        let pid = container.pid();
+        self.events.send(PodEvent::Created {
             container_id: req.id.clone(),
-            bundle: req.bundle.display().to_string(),
-            rootfs: Default::default(),
-            io: Some(task_io(&req.stdio)).into(),
-            checkpoint: String::new(),
-            pid: pid as u32,
-            ..Default::default()
+            bundle: req.bundle.clone(),
+            stdio: req.stdio.clone(),
+            pid,
         });
         self.containers
             .lock()
@@ -127,7 +124,7 @@ impl Pod {
                     terminal,
                 };
                 let mut container = Container::new(
-                    req.id.clone(),
+                    ProcessRef::init(&req.id)?,
                     req.bundle.clone(),
                     role,
                     runsc,
@@ -221,19 +218,11 @@ impl Pod {
                 None
             }
         };
-        let pid = timing::span_sync("pid", || read_pid(&pid_file))?;
+        let pid = timing::span_sync("pid", || {
+            read_pid_file(&pid_file, "reading runsc's pid file")
+        })?;
         let oom = timing::span("guard.verify", self.guard.after_create(guarded, pid)).await?;
         Ok((pid, start_io, terminal, oom))
-    }
-}
-
-fn task_io(stdio: &StdioPaths) -> TaskIO {
-    TaskIO {
-        stdin: stdio.stdin.clone(),
-        stdout: stdio.stdout.clone(),
-        stderr: stdio.stderr.clone(),
-        terminal: stdio.terminal,
-        ..Default::default()
     }
 }
 
@@ -247,31 +236,4 @@ fn user_log_path(spec: &BundleSpec, role: Role) -> Option<PathBuf> {
         .ok()
         .flatten()
         .map(|d| d.join("gvisor.log"))
-}
-
-fn read_pid(path: &Path) -> Result<i32> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io("reading runsc's pid file", path, e))?;
-    text.trim().parse::<i32>().map_err(|_| {
-        Error::invalid(
-            path.display().to_string(),
-            format!("runsc wrote {text:?}, not a pid"),
-        )
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pid_file_content_is_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("init.pid");
-        std::fs::write(&p, "1234\n").unwrap();
-        assert_eq!(read_pid(&p).unwrap(), 1234);
-        std::fs::write(&p, "abc").unwrap();
-        assert!(read_pid(&p).unwrap_err().to_string().contains("abc"));
-        assert!(read_pid(&dir.path().join("missing")).is_err());
-    }
 }

@@ -3,19 +3,18 @@
 
 use std::time::Duration;
 
-use containerd_shim::protos::events::task::TaskDelete;
-use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
 
-use super::{publish_exit, Pod, IO_DRAIN_LIMIT};
+use super::{report_exit, Pod, PodEvent, IO_DRAIN_LIMIT};
 use crate::error::Result;
 use crate::runsc;
-use crate::shim::container::{Exit, Status};
 use crate::shim::mount;
+use crate::shim::process::{Exit, Status};
 
 impl Pod {
-    /// Delete: stops what still runs, `runsc delete`, drains stdio, unmounts the rootfs.
-    pub async fn delete(&self, id: &str) -> Result<(i32, Exit)> {
+    /// Delete of a container: stops what still runs, `runsc delete`, drains stdio, unmounts the
+    /// rootfs.
+    pub(super) async fn delete_container(&self, id: &str) -> Result<(i32, Exit)> {
         // A Delete racing its Create (containerd gave up waiting for it) deletes what the Create
         // made instead of missing it and leaving it behind.
         let c = self.get_after_create(id).await?;
@@ -24,7 +23,7 @@ impl Pod {
             if let Err(e) = c.runsc.resume(id).await {
                 warn!("{id}: resuming before delete: {e}");
             }
-            c.set_paused(false);
+            c.init.set_paused(false);
         }
         if c.status() != Status::Stopped {
             if let Err(e) = c.runsc.kill(id, libc::SIGKILL as u32, true).await {
@@ -39,42 +38,32 @@ impl Pod {
             }
             if matches!(c.status(), Status::Running | Status::Paused) {
                 // The exit watcher records the exit; don't wait forever on a wedged sandbox.
-                if tokio::time::timeout(Duration::from_secs(10), c.wait())
+                if tokio::time::timeout(Duration::from_secs(10), c.init.wait())
                     .await
                     .is_err()
                 {
                     warn!("{id}: no exit seen 10s after SIGKILL; deleting anyway");
                 }
             }
-            if c.set_exited(128 + libc::SIGKILL as u32) {
-                publish_exit(&self.events, &c);
-            }
+            report_exit(&self.events, &c.init, 128 + libc::SIGKILL as u32);
         }
         if let Err(e) = c.runsc.delete(id, false).await {
             if !runsc::is_gone(&e) {
                 return Err(e);
             }
         }
-        if let Some(copies) = c.take_copies() {
-            copies.finish(IO_DRAIN_LIMIT).await;
-        }
+        c.init.drain_stdio(IO_DRAIN_LIMIT).await;
         mount::unmount_all(&c.bundle).await?;
         self.execs.remove_all(id);
         self.memory_limits.forget(id);
         self.containers.lock().await.remove(id);
-        let exit = c.exit().unwrap_or(Exit {
-            status: 0,
-            at: std::time::SystemTime::now(),
-        });
-        self.events.send(TaskDelete {
+        let exit = c.init.exit_or_now();
+        self.events.send(PodEvent::Deleted {
             container_id: id.to_string(),
-            pid: c.pid as u32,
-            exit_status: exit.status,
-            exited_at: Some(convert_to_timestamp(Some(exit.at.into()))).into(),
-            id: id.to_string(),
-            ..Default::default()
+            pid: c.pid(),
+            exit,
         });
         info!("{id}: deleted (exit status {})", exit.status);
-        Ok((c.pid, exit))
+        Ok((c.pid(), exit))
     }
 }

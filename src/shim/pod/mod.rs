@@ -5,17 +5,18 @@
 
 mod create;
 mod delete;
+mod event;
 mod pause;
 mod update;
+
+pub use event::PodEvent;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_shim::protos::events::task::{TaskExit, TaskOOM, TaskStart};
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
 use tokio::sync::{watch, Mutex};
 
@@ -23,13 +24,16 @@ use crate::cgroup::{CgroupTree, DEFAULT_CGROUP_ROOT};
 use crate::error::{Error, Result};
 use crate::guard::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 use crate::runsc::{self, Executor};
-use crate::shim::container::{Container, Exit, Status};
+use crate::shim::container::Container;
 use crate::shim::events::EventSender;
-use crate::shim::exec::{ExecRequest, ExecState, Execs};
+use crate::shim::exec::{self, ExecProcess, ExecRequest, Execs};
 use crate::shim::exits::{self, ExitLog};
 use crate::shim::io::StdioPaths;
 use crate::shim::mount::RootfsMount;
+use crate::shim::process::{Exit, Process, ProcessRef, Status};
 use crate::shim::stats::{self, ProcCgroups};
+
+pub(crate) use crate::shim::process::validate_id as validate_process_id;
 
 /// The pid file runsc writes; it holds the sandbox's pid for every container.
 pub const INIT_PID_FILE: &str = "init.pid";
@@ -51,15 +55,31 @@ pub struct CreateTask {
     pub options: Option<Any>,
 }
 
-/// A container's state as State reports it.
+/// A process' state as State reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskState {
-    pub id: String,
-    pub bundle: PathBuf,
+pub struct ProcessState {
+    pub process: ProcessRef,
+    /// The container's bundle, for its init process.
+    pub bundle: Option<PathBuf>,
     pub pid: i32,
     pub status: Status,
     pub stdio: StdioPaths,
     pub exit: Option<Exit>,
+}
+
+/// The process a request names, found: a container's init, or one of its execs.
+enum Target {
+    Init(Arc<Container>),
+    Exec(Arc<Container>, Arc<ExecProcess>),
+}
+
+impl Target {
+    fn process(&self) -> &Process {
+        match self {
+            Target::Init(c) => &c.init,
+            Target::Exec(_, e) => &e.process,
+        }
+    }
 }
 
 /// The containers this shim serves and what it needs to drive them.
@@ -173,57 +193,99 @@ impl Pod {
         containers
             .get(id)
             .or_else(|| containers.values().next())
-            .map(|c| c.pid)
+            .map(|c| c.pid())
     }
 
-    /// Start: `runsc start`, then a watcher that learns the exit from `runsc wait`.
-    pub async fn start(&self, id: &str) -> Result<i32> {
-        let c = self.get(id).await?;
-        if c.status() != Status::Created {
-            return Err(Error::FailedPrecondition(format!(
-                "container {id} is {:?}, not created",
-                c.status()
-            )));
+    /// The process `r` names.
+    async fn target(&self, r: &ProcessRef) -> Result<Target> {
+        let c = self.get(r.container_id()).await?;
+        Ok(match r.exec_id() {
+            None => Target::Init(c),
+            Some(_) => {
+                let e = self.execs.get(r)?;
+                Target::Exec(c, e)
+            }
+        })
+    }
+
+    /// Start: `runsc start` of a container's init, `runsc exec --detach` of an exec; then a
+    /// watcher that learns the exit.
+    pub async fn start(&self, r: &ProcessRef) -> Result<i32> {
+        match self.target(r).await? {
+            Target::Init(c) => self.start_init(c).await,
+            Target::Exec(c, e) => {
+                let (pid, since) = self.execs.start(&c, &e).await?;
+                self.events.send(PodEvent::Started {
+                    process: r.clone(),
+                    pid,
+                });
+                let events = self.events.clone();
+                let exits = self.exits.clone();
+                tokio::spawn(async move {
+                    let status = exec::wait_for_exit(&e, since, &exits).await;
+                    report_exit(&events, &e.process, status);
+                });
+                Ok(pid)
+            }
         }
+    }
+
+    async fn start_init(&self, c: Arc<Container>) -> Result<i32> {
+        c.init.claim_start()?;
+        let id = c.id.as_str();
         let start_io = c.take_start_io();
         let started = match c.take_pending_console() {
             Some(socket) => socket
                 .receive_during(c.runsc.start(id, start_io))
                 .await
                 .and_then(|((), pty)| {
-                    let copies = pty.copy(&c.stdio)?;
-                    c.attach_pty(pty, copies);
+                    let copies = pty.copy(&c.init.stdio)?;
+                    c.init.attach_stdio(copies, Some(pty));
                     Ok(())
                 }),
             None => c.runsc.start(id, start_io).await,
         };
         if let Err(e) = started {
             // A container that cannot start is stopped, so containerd can delete it.
-            if c.set_exited(128) {
-                publish_exit(&self.events, &c);
-            }
+            report_exit(&self.events, &c.init, 128);
             return Err(e);
         }
-        c.set_running();
-        self.events.send(TaskStart {
-            container_id: id.to_string(),
-            pid: c.pid as u32,
-            ..Default::default()
+        c.init.set_running();
+        self.events.send(PodEvent::Started {
+            process: c.init.reference.clone(),
+            pid: c.pid(),
         });
         let events = self.events.clone();
         let watched = c.clone();
         let exits = self.exits.clone();
         tokio::spawn(async move { watch_exit(watched, events, exits).await });
-        Ok(c.pid)
+        Ok(c.pid())
     }
 
-    /// State: asks runsc while the container lives (a sandbox can die between Create and Start,
-    /// before any `runsc wait` watches it); a stopped container's state is final.
-    pub async fn state(&self, id: &str) -> Result<TaskState> {
-        let c = self.get(id).await?;
-        let status = match c.status() {
+    /// State. A container's init: asks runsc while the container lives (a sandbox can die
+    /// between Create and Start, before any `runsc wait` watches it); a stopped process' state
+    /// is final.
+    pub async fn state(&self, r: &ProcessRef) -> Result<ProcessState> {
+        let target = self.target(r).await?;
+        let p = target.process();
+        let (status, bundle) = match &target {
+            Target::Exec(..) => (p.status(), None),
+            Target::Init(c) => (self.init_status(c).await?, Some(c.bundle.clone())),
+        };
+        Ok(ProcessState {
+            process: r.clone(),
+            bundle,
+            pid: p.pid(),
+            status,
+            stdio: p.stdio.clone(),
+            exit: p.exit(),
+        })
+    }
+
+    async fn init_status(&self, c: &Container) -> Result<Status> {
+        Ok(match c.status() {
             Status::Stopped => Status::Stopped,
-            tracked => match c.runsc.state(id).await {
+            tracked => match c.runsc.state(&c.id).await {
                 Ok(s) => match s.status.as_str() {
                     "created" => Status::Created,
                     "running" => Status::Running,
@@ -234,34 +296,32 @@ impl Pod {
                 Err(e) if runsc::is_gone(&e) => Status::Stopped,
                 Err(e) => return Err(e),
             },
-        };
-        Ok(TaskState {
-            id: c.id.clone(),
-            bundle: c.bundle.clone(),
-            pid: c.pid,
-            status,
-            stdio: c.stdio.clone(),
-            exit: c.exit(),
         })
     }
 
-    /// Kill: signals the container through runsc. NotFound once it has stopped, so CRI stops
-    /// retrying (runsc says "sandbox is not running" for a dead sandbox).
-    pub async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
-        let c = self.get(id).await?;
-        if c.status() == Status::Stopped {
-            return Err(Error::NotFound(format!(
-                "process of container {id} has exited"
-            )));
-        }
-        if c.status() == Status::Created {
-            return self.kill_created(&c, signal).await;
-        }
-        if c.status() == Status::Paused && signal == libc::SIGKILL as u32 {
-            // runsc signals only running or stopped containers; a SIGKILL must not wait for a
-            // Resume (runc's frozen processes die of it too).
-            c.runsc.resume(id).await?;
-            c.set_paused(false);
+    /// Kill. A container's init: signals the container through runsc (all its processes with
+    /// `all`); NotFound once it has stopped, so CRI stops retrying (runsc says "sandbox is not
+    /// running" for a dead sandbox). An exec: signals it inside the sandbox by its own pid.
+    pub async fn kill(&self, r: &ProcessRef, signal: u32, all: bool) -> Result<()> {
+        let c = match self.target(r).await? {
+            Target::Exec(c, e) => return self.execs.kill(&c, &e, signal).await,
+            Target::Init(c) => c,
+        };
+        let id = c.id.as_str();
+        match c.status() {
+            Status::Stopped => {
+                return Err(Error::NotFound(format!(
+                    "process of container {id} has exited"
+                )))
+            }
+            Status::Created => return self.kill_created(&c, signal).await,
+            Status::Paused if signal == libc::SIGKILL as u32 => {
+                // runsc signals only running or stopped containers; a SIGKILL must not wait
+                // for a Resume (runc's frozen processes die of it too).
+                c.runsc.resume(id).await?;
+                c.init.set_paused(false);
+            }
+            Status::Running | Status::Paused => {}
         }
         let mut delay = Duration::from_millis(100);
         let deadline = tokio::time::Instant::now() + KILL_RETRY_LIMIT;
@@ -298,20 +358,29 @@ impl Pod {
                 return Err(e);
             }
         }
-        if c.set_exited(128 + signal) {
+        if report_exit(&self.events, &c.init, 128 + signal) {
             info!(
                 "{}: killed before it started (signal {signal}), exit status {}",
                 c.id,
                 128 + signal
             );
-            publish_exit(&self.events, c);
         }
         Ok(())
     }
 
-    pub async fn wait(&self, id: &str) -> Result<Exit> {
-        let c = self.get(id).await?;
-        Ok(c.wait().await)
+    pub async fn wait(&self, r: &ProcessRef) -> Result<Exit> {
+        Ok(self.target(r).await?.process().wait().await)
+    }
+
+    /// Delete: a container's init (see `delete.rs`) or an exec, whose output is drained and
+    /// files removed.
+    pub async fn delete(&self, r: &ProcessRef) -> Result<(i32, Exit)> {
+        if r.exec_id().is_none() {
+            return self.delete_container(r.container_id()).await;
+        }
+        // An exec outlives nothing of its container's: found by itself.
+        let e = self.execs.get(r)?;
+        self.execs.delete(&e).await
     }
 
     pub async fn pids(&self, id: &str) -> Result<Vec<i32>> {
@@ -330,7 +399,7 @@ impl Pod {
         let tree = CgroupTree::detect(&cgroup_root).map_err(|e| {
             Error::FailedPrecondition(format!("stats of {id}: no cgroup tree to read: {e}"))
         })?;
-        let cgroups = match ProcCgroups::of(&env_path(PROC_ROOT_ENV, "/proc"), c.pid) {
+        let cgroups = match ProcCgroups::of(&env_path(PROC_ROOT_ENV, "/proc"), c.pid()) {
             Ok(cg) => Some(cg),
             Err(e) => {
                 log::debug!("{id}: stats without the sandbox's host cgroup: {e}");
@@ -358,64 +427,28 @@ impl Pod {
         stats::metrics(&tree, cgroups.as_ref(), runsc_stats.as_ref())
     }
 
-    pub async fn close_stdin(&self, id: &str) -> Result<()> {
-        self.get(id).await?.close_stdin();
+    pub async fn close_stdin(&self, r: &ProcessRef) -> Result<()> {
+        self.target(r).await?.process().close_stdin();
         Ok(())
     }
 
-    /// ResizePty of a container's init process.
-    pub async fn resize(&self, id: &str, width: u32, height: u32) -> Result<()> {
-        let c = self.get(id).await?;
-        match c.pty() {
-            Some(pty) => pty.resize(width, height),
-            None => Err(Error::FailedPrecondition(format!(
-                "container {id} has no terminal"
-            ))),
-        }
+    /// ResizePty of a process' terminal.
+    pub async fn resize(&self, r: &ProcessRef, width: u32, height: u32) -> Result<()> {
+        self.target(r).await?.process().resize(width, height)
     }
 
     /// Exec: records an exec process of a container (see `shim::exec`).
-    pub async fn exec(&self, id: &str, req: ExecRequest) -> Result<()> {
-        let c = self.get(id).await?;
-        self.execs.add(&c, req, &self.events)
-    }
-
-    pub async fn exec_start(&self, id: &str, exec_id: &str) -> Result<i32> {
-        let c = self.get(id).await?;
-        self.execs
-            .start(&c, exec_id, &self.events, &self.exits)
-            .await
-    }
-
-    pub async fn exec_kill(&self, id: &str, exec_id: &str, signal: u32) -> Result<()> {
-        let c = self.get(id).await?;
-        self.execs.kill(&c, exec_id, signal).await
-    }
-
-    pub async fn exec_wait(&self, id: &str, exec_id: &str) -> Result<Exit> {
-        self.execs.wait(id, exec_id).await
-    }
-
-    pub async fn exec_state(&self, id: &str, exec_id: &str) -> Result<ExecState> {
-        self.execs.state(id, exec_id)
-    }
-
-    pub async fn exec_close_stdin(&self, id: &str, exec_id: &str) -> Result<()> {
-        self.execs.close_stdin(id, exec_id)
-    }
-
-    pub async fn exec_resize(
-        &self,
-        id: &str,
-        exec_id: &str,
-        width: u32,
-        height: u32,
-    ) -> Result<()> {
-        self.execs.resize(id, exec_id, width, height)
-    }
-
-    pub async fn exec_delete(&self, id: &str, exec_id: &str) -> Result<(i32, Exit)> {
-        self.execs.delete(id, exec_id).await
+    pub async fn exec(&self, r: &ProcessRef, req: ExecRequest) -> Result<()> {
+        if r.exec_id().is_none() {
+            return Err(Error::invalid(
+                "exec_id",
+                "is empty: an exec process needs an id of its own",
+            ));
+        }
+        let c = self.get(r.container_id()).await?;
+        self.execs.add(&c, r.clone(), req)?;
+        self.events.send(PodEvent::ExecAdded { process: r.clone() });
+        Ok(())
     }
 }
 
@@ -445,9 +478,8 @@ async fn watch_exit(c: Arc<Container>, events: EventSender, exits: Arc<ExitLog>)
             "{}: the pod's cgroup recorded an OOM kill; reporting OOM and exit status 137",
             c.id
         );
-        events.send(TaskOOM {
+        events.send(PodEvent::Oom {
             container_id: c.id.clone(),
-            ..Default::default()
         });
         128 + libc::SIGKILL as u32
     } else {
@@ -459,10 +491,7 @@ async fn watch_exit(c: Arc<Container>, events: EventSender, exits: Arc<ExitLog>)
             log::debug!("{}: kill --all after exit: {e}", c.id);
         }
     }
-    if c.set_exited(status) {
-        info!("{}: exited with status {status}", c.id);
-        publish_exit(&events, &c);
-    }
+    report_exit(&events, &c.init, status);
 }
 
 /// The exit status when `runsc wait` failed, which it does once the sandbox is gone. A sandbox's
@@ -471,19 +500,25 @@ async fn watch_exit(c: Arc<Container>, events: EventSender, exits: Arc<ExitLog>)
 /// gVisor's shim, 128.
 async fn status_runsc_could_not_tell(c: &Container, exits: &ExitLog, err: &Error) -> u32 {
     if c.role.is_sandbox() {
-        if let Some(exit) = exits.exit_of(c.pid, c.created_at, SANDBOX_EXIT_LIMIT).await {
+        if let Some(exit) = exits
+            .exit_of(c.pid(), c.created_at, SANDBOX_EXIT_LIMIT)
+            .await
+        {
             info!(
                 "{}: runsc wait could not tell the exit ({err}); the sandbox process (pid {}) \
                  exited with {}, its init's status",
-                c.id, c.pid, exit.status
+                c.id,
+                c.pid(),
+                exit.status
             );
             return exit.status;
         }
-    } else if !exits::is_alive(c.pid) {
+    } else if !exits::is_alive(c.pid()) {
         warn!(
             "{}: runsc wait failed ({err}) and the sandbox (pid {}) is gone: the container was \
              killed with it, exit status 137",
-            c.id, c.pid
+            c.id,
+            c.pid()
         );
         return 128 + libc::SIGKILL as u32;
     }
@@ -494,36 +529,25 @@ async fn status_runsc_could_not_tell(c: &Container, exits: &ExitLog, err: &Error
     128
 }
 
-fn publish_exit(events: &EventSender, c: &Container) {
-    let Some(exit) = c.exit() else { return };
-    events.send(TaskExit {
-        container_id: c.id.clone(),
-        id: c.id.clone(),
-        pid: c.pid as u32,
-        exit_status: exit.status,
-        exited_at: Some(convert_to_timestamp(Some(exit.at.into()))).into(),
-        ..Default::default()
+/// Records a process' exit and tells containerd, once: the first exit wins and later calls
+/// return false. Every exit, init's or exec's, goes through here.
+fn report_exit(events: &EventSender, p: &Process, status: u32) -> bool {
+    if !p.set_exited(status) {
+        return false;
+    }
+    let Some(exit) = p.exit() else { return false };
+    info!("{} exited with status {}", p.reference, exit.status);
+    events.send(PodEvent::Exited {
+        process: p.reference.clone(),
+        pid: p.pid(),
+        exit,
     });
+    true
 }
 
 /// Container ids become file names and runsc arguments: keep them to what containerd produces.
 pub(crate) fn validate_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 256
-        && !id.starts_with('-')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && id != "."
-        && id != "..";
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "id",
-            format!("{id:?} must be 1-256 of [A-Za-z0-9_.-], not starting with '-'"),
-        ))
-    }
+    validate_process_id("id", id)
 }
 
 #[cfg(test)]

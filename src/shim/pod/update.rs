@@ -15,24 +15,22 @@ use std::path::PathBuf;
 use log::{info, warn};
 use oci_spec::runtime::LinuxResources;
 
-use super::pause::status_word;
 use super::{validate_id, Pod};
 use crate::bundle::BundleSpec;
 use crate::cgroup::Bytes;
 use crate::error::{Error, Result};
 use crate::guard::MemoryRequest;
-use crate::shim::container::{Container, Status};
+use crate::shim::container::Container;
+use crate::shim::process::Status;
 
 impl Pod {
     /// Update of the container `id` with `resources`, the JSON of an OCI `LinuxResources`.
     pub async fn update(&self, id: &str, resources: &[u8]) -> Result<()> {
         let c = self.get(id).await?;
-        if c.status() == Status::Stopped {
-            return Err(Error::FailedPrecondition(format!(
-                "container {id} is {}: there is nothing to update",
-                status_word(Status::Stopped)
-            )));
-        }
+        c.init.expect(
+            &[Status::Created, Status::Running, Status::Paused],
+            "there is nothing to update",
+        )?;
         let parsed: LinuxResources = serde_json::from_slice(resources).map_err(|e| {
             Error::invalid(
                 "resources",
@@ -51,7 +49,7 @@ impl Pod {
         if let Some(request) = memory {
             let leaf = self.leaf_request(&c, request).await;
             self.guard
-                .update_memory(id, &c.sandbox_id, &sandbox_bundle, c.pid, leaf)
+                .update_memory(id, &c.sandbox_id, &sandbox_bundle, c.pid(), leaf)
                 .await?;
             self.memory_limits.set(id, request);
         }
