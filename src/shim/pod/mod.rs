@@ -19,7 +19,7 @@ use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
 use tokio::sync::{watch, Mutex};
 
-use crate::cgroup::{CgroupTree, DEFAULT_CGROUP_ROOT};
+use crate::cgroup::{CgroupTree, ProcCgroups, DEFAULT_CGROUP_ROOT};
 use crate::error::{Error, Result};
 use crate::guard::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 use crate::runsc::{self, Executor};
@@ -29,7 +29,7 @@ use crate::shim::exec::{ExecRequest, ExecState, Execs};
 use crate::shim::exits::{self, ExitLog};
 use crate::shim::io::StdioPaths;
 use crate::shim::mount::RootfsMount;
-use crate::shim::stats::{self, ProcCgroups};
+use crate::shim::stats;
 
 /// The pid file runsc writes; it holds the sandbox's pid for every container.
 pub const INIT_PID_FILE: &str = "init.pid";
