@@ -9,7 +9,7 @@ mod common;
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::ttrpc;
 use fake_runsc::{KNOB_HANG, KNOB_HANG_MS};
 use runsc_guard::runsc::exec::CALL_TIMEOUT_ENV;
