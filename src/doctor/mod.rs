@@ -1,4 +1,4 @@
-//! `runsc-guard doctor`: the audit of a node that took the seed's incident a month by hand.
+//! `runsc-guard doctor`: the audit of a node that, in the incident, took a month by hand.
 //!
 //! Two halves, so the judgement can be tested on any node one can write down:
 //! - [`gather`] reads the node (containerd's config and version, each runsc handler's runsc.toml
