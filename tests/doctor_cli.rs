@@ -155,7 +155,7 @@ impl Node {
     }
 }
 
-const SEED_CONFIG: &str = include_str!("fixtures/containerd/seed-v2.toml");
+const INCIDENT_CONFIG: &str = include_str!("fixtures/containerd/incident-v2.toml");
 
 const FIXED_CONFIG: &str = include_str!("fixtures/containerd/guarded-v2.toml");
 
@@ -185,9 +185,9 @@ fn runsc_guard(args: &[String], path: &Path) -> Run {
     }
 }
 
-fn seed_node() -> Node {
+fn incident_node() -> Node {
     let escaped = format!("/system.slice/kubepods-burstable-pod{UID}.slice:cri-containerd:{ID}");
-    Node::systemd_v2(&escaped, NODE_MEMORY_KIB * 1024, SEED_CONFIG)
+    Node::systemd_v2(&escaped, NODE_MEMORY_KIB * 1024, INCIDENT_CONFIG)
 }
 
 fn fixed_node() -> Node {
@@ -198,7 +198,7 @@ fn fixed_node() -> Node {
 #[test]
 fn the_incident_node_exits_2_and_names_the_pod() {
     let path = bin_dir();
-    let node = seed_node();
+    let node = incident_node();
     let run = node.doctor(&[], path);
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert!(

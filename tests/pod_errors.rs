@@ -7,7 +7,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use runsc_guard::Error;
 
@@ -26,12 +26,7 @@ async fn assert_create_fails(
         .await
         .expect_err("Create must fail");
     let message = err.to_string();
-    for e in expected {
-        assert!(
-            message.contains(e),
-            "the error must name {e:?}; got {message:?} ({err:?})"
-        );
-    }
+    assert_names_every(&message, expected, &format!("{err:?}"));
     env.assert_nothing_left().await;
     assert_eq!(
         env.topics(),

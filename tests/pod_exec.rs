@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 use runsc_guard::shim::exec::ExecRequest;
 use runsc_guard::shim::io::StdioPaths;
 use runsc_guard::Error;

@@ -10,7 +10,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use common::prelude::*;
 use runsc_guard::guard::{Role, Verdict};
 use runsc_guard::options::GuardMode;
 use runsc_guard::Error;
@@ -28,12 +28,7 @@ async fn expect_refusal(env: &PodEnv, bundle: &Bundle, config: &Path, expected: 
         "a guard refusal (FAILED_PRECONDITION to containerd), got {err:?}"
     );
     let message = err.to_string();
-    for e in expected {
-        assert!(
-            message.contains(e),
-            "the error must contain {e:?}; got:\n{message}"
-        );
-    }
+    assert_names_every(&message, expected, "");
     assert!(
         env.pod.is_empty().await,
         "a refused container is not in the pod"
@@ -108,76 +103,7 @@ async fn the_incidents_pod_is_bounded_by_its_slice() {
     let created = env.create_ok("Create", &bundle, &config).await;
     assert_eq!(created as u32, bundle.init_pid());
 
-    // What runsc read: the path in its cgroupfs form, and the pod slice as the cgroup it records
-    // (its memory.max is the guest's size, so runsc 20221219 reads the right limit from it).
-    let spec = config_json(&bundle);
-    let slice = pod_slice();
-    let leaf = scope(&bundle.id);
-    assert_eq!(spec["linux"]["cgroupsPath"], leaf.as_str(), "{spec:#}");
-    assert_eq!(
-        spec["annotations"][CGROUP_PARENT],
-        slice.as_str(),
-        "{spec:#}"
-    );
-    assert_eq!(
-        spec["linux"]["resources"]["memory"]["limit"],
-        Value::Null,
-        "the leaf needs no limit: runsc sizes the guest from the pod slice\n{spec:#}"
-    );
-
-    let rec = record(&bundle);
-    let plan = &rec.plan;
-    assert_eq!(plan.verdict, Verdict::Adjusted);
-    assert_eq!(plan.mode, GuardMode::Enforce);
-    assert_eq!(plan.role, Role::Sandbox);
-    assert_eq!(plan.driver.to_string(), "cgroupfs");
-    assert_eq!(
-        plan.pod_cgroup.as_ref().map(|p| p.to_string()),
-        Some(slice.clone())
-    );
-    assert_eq!(
-        plan.leaf_cgroup.as_ref().map(|p| p.to_string()),
-        Some(leaf.clone())
-    );
-    assert_eq!(plan.pod_memory_limit.map(|b| b.get()), Some(POD_LIMIT));
-    assert_eq!(plan.total_memory.map(|b| b.get()), Some(POD_LIMIT));
-    assert_eq!(
-        plan.runsc_flags,
-        Vec::<String>::new(),
-        "no flag: runsc's default cgroupfs driver is the right one without systemd"
-    );
-    assert_eq!(
-        plan.spec_changes,
-        [
-            format!("linux.cgroupsPath: {} -> {leaf}", systemd_path(&bundle.id)),
-            format!("annotations[{CGROUP_PARENT}]: unset -> {slice}"),
-        ]
-    );
-    assert!(plan.relax.is_none(), "the guest has the pod's whole bound");
-    let verification = rec.verification.as_ref().expect("the sandbox was verified");
-    assert!(
-        verification.passed,
-        "verification: {:?}",
-        verification.violations()
-    );
-    let checks: Vec<&str> = verification
-        .checks
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
-    assert_eq!(
-        checks,
-        ["sandbox process", "placement", "guest memory", "pod bound"]
-    );
-    assert_eq!(verification.observation.pid, created);
-    assert_eq!(
-        verification.observation.cgroup.as_deref(),
-        Some(leaf.as_str())
-    );
-    assert_eq!(
-        verification.observation.total_memory.map(|b| b.get()),
-        Some(POD_LIMIT)
-    );
+    let leaf = assert_bounded_by_the_slice(&bundle, created);
 
     assert_eq!(
         node.processes(),

@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
 use runsc_guard::shim::process::Status;
 use runsc_guard::Error;

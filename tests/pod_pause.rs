@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::events::task::{TaskPaused, TaskResumed};
 use runsc_guard::shim::process::Status;
 use runsc_guard::Error;

@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use common::*;
+use common::prelude::*;
 use runsc_guard::guard::RelaxTarget;
 use runsc_guard::Error;
 use serde_json::Value;

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 
 /// Starts a shim for `bundle`, expects Create with `options` to fail naming every `expected`,
@@ -25,13 +25,11 @@ async fn assert_create_fails(
         .await
         .expect_err("Create must fail");
     let message = error_message(&err);
-    for e in expected {
-        assert!(
-            message.contains(e),
-            "the error must name {e:?}; got {err:?}\nshim log:\n{}",
-            shim.log()
-        );
-    }
+    assert_names_every(
+        &message,
+        expected,
+        &format!("{err:?}\nshim log:\n{}", shim.log()),
+    );
     assert!(
         !bundle.rootfs_is_mounted(),
         "the rootfs is unmounted after a failed Create"

@@ -9,10 +9,10 @@ mod common;
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::ttrpc;
 use fake_runsc::{KNOB_HANG, KNOB_HANG_MS};
-use runsc_guard::runsc::exec::CALL_TIMEOUT_ENV;
+use runsc_guard::runsc::executor::CALL_TIMEOUT_ENV;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_runsc_create_is_killed_and_create_fails_naming_it() {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::api::CheckpointTaskRequest;
 use containerd_shim_protos::ttrpc::Code;
 

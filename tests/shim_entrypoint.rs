@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::ttrpc::Code;
 use serde_json::Value;
 

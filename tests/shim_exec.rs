@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::api::Status;
 use containerd_shim_protos::events::task::{TaskExecAdded, TaskExecStarted};
 use containerd_shim_protos::ttrpc::Code;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::api::{
     CreateTaskRequest, DeleteRequest, KillRequest, StartRequest, StateRequest, WaitRequest,
 };

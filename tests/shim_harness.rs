@@ -9,7 +9,7 @@ mod common;
 use std::fs;
 use std::process::Stdio;
 
-use common::*;
+use common::prelude::*;
 use nix::mount::{mount, umount, MsFlags};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::ttrpc::Code;
 
 async fn refused(env: &TestEnv, bundle: &Bundle, config: &std::path::Path, other: &str) {

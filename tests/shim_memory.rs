@@ -12,7 +12,7 @@ mod common;
 
 use std::io::Write;
 
-use common::*;
+use common::prelude::*;
 
 /// What the kernel counts for one process, in KiB (threads as a count).
 #[derive(Debug, Default)]

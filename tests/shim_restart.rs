@@ -11,7 +11,7 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::api::{PauseRequest, ResumeRequest, UpdateTaskRequest, WaitRequest};
 use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_gets_stdio_at_create_and_a_container_joining_it_at_start() {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runsc_config_flags_come_sorted_before_every_subcommand_with_the_id_expanded() {

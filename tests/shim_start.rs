@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim_async::{Client, TaskClient};
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::*;
+use common::prelude::*;
 use containerd_shim_protos::api::StatsRequest;
 use containerd_shim_protos::cgroups_v2::metrics::Metrics;
 use containerd_shim_protos::protobuf::Message;

@@ -17,7 +17,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::*;
+use common::prelude::*;
 
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0

@@ -5,8 +5,10 @@
 //! [`SpecCgroupsPath::parse`] refuses `..`, NUL, over-long names and invalid slice names before any
 //! file is touched, and [`CgroupTree`] refuses to follow a symlink inside the tree.
 
+pub mod files;
 mod oom;
 mod path;
+mod proc;
 mod spec_path;
 mod systemd;
 mod tree;
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use oom::OomCounter;
 pub use path::CgroupPath;
+pub use proc::ProcCgroups;
 pub use spec_path::SpecCgroupsPath;
 pub use systemd::{expand_slice, SystemdPath};
 pub use tree::{CgroupLayout, CgroupTree, EffectiveLimit, DEFAULT_CGROUP_ROOT};

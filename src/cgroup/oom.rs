@@ -40,8 +40,7 @@ impl OomCounter {
 
 /// The `oom_kill N` line of a `memory.events` (v2) or `memory.oom_control` (v1) file.
 fn read_oom_kills(file: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(file).ok()?;
-    parse_oom_kills(&text)
+    parse_oom_kills(&super::files::read_file(file)?)
 }
 
 fn parse_oom_kills(text: &str) -> Option<u64> {

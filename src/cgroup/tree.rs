@@ -232,7 +232,11 @@ impl CgroupTree {
             source,
         };
         // O_TRUNC as runc writes cgroup files: harmless on cgroupfs, right on a fixture.
-        let mut f = open_limit_file(&file, fs::OpenOptions::new().write(true).truncate(true))?;
+        let mut f = open_cgroup_file(
+            &file,
+            fs::OpenOptions::new().write(true).truncate(true),
+            "a limit file",
+        )?;
         f.write_all(limit.get().to_string().as_bytes()).map_err(io)
     }
 }
@@ -240,9 +244,14 @@ impl CgroupTree {
 /// A limit file is a few bytes; more is garbage, and is not read whole.
 const LIMIT_FILE_MAX: u64 = 4096;
 
-/// Opens a limit file without following a symlink (cgroupfs has none; a fixture tree's would
-/// lead anywhere) and without blocking on a FIFO, and refuses anything but a regular file.
-fn open_limit_file(path: &Path, options: &mut fs::OpenOptions) -> Result<fs::File, CgroupError> {
+/// Opens a cgroup file (a limit file, or one of the stats' files in `files.rs`) without following
+/// a symlink (cgroupfs has none; a fixture tree's would lead anywhere) and without blocking on a
+/// FIFO, and refuses anything but a regular file; `expected` names the file in that refusal.
+pub(super) fn open_cgroup_file(
+    path: &Path,
+    options: &mut fs::OpenOptions,
+    expected: &'static str,
+) -> Result<fs::File, CgroupError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |action, source| CgroupError::Io {
         action,
@@ -266,7 +275,7 @@ fn open_limit_file(path: &Path, options: &mut fs::OpenOptions) -> Result<fs::Fil
         return Err(CgroupError::Unexpected {
             path: path.to_path_buf(),
             found: kind_of(&kind),
-            expected: "a limit file",
+            expected,
         });
     }
     Ok(file)
@@ -274,7 +283,7 @@ fn open_limit_file(path: &Path, options: &mut fs::OpenOptions) -> Result<fs::Fil
 
 fn read_limit_file(path: &Path) -> Result<String, CgroupError> {
     use std::io::Read;
-    let file = open_limit_file(path, fs::OpenOptions::new().read(true))?;
+    let file = open_cgroup_file(path, fs::OpenOptions::new().read(true), "a limit file")?;
     let mut bytes = Vec::new();
     file.take(LIMIT_FILE_MAX)
         .read_to_end(&mut bytes)

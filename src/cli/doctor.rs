@@ -20,7 +20,7 @@ Audits the node it runs on and prints one table (with --json, the same as one JS
               with what runsc-guard's shim does about each;
   cgroups     v1, v2 or hybrid; whether PID 1 is systemd; the kubelet's driver as the kubepods
               tree shows it; mismatches between them and the handlers (a systemd node whose
-              runsc handler does not give runsc --systemd-cgroup is the seed's incident);
+              runsc handler does not give runsc --systemd-cgroup is the incident);
   sandboxes   every running runsc-sandbox process: its pod (namespace/name from the CRI
               annotations in its bundle), its cgroup, the pod's effective memory limit, its
               --total-memory, and a verdict.

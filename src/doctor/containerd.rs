@@ -271,11 +271,11 @@ pub fn runtime_table(version: i64, handler: &str) -> String {
 mod tests {
     use super::*;
 
-    const V2_SEED: &str = include_str!("../../tests/fixtures/containerd/seed-v2.toml");
+    const V2_INCIDENT: &str = include_str!("../../tests/fixtures/containerd/incident-v2.toml");
 
     #[test]
     fn finds_runsc_behind_the_runc_shim() {
-        let c = parse(V2_SEED, Path::new("/etc/containerd/config.toml")).unwrap();
+        let c = parse(V2_INCIDENT, Path::new("/etc/containerd/config.toml")).unwrap();
         assert_eq!(c.version, 2);
         assert_eq!(c.default_systemd_cgroup, Some(true));
         assert_eq!(c.handlers.len(), 1);
@@ -306,7 +306,7 @@ version = 3
         assert_eq!(h.config_path.as_deref(), Some("/etc/containerd/runsc.toml"));
         // A version 2 table in a version 3 file is not where containerd 2.x looks.
         let c = parse(
-            &V2_SEED.replace("version = 2", "version = 3"),
+            &V2_INCIDENT.replace("version = 2", "version = 3"),
             Path::new("c"),
         )
         .unwrap();
@@ -322,7 +322,7 @@ version = 3
         );
         let err = parse("version = 7\n", Path::new("c.toml")).unwrap_err();
         assert!(err.contains("version = 7"), "{err}");
-        let bad = V2_SEED.replace("SystemdCgroup = true", "SystemdCgroup = \"yes\"");
+        let bad = V2_INCIDENT.replace("SystemdCgroup = true", "SystemdCgroup = \"yes\"");
         let err = parse(&bad, Path::new("c.toml")).unwrap_err();
         assert!(err.contains("runtimes.runc.options.SystemdCgroup"), "{err}");
     }

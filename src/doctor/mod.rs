@@ -1,4 +1,4 @@
-//! `runsc-guard doctor`: the audit of a node that took the seed's incident a month by hand.
+//! `runsc-guard doctor`: the audit of a node that, in the incident, took a month by hand.
 //!
 //! Two halves, so the judgement can be tested on any node one can write down:
 //! - [`gather`] reads the node (containerd's config and version, each runsc handler's runsc.toml
@@ -196,8 +196,8 @@ impl Probe for SystemProbe {
         cmd.args(args).stdin(std::process::Stdio::null());
         let name = args.first().copied().unwrap_or_default();
         let limit =
-            crate::runsc::exec::limit_for(name).unwrap_or(std::time::Duration::from_secs(30));
-        let output = crate::runsc::exec::output_within(cmd, limit)
+            crate::runsc::executor::limit_for(name).unwrap_or(std::time::Duration::from_secs(30));
+        let output = crate::runsc::executor::output_within(cmd, limit)
             .map_err(|e| format!("cannot run {} {}: {e}", program.display(), args.join(" ")))?;
         if !output.status.success() {
             return Err(format!(

@@ -10,11 +10,11 @@
 //! `runsc-guard` to show. [`Guard`] is the seam the shim's Create goes through: once before
 //! anything is set up, once after `runsc create`.
 
-mod host;
 mod plan;
 mod predict;
 mod record;
 mod relax;
+mod seam;
 mod update;
 mod verify;
 
@@ -28,10 +28,10 @@ use crate::options::GuardMode;
 use crate::runsc::version::RunscVersion;
 
 pub use crate::annotations::Role;
-pub use host::{Guard, Guarded, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 pub use plan::{decide, Driver, Plan, SpecEdit, Verdict};
 pub use record::{GuardRecord, RECORD_FILE};
 pub use relax::{LeafRelaxation, RelaxAction, RelaxTarget};
+pub use seam::{Guard, Guarded, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 pub use update::{MemoryRequest, ResourceUpdate};
 pub use verify::{observe, verify, Check, Observation, Verification};
 

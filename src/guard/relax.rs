@@ -124,7 +124,7 @@ impl LeafRelaxation {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let limit = crate::runsc::exec::limit_for("systemctl");
+        let limit = crate::runsc::executor::limit_for("systemctl");
         let out = executor
             .run_for(cmd, limit)
             .await

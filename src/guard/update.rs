@@ -14,9 +14,9 @@ use std::path::Path;
 use log::info;
 use serde::{Deserialize, Serialize};
 
-use super::host::Guard;
 use super::record::GuardRecord;
 use super::relax::{LeafRelaxation, RelaxTarget};
+use super::seam::Guard;
 use super::{observe, Driver, Role};
 use crate::cgroup::{Bytes, CgroupPath, CgroupTree, MemoryLimit};
 use crate::error::{Error, Result};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
 use super::Role;
-use crate::cgroup::{Bytes, CgroupLayout, CgroupPath};
+use crate::cgroup::{Bytes, CgroupLayout, CgroupPath, ProcCgroups};
 use crate::error::{Error, Result};
 
 const SANDBOX_PROCESS: &str = "runsc-sandbox";
@@ -35,17 +35,9 @@ impl Observation {
     /// `/proc/<pid>/cmdline` (NUL-separated).
     pub fn parse(pid: i32, layout: CgroupLayout, cgroup_file: &str, cmdline: &[u8]) -> Self {
         let mut problems = Vec::new();
-        let cgroup = cgroup_file.lines().find_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let (id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let wanted = match layout {
-                CgroupLayout::Unified => id == "0" && controllers.is_empty(),
-                CgroupLayout::Legacy | CgroupLayout::Hybrid => {
-                    controllers.split(',').any(|c| c == "memory")
-                }
-            };
-            wanted.then(|| path.to_string())
-        });
+        let cgroup = ProcCgroups::parse(cgroup_file)
+            .memory(layout)
+            .map(str::to_string);
         if cgroup.is_none() {
             problems.push(format!(
                 "/proc/{pid}/cgroup has no {} line",

@@ -6,7 +6,7 @@
 //! order so a command line is reproducible. A failed call is reported with the error runsc
 //! logged during that call, read from the JSON log.
 
-pub mod exec;
+pub mod executor;
 pub mod gates;
 pub mod log;
 pub mod toolchain;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio::process::Command;
 
-pub use exec::{Executor, Output, ReaperExecutor, TokioExecutor};
+pub use executor::{Executor, Output, ReaperExecutor, TokioExecutor};
 
 use crate::error::{Error, Result, RunscFailure};
 use version::RunscVersion;
@@ -148,7 +148,7 @@ pub struct Runsc {
     binary: PathBuf,
     flags: GlobalFlags,
     executor: Arc<dyn Executor>,
-    /// Replaces the per-command limits of [`exec::limit_for`] (not `wait`'s absence of one).
+    /// Replaces the per-command limits of [`executor::limit_for`] (not `wait`'s absence of one).
     call_limit: Option<std::time::Duration>,
 }
 
@@ -243,7 +243,7 @@ impl Runsc {
     ) -> Result<Output> {
         let name = sub.first().copied().unwrap_or_default().to_string();
         let log_offset = log::current_len(&self.flags.log);
-        let limit = exec::limit_for(&name).map(|l| self.call_limit.unwrap_or(l));
+        let limit = executor::limit_for(&name).map(|l| self.call_limit.unwrap_or(l));
         let span = format!("runsc.{name}");
         let run = self.executor.run_for(cmd, limit);
         let out = crate::timing::span(&span, run)

@@ -276,7 +276,7 @@ pub async fn detect(executor: &dyn Executor, binary: &Path) -> Result<RunscVersi
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let run = executor.run_for(cmd, super::exec::limit_for("--version"));
+    let run = executor.run_for(cmd, super::executor::limit_for("--version"));
     let output = crate::timing::span("runsc.version", run)
         .await
         .map_err(|e| Error::io("cannot run", binary, e))?;
@@ -310,7 +310,7 @@ async fn features(executor: &dyn Executor, binary: &Path) -> Option<Vec<u8>> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let run = executor.run_for(cmd, super::exec::limit_for("features"));
+    let run = executor.run_for(cmd, super::executor::limit_for("features"));
     let out = crate::timing::span("runsc.features", run).await.ok()?;
     (out.status == 0).then_some(out.stdout)
 }

@@ -43,8 +43,8 @@ pub fn runtime_info(options: Option<&Any>) -> RuntimeInfo {
 fn runsc_features(binary: &str) -> Option<Any> {
     let mut cmd = Command::new(binary);
     cmd.arg("features").stdin(Stdio::null());
-    let limit = crate::runsc::exec::limit_for("features").unwrap_or_default();
-    let out = crate::runsc::exec::output_within(cmd, limit).ok()?;
+    let limit = crate::runsc::executor::limit_for("features").unwrap_or_default();
+    let out = crate::runsc::executor::output_within(cmd, limit).ok()?;
     if !out.status.success() || serde_json::from_slice::<serde_json::Value>(&out.stdout).is_err() {
         return None;
     }

@@ -13,7 +13,10 @@
 //! - [`containerd`]: the mock containerd's events service and the log of what was published;
 //! - [`runsc`]: fake-runsc (tests/fake-runsc), its knobs and the command lines it recorded;
 //! - [`node`]: the fixture cgroup tree and /proc the guard reads, and the incident's pod;
-//! - [`host`]: root, mounts and processes on the host, and bounded short-lived commands.
+//! - [`host`]: root, mounts and processes on the host, and bounded short-lived commands;
+//! - [`assert`]: the checks both tiers make of the same outcome.
+//!
+//! A test file takes all of it as `use common::prelude::*;`.
 //!
 //! Both tiers run fake-runsc as runsc. Every wait is bounded by [`TIMEOUT`]; the sync points are
 //! events and recorded runsc calls, never bare sleeps.
@@ -21,6 +24,7 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod assert;
 pub mod bundle;
 pub mod client;
 pub mod containerd;
@@ -33,25 +37,27 @@ pub mod runsc;
 
 use std::time::Duration;
 
-// Every test binary takes the harness as one `use common::*`, and uses only part of it.
+/// What a test file takes as one `use common::prelude::*;`: every part of the harness and its
+/// constants. Each test binary uses only part of it, so the re-exports it leaves unused are not
+/// warned about.
 #[allow(unused_imports)]
-pub use bundle::*;
-#[allow(unused_imports)]
-pub use client::*;
-#[allow(unused_imports)]
-pub use containerd::*;
-#[allow(unused_imports)]
-pub use env::*;
-#[allow(unused_imports)]
-pub use exec::*;
-#[allow(unused_imports)]
-pub use host::*;
-#[allow(unused_imports)]
-pub use node::*;
-#[allow(unused_imports)]
-pub use pod::*;
-#[allow(unused_imports)]
-pub use runsc::*;
+pub mod prelude {
+    pub use super::assert::*;
+    pub use super::bundle::*;
+    pub use super::client::*;
+    pub use super::containerd::*;
+    pub use super::env::*;
+    pub use super::exec::*;
+    pub use super::host::*;
+    pub use super::node::*;
+    pub use super::pod::*;
+    pub use super::runsc::*;
+    pub use super::{
+        CONTAINER_TYPE, DEFAULT_RUNSC_ROOT, RUNSC_OPTIONS_TYPE_URL, RUNTIME_ID, SANDBOX_ID,
+        SANDBOX_LOG_DIRECTORY, TIMEOUT, TOPIC_CREATE, TOPIC_DELETE, TOPIC_EXIT, TOPIC_PAUSED,
+        TOPIC_RESUMED, TOPIC_START,
+    };
+}
 
 /// The bound on every wait: generous, the CI machine has 2 cores and runs tests in parallel.
 pub const TIMEOUT: Duration = Duration::from_secs(30);

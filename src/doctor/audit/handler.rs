@@ -104,7 +104,7 @@ pub(super) fn handler(node: &NodeFacts, h: &HandlerFacts, f: &mut Findings) {
     systemd_cgroup(node, h, &table, f);
 }
 
-/// The seed's misconfiguration: a systemd node whose runsc handler does not give runsc
+/// The incident's misconfiguration: a systemd node whose runsc handler does not give runsc
 /// `--systemd-cgroup`, whichever shim the handler uses; and its mirror image on a cgroupfs node.
 fn systemd_cgroup(node: &NodeFacts, h: &HandlerFacts, table: &str, f: &mut Findings) {
     let name = &h.handler.name;
@@ -204,7 +204,7 @@ fn on_systemd(node: &NodeFacts, h: &HandlerFacts, table: &str, flag: Flag, f: &m
     missing_flag(h, table, check, paths, f);
 }
 
-/// The seed's incident: a systemd node where nothing gives runsc `--systemd-cgroup`.
+/// The incident: a systemd node where nothing gives runsc `--systemd-cgroup`.
 fn missing_flag(
     h: &HandlerFacts,
     table: &str,
@@ -222,7 +222,7 @@ fn missing_flag(
         "{name}: this is a systemd node{} but runsc does not get --systemd-cgroup, so \
          it reads the pod's slice:prefix:name path as a relative cgroupfs path and puts \
          the sandbox under its own cgroup (system.slice), outside the pod: no memory \
-         limit applies (the seed's incident)",
+         limit applies (the incident)",
         if paths.is_some() {
             " (the kubelet's pods are under kubepods.slice)"
         } else {

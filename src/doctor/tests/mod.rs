@@ -142,7 +142,7 @@ impl Node {
 
     /// A `runsc-sandbox` process and its bundle with the CRI annotations.
     fn sandbox(self, pid: i32, cgroup_line: &str, total_memory: u64, cgroups_path: &str) -> Self {
-        // The seed's sandboxes come from runc's shim; the others from the runsc shim.
+        // The incident's sandboxes come from runc's shim; the others from the runsc shim.
         let shim = if total_memory == POD_LIMIT {
             "runsc"
         } else {
@@ -211,8 +211,8 @@ impl Node {
     }
 }
 
-/// The seed's containerd config: runsc through runc's shim, no SystemdCgroup for it.
-const SEED_CONFIG: &str = include_str!("../../../tests/fixtures/containerd/seed-v2.toml");
+/// The incident's containerd config: runsc through runc's shim, no SystemdCgroup for it.
+const INCIDENT_CONFIG: &str = include_str!("../../../tests/fixtures/containerd/incident-v2.toml");
 
 /// This project's config: the runsc shim with its runsc.toml.
 fn fixed_config(runsc_toml: &Path) -> String {
@@ -220,14 +220,14 @@ fn fixed_config(runsc_toml: &Path) -> String {
         .replace("@RUNSC_TOML@", &runsc_toml.display().to_string())
 }
 
-fn seed_probe() -> FakeProbe {
+fn incident_probe() -> FakeProbe {
     FakeProbe::default()
         .with("containerd", Ok(CONTAINERD_1_6))
         .with("runsc", Ok(RUNSC_20231009))
 }
 
 fn guard_probe() -> FakeProbe {
-    seed_probe().with(
+    incident_probe().with(
         "containerd-shim-runsc-v1",
         Ok(&crate::shim::info::version_text()),
     )
@@ -257,11 +257,11 @@ fn failed(report: &Report) -> Vec<&str> {
     report.failures().map(|f| f.check.as_str()).collect()
 }
 
-fn seed_node() -> Node {
+fn incident_node() -> Node {
     let escaped = format!("/system.slice/kubepods-burstable-pod{UID}.slice:cri-containerd:{ID}");
     Node::new()
         .systemd_v2_node(&escaped)
-        .containerd_config(SEED_CONFIG)
+        .containerd_config(INCIDENT_CONFIG)
         .process(1, "/sbin/init")
         .process(812, "/usr/bin/containerd")
         .sandbox(

@@ -1,11 +1,11 @@
-//! Whole nodes: the seed's incident, its fix, and nodes with pieces missing.
+//! Whole nodes: the incident, its fix, and nodes with pieces missing.
 
 use super::*;
 
 #[test]
-fn the_seeds_production_node_fails_and_names_the_pod() {
-    let node = seed_node();
-    let report = node.run(&seed_probe());
+fn the_incidents_production_node_fails_and_names_the_pod() {
+    let node = incident_node();
+    let report = node.run(&incident_probe());
     assert_eq!(report.status, Severity::Fail);
     assert_eq!(report.exit_code, 2);
     assert_eq!(
@@ -182,7 +182,7 @@ fn the_stock_shim_without_systemd_cgroup_fails_on_a_systemd_node() {
     let node = Node::new().systemd_v2_node(&leaf);
     node.write("etc/containerd/runsc.toml", "");
     let node = node.with_fixed_config();
-    let probe = seed_probe().with(
+    let probe = incident_probe().with(
         "containerd-shim-runsc-v1",
         Ok("containerd-shim-runsc-v1:\n  Version:  release-20231009.0\n"),
     );
@@ -235,7 +235,7 @@ fn cgroup_v1_with_the_cgroupfs_driver() {
     );
 
     // The same node with runc's shim told to use systemd: every pod fails to start.
-    let wrong = SEED_CONFIG.replace(
+    let wrong = INCIDENT_CONFIG.replace(
         "BinaryName = \"runsc\"",
         "BinaryName = \"runsc\"\n  SystemdCgroup = true",
     );

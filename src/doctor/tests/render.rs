@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn both_renderers() {
-    let report = seed_node().run(&seed_probe());
+    let report = incident_node().run(&incident_probe());
     let table = render_table(&report);
     assert!(table.starts_with("runsc-guard doctor: FAILURES"), "{table}");
     assert!(table.contains("what to do: "), "{table}");

@@ -20,7 +20,7 @@ use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use log::{info, warn};
 use tokio::sync::{watch, Mutex};
 
-use crate::cgroup::{CgroupTree, DEFAULT_CGROUP_ROOT};
+use crate::cgroup::{CgroupTree, ProcCgroups, DEFAULT_CGROUP_ROOT};
 use crate::error::{Error, Result};
 use crate::guard::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
 use crate::runsc::{self, Executor};
@@ -31,7 +31,7 @@ use crate::shim::exits::{self, ExitLog};
 use crate::shim::io::StdioPaths;
 use crate::shim::mount::RootfsMount;
 use crate::shim::process::{Exit, Process, ProcessRef, Status};
-use crate::shim::stats::{self, ProcCgroups};
+use crate::shim::stats;
 
 pub(crate) use crate::shim::process::validate_id as validate_process_id;
 

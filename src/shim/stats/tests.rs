@@ -3,6 +3,7 @@
 use super::*;
 use containerd_shim::protos::protobuf::Message;
 use std::fs;
+use std::path::Path;
 
 const RUNSC_EVENT: &str = r#"{"type":"stats","id":"app","data":{"cpu":{"usage":{"kernel":2000000,"user":5000000,"total":7000000,"percpu":[7000000]}},"memory":{"cache":4096,"usage":{"limit":268435456,"usage":52428800,"failcnt":0},"swap":{"limit":0,"failcnt":0},"kernel":{"limit":0,"failcnt":0},"kernelTCP":{"limit":0,"failcnt":0}},"pids":{"current":3}}}
 "#;
@@ -42,18 +43,6 @@ fn v2_tree() -> tempfile::TempDir {
 fn decode_v2(any: &Any) -> v2::Metrics {
     assert_eq!(any.type_url, "io.containerd.cgroups.v2.Metrics");
     v2::Metrics::parse_from_bytes(&any.value).unwrap()
-}
-
-#[test]
-fn proc_cgroup_lines_of_both_versions() {
-    let c = ProcCgroups::parse(
-        "12:pids:/k/p\n4:cpu,cpuacct:/k/c\n3:memory:/k/m\n1:name=systemd:/s\n0::/u\n",
-    );
-    assert_eq!(c.unified.as_deref(), Some("/u"));
-    assert_eq!(c.v1["cpuacct"], "/k/c");
-    assert_eq!(c.v1["cpu"], "/k/c");
-    assert_eq!(c.v1["memory"], "/k/m");
-    assert_eq!(c.v1["pids"], "/k/p");
 }
 
 #[test]

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{one_id, Ctx, Invocation, POLL};
+use crate::args::{one_id, Invocation};
+use crate::state::Ctx;
+use crate::POLL;
 
 /// Set in the environment of the detached parent's child: it does not record its call again.
 pub const EXEC_CHILD_ENV: &str = "FAKE_RUNSC_EXEC_CHILD";
