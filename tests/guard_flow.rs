@@ -268,14 +268,14 @@ async fn concurrent_callers_share_one_version_probe() {
     let guard = node.guard(None);
     let binary = node.config().binary_name;
     let (a, b, c) = tokio::join!(
-        guard.runsc_version(&binary),
-        guard.runsc_version(&binary),
-        guard.runsc_version(&binary)
+        guard.runsc_versions().version(&binary),
+        guard.runsc_versions().version(&binary),
+        guard.runsc_versions().version(&binary)
     );
     let versions = [a.unwrap(), b.unwrap(), c.unwrap()];
     assert!(versions.iter().all(|v| v == &versions[0]), "{versions:?}");
     assert_eq!(node.host.calls_to("runsc"), [["--version"]]);
-    guard.runsc_version(&binary).await.unwrap();
+    guard.runsc_versions().version(&binary).await.unwrap();
     assert_eq!(
         node.host.calls_to("runsc").len(),
         1,

@@ -151,7 +151,7 @@ impl Execs {
 
     /// Exec: checks and records the process; nothing runs until Start.
     pub fn add(&self, c: &Container, req: ExecRequest, events: &EventSender) -> Result<()> {
-        crate::shim::pod::validate_id(&req.exec_id).map_err(|_| {
+        crate::shim::ids::validate_id(&req.exec_id).map_err(|_| {
             Error::invalid(
                 "exec_id",
                 format!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use containerd_shim::protos::events::task::{TaskCreate, TaskIO};
 use log::{info, warn};
 
-use super::{validate_id, CreateTask, Pod, INIT_PID_FILE};
+use super::{CreateTask, Pod, INIT_PID_FILE};
 use crate::annotations::{sandbox_id, sandbox_log_directory, Role};
 use crate::bundle::BundleSpec;
 use crate::cgroup::OomCounter;
@@ -18,7 +18,7 @@ use crate::runsc::{CreateOpts, GlobalFlags, ProcessIo, Runsc};
 use crate::shim::console::ConsoleSocket;
 use crate::shim::container::{AttachedStdio, Container, Terminal};
 use crate::shim::entrypoint;
-use crate::shim::ids;
+use crate::shim::ids::{self, validate_id};
 use crate::shim::io::{self, StdioPaths};
 use crate::shim::mount;
 use crate::shim::rollback::Rollback;

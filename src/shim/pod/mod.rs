@@ -19,10 +19,10 @@ use containerd_shim::util::convert_to_timestamp;
 use log::{info, warn};
 use tokio::sync::{watch, Mutex};
 
-use crate::cgroup::{CgroupTree, DEFAULT_CGROUP_ROOT};
+use crate::cgroup::CgroupTree;
 use crate::error::{Error, Result};
-use crate::guard::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
-use crate::runsc::{self, Executor};
+use crate::guard::Guard;
+use crate::runsc::{self, Executor, RunscVersions};
 use crate::shim::container::{Container, Exit, Status};
 use crate::shim::events::EventSender;
 use crate::shim::exec::{ExecRequest, ExecState, Execs};
@@ -74,6 +74,8 @@ pub struct Pod {
     events: EventSender,
     executor: Arc<dyn Executor>,
     guard: Guard,
+    /// The runsc releases in use, the service the guard plans with.
+    versions: Arc<RunscVersions>,
     /// The reaper's exits: how a sandbox that is gone before `runsc wait` asks still tells its
     /// init's exit status.
     exits: Arc<ExitLog>,
@@ -84,10 +86,10 @@ pub struct Pod {
 
 impl Pod {
     /// Learns what every Create will need before the first one arrives (see
-    /// [`Guard::warm_up`]): the version of the runsc `binary_name` names, shared through the
-    /// state root's cache when one is given.
+    /// [`RunscVersions::warm_up`]): the version of the runsc `binary_name` names, shared
+    /// through the state root's cache when one is given.
     pub async fn warm_up(&self, binary_name: Option<&str>, state_root: Option<&std::path::Path>) {
-        self.guard.warm_up(binary_name, state_root).await;
+        self.versions.warm_up(binary_name, state_root).await;
     }
 
     pub fn new(
@@ -102,6 +104,7 @@ impl Pod {
             creating: std::sync::Mutex::new(HashMap::new()),
             events,
             executor,
+            versions: guard.runsc_versions().clone(),
             guard,
             exits: Arc::new(ExitLog::default()),
             execs: Execs::default(),
@@ -323,14 +326,10 @@ impl Pod {
     /// gives them (see `shim::stats`); the metrics type follows the host's cgroup layout.
     pub async fn stats(&self, id: &str) -> Result<Any> {
         let c = self.get(id).await?;
-        let env_path = |name: &str, default: &str| {
-            std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
-        };
-        let cgroup_root = env_path(CGROUP_ROOT_ENV, DEFAULT_CGROUP_ROOT);
-        let tree = CgroupTree::detect(&cgroup_root).map_err(|e| {
+        let tree = CgroupTree::detect(self.guard.cgroup_root()).map_err(|e| {
             Error::FailedPrecondition(format!("stats of {id}: no cgroup tree to read: {e}"))
         })?;
-        let cgroups = match ProcCgroups::of(&env_path(PROC_ROOT_ENV, "/proc"), c.pid) {
+        let cgroups = match ProcCgroups::of(self.guard.proc_root(), c.pid) {
             Ok(cg) => Some(cg),
             Err(e) => {
                 log::debug!("{id}: stats without the sandbox's host cgroup: {e}");
@@ -506,37 +505,5 @@ fn publish_exit(events: &EventSender, c: &Container) {
     });
 }
 
-/// Container ids become file names and runsc arguments: keep them to what containerd produces.
-pub(crate) fn validate_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 256
-        && !id.starts_with('-')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && id != "."
-        && id != "..";
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "id",
-            format!("{id:?} must be 1-256 of [A-Za-z0-9_.-], not starting with '-'"),
-        ))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_checked() {
-        for good in ["abc", "a-b_c.d", "0123456789abcdef"] {
-            assert!(validate_id(good).is_ok(), "{good}");
-        }
-        for bad in ["", "-x", "a/b", "..", ".", "a b", &"x".repeat(300)] {
-            assert!(validate_id(bad).is_err(), "{bad}");
-        }
-    }
-}
+mod tests;
