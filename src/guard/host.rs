@@ -2,10 +2,10 @@
 //!
 //! [`Guard::before_create`] runs before anything is set up: it gathers the facts the pure
 //! decision needs (runsc's version, from the [`RunscVersions`] it shares with the pod; the
-//! host; the cgroup tree), decides, keeps a refusal's record and fails, or edits the bundle's
-//! spec and hands back the runsc flags. [`Guard::after_create`] runs once `runsc create` has
-//! returned: it verifies the sandbox against the plan, widens its leaf, keeps the record in the
-//! bundle and hands back the pod's OOM watch. The shim sees neither the plan nor the record.
+//! host; the cgroup tree), decides, keeps a refusal's record and fails, or hands back the
+//! runsc flags and the spec edits the shim writes into config.json. [`Guard::after_create`] runs once `runsc create` has returned:
+//! it verifies the sandbox against the plan, widens its leaf, keeps the record in the bundle
+//! and hands back the pod's OOM watch. The shim sees neither the plan nor the record.
 //!
 //! Every process runs through the shim's executor: inside the daemon the containerd-shim
 //! library reaps all children, so `std::process::Command::output` would race it.
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use log::{info, warn};
 
-use super::{decide, observe, verify, GuardInput, GuardRecord, HostFacts, Plan, Role};
+use super::{decide, observe, verify, GuardInput, GuardRecord, HostFacts, Plan, Role, SpecEdit};
 use crate::bundle::BundleSpec;
 use crate::cgroup::{CgroupPath, CgroupTree, OomCounter, DEFAULT_CGROUP_ROOT};
 use crate::error::{Error, Result};
@@ -63,6 +63,11 @@ impl Guarded {
         &self.runsc_config
     }
 
+    /// The plan's edits to the bundle's spec; none when the guard did not plan.
+    pub fn spec_edits(&self) -> &[SpecEdit] {
+        self.decided.as_ref().map_or(&[], |d| &d.plan.edits)
+    }
+
     /// The runsc release the plan was made for, when the guard asked.
     pub fn runsc_version(&self) -> Option<&RunscVersion> {
         self.runsc_version.as_ref()
@@ -102,33 +107,15 @@ impl Guard {
     }
 
     /// Before anything is set up: decides (rules 1-4, logged in one line), and either keeps the
-    /// refusal's record in the bundle and fails, or applies the spec edits to the bundle's
-    /// config.json and hands back the runsc flags. config.json is written here, once, with the
-    /// edits the shim made to `spec` before (the pod's volumes) and the plan's. When the guard
-    /// is off and cannot even read the cgroup tree it changes nothing, as gVisor's shim would
-    /// change nothing.
+    /// refusal's record in the bundle and fails, or hands back the runsc flags and the edits
+    /// the plan makes to `spec` ([`Guarded::spec_edits`]), for the shim to apply and write
+    /// with its own. When the guard is off and cannot even read the cgroup tree it changes
+    /// nothing, as gVisor's shim would change nothing.
     pub async fn before_create(
         &self,
         id: &str,
         role: Role,
-        spec: &mut BundleSpec,
-        config: &ShimConfig,
-    ) -> Result<Guarded> {
-        let decided = self.decide_and_edit(id, role, spec, config).await;
-        // One write per Create: the plan's edits with the shim's before them; when the guard
-        // fails Create, the shim's alone, as they were before the guard ran. The guard's error
-        // is the one reported.
-        let saved = crate::timing::span_sync("spec.save", || spec.save_if_changed());
-        let guarded = decided?;
-        saved?;
-        Ok(guarded)
-    }
-
-    async fn decide_and_edit(
-        &self,
-        id: &str,
-        role: Role,
-        spec: &mut BundleSpec,
+        spec: &BundleSpec,
         config: &ShimConfig,
     ) -> Result<Guarded> {
         let tree = crate::timing::span_sync("guard.tree", || self.tree(id, config.guard_mode));
@@ -162,9 +149,6 @@ impl Guard {
         if let Some(refusal) = plan.refusal() {
             keep_record(&GuardRecord::new(plan), &bundle);
             return Err(refusal);
-        }
-        if !plan.edits.is_empty() {
-            spec.apply(&plan.edits)?;
         }
         Ok(Guarded {
             runsc_config: plan.runsc_config(&config.runsc_config),
