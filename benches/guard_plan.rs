@@ -273,15 +273,21 @@ impl Node {
         (bundle, id.to_string())
     }
 
-    /// One Create's guard step, as `Pod::create` makes it: config.json loaded, then the guard.
+    /// One Create's guard step, as `Pod::create` makes it: config.json loaded, the guard, then
+    /// its edits written into config.json.
     fn before_create(&self, role: Role, bundle: &Path, pristine: &[u8], id: &str) {
         // containerd writes a fresh config.json for every Create; so does the bench.
         std::fs::write(bundle.join("config.json"), pristine).expect("reset config.json");
         let mut spec = BundleSpec::load(bundle).expect("load config.json");
         let guarded = self
             .rt
-            .block_on(self.guard.before_create(id, role, &mut spec, &self.config))
+            .block_on(self.guard.before_create(id, role, &spec, &self.config))
             .expect("the guard admits the bench's pod");
+        if !guarded.spec_edits().is_empty() {
+            spec.apply(guarded.spec_edits())
+                .expect("apply the plan's edits");
+        }
+        spec.save_if_changed().expect("write config.json");
         std::hint::black_box(guarded.runsc_config());
     }
 }

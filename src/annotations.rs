@@ -77,6 +77,36 @@ impl Role {
     }
 }
 
+/// What the CRI annotations say of one container, read once at its Create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodAnnotations {
+    pub role: Role,
+    /// The pod's sandbox, by its container id ([`sandbox_id`]): the container's own for a
+    /// sandbox.
+    pub sandbox_id: String,
+    /// The pod's log directory, checked ([`sandbox_log_directory`]). Read for a sandbox only:
+    /// only the sandbox's runsc writes gVisor's user log there.
+    pub log_directory: Option<PathBuf>,
+}
+
+impl PodAnnotations {
+    /// Reads the annotations of the container `own_id`; an error names the annotation and what
+    /// is wrong with it.
+    pub fn parse(annotations: &HashMap<String, String>, own_id: &str) -> Result<Self, String> {
+        let role = Role::from_annotations(annotations)?;
+        let log_directory = if role.is_sandbox() {
+            sandbox_log_directory(annotations)?
+        } else {
+            None
+        };
+        Ok(PodAnnotations {
+            role,
+            sandbox_id: sandbox_id(annotations, own_id).to_string(),
+            log_directory,
+        })
+    }
+}
+
 /// The sandbox id the annotations name, when they name one.
 fn named_sandbox(annotations: &HashMap<String, String>) -> Option<&str> {
     annotations
@@ -200,6 +230,38 @@ mod tests {
         let c = ann(&[(CONTAINER_TYPE, "container"), (SANDBOX_ID, "pod")]);
         assert_eq!(sandbox_id(&c, "me"), "pod");
         assert!(!Role::from_annotations(&c).unwrap().is_sandbox());
+    }
+
+    #[test]
+    fn a_container_is_read_once_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().display().to_string();
+        let sandbox = ann(&[(CONTAINER_TYPE, "sandbox"), (SANDBOX_LOG_DIRECTORY, &logs)]);
+        assert_eq!(
+            PodAnnotations::parse(&sandbox, "pod").unwrap(),
+            PodAnnotations {
+                role: Role::Sandbox,
+                sandbox_id: "pod".to_string(),
+                log_directory: Some(dir.path().to_path_buf()),
+            }
+        );
+        // A container joining the pod writes no user log: its log directory is not read.
+        let joining = ann(&[
+            (CONTAINER_TYPE, "container"),
+            (SANDBOX_ID, "pod"),
+            (SANDBOX_LOG_DIRECTORY, "relative"),
+        ]);
+        assert_eq!(
+            PodAnnotations::parse(&joining, "app").unwrap(),
+            PodAnnotations {
+                role: Role::Container,
+                sandbox_id: "pod".to_string(),
+                log_directory: None,
+            }
+        );
+        let bad = ann(&[(SANDBOX_LOG_DIRECTORY, "relative")]);
+        let err = PodAnnotations::parse(&bad, "pod").unwrap_err();
+        assert!(err.contains(SANDBOX_LOG_DIRECTORY), "{err}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The guard's whole path through a Create, through the very calls the shim makes: a fixture
 //! cgroup tree, a fake /proc and an executor that answers `runsc --version` and `systemctl`:
-//! `Guard::before_create` (plan, spec edits in the bundle, runsc flags) → (runsc create) →
-//! `Guard::after_create` (observe, verify, relax, record) → `runsc-guard show`.
+//! `Guard::before_create` (plan, runsc flags, the spec edits the shim writes into the bundle)
+//! → (runsc create) → `Guard::after_create` (observe, verify, relax, record) →
+//! `runsc-guard show`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -158,9 +159,12 @@ async fn create_with_a_runtimeclass_overhead() {
 
     // Before runsc create: decide, refuse or apply.
     let guarded = guard
-        .before_create(ID, Role::Sandbox, &mut spec, &node.config())
+        .before_create(ID, Role::Sandbox, &spec, &node.config())
         .await
         .unwrap();
+    // The shim writes the plan's edits into config.json.
+    spec.apply(guarded.spec_edits()).unwrap();
+    spec.save_if_changed().unwrap();
     let flags = guarded.runsc_config();
     assert_eq!(flags["systemd-cgroup"], "true");
     let written: Value =
@@ -231,9 +235,9 @@ async fn a_sandbox_that_escaped_fails_verification_with_the_fix() {
         "268435456\n",
     );
     let guard = node.guard(None);
-    let mut spec = BundleSpec::load(&node.bundle()).unwrap();
+    let spec = BundleSpec::load(&node.bundle()).unwrap();
     let guarded = guard
-        .before_create(ID, Role::Sandbox, &mut spec, &node.config())
+        .before_create(ID, Role::Sandbox, &spec, &node.config())
         .await
         .unwrap();
     // What the stock configuration produced on the incident's node.
@@ -268,14 +272,14 @@ async fn concurrent_callers_share_one_version_probe() {
     let guard = node.guard(None);
     let binary = node.config().binary_name;
     let (a, b, c) = tokio::join!(
-        guard.runsc_version(&binary),
-        guard.runsc_version(&binary),
-        guard.runsc_version(&binary)
+        guard.runsc_versions().version(&binary),
+        guard.runsc_versions().version(&binary),
+        guard.runsc_versions().version(&binary)
     );
     let versions = [a.unwrap(), b.unwrap(), c.unwrap()];
     assert!(versions.iter().all(|v| v == &versions[0]), "{versions:?}");
     assert_eq!(node.host.calls_to("runsc"), [["--version"]]);
-    guard.runsc_version(&binary).await.unwrap();
+    guard.runsc_versions().version(&binary).await.unwrap();
     assert_eq!(
         node.host.calls_to("runsc").len(),
         1,

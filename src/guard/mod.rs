@@ -29,10 +29,10 @@ use crate::runsc::version::RunscVersion;
 
 pub use crate::annotations::Role;
 pub use plan::{decide, Driver, Plan, SpecEdit, Verdict};
-pub use record::{GuardRecord, RECORD_FILE};
+pub use record::{GuardRecord, ResourceUpdate, RECORD_FILE};
 pub use relax::{LeafRelaxation, RelaxAction, RelaxTarget};
 pub use seam::{Guard, Guarded, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
-pub use update::{MemoryRequest, ResourceUpdate};
+pub use update::{MemoryRequest, MemoryUpdate};
 pub use verify::{observe, verify, Check, Observation, Verification};
 
 /// What the guard needs to know about the host besides its cgroup tree.

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
-use super::update::ResourceUpdate;
+use super::relax::RelaxTarget;
 use super::verify::Verification;
+use crate::cgroup::Bytes;
 use crate::error::{Error, Result};
 
 pub const RECORD_FILE: &str = "runsc-guard.json";
@@ -75,4 +76,21 @@ impl GuardRecord {
             )
         })
     }
+}
+
+/// What an Update changed on the host, kept in the sandbox's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceUpdate {
+    /// The container whose Update it was (the sandbox's, or one joining it).
+    pub container_id: String,
+    /// The scope or cgroup that was changed.
+    pub target: RelaxTarget,
+    /// Its memory limit before.
+    pub memory_from: Option<Bytes>,
+    /// Its memory limit now.
+    pub memory_to: Bytes,
+    /// The pod's bound it was checked against.
+    pub pod_bound: Option<Bytes>,
+    /// What became of the guest's own resources (`runsc update`), once the shim knows.
+    pub guest: Option<String>,
 }

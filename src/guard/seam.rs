@@ -1,39 +1,34 @@
 //! The guard at work on a host: the seam the shim's Create goes through, twice.
 //!
 //! [`Guard::before_create`] runs before anything is set up: it gathers the facts the pure
-//! decision needs (runsc's version, asked once per binary file on the node; the host; the
-//! cgroup tree), decides, keeps a refusal's record and fails, or edits the bundle's spec and
-//! hands back the runsc flags. [`Guard::after_create`] runs once `runsc create` has returned:
+//! decision needs (runsc's version, from the [`RunscVersions`] it shares with the pod; the
+//! host; the cgroup tree), decides, keeps a refusal's record and fails, or hands back the
+//! runsc flags and the spec edits the shim writes into config.json. [`Guard::after_create`] runs once `runsc create` has returned:
 //! it verifies the sandbox against the plan, widens its leaf, keeps the record in the bundle
 //! and hands back the pod's OOM watch. The shim sees neither the plan nor the record.
 //!
 //! Every process runs through the shim's executor: inside the daemon the containerd-shim
 //! library reaps all children, so `std::process::Command::output` would race it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use log::{debug, info, warn};
-use tokio::sync::OnceCell;
+use log::{info, warn};
 
-use super::{decide, observe, verify, GuardInput, GuardRecord, HostFacts, Plan, Role};
+use super::{decide, observe, verify, GuardInput, GuardRecord, HostFacts, Plan, Role, SpecEdit};
 use crate::bundle::BundleSpec;
 use crate::cgroup::{CgroupPath, CgroupTree, OomCounter, DEFAULT_CGROUP_ROOT};
-use crate::error::{Error, Result, RunscFailure};
+use crate::error::{Error, Result};
 use crate::options::{GuardMode, ShimConfig};
-use crate::runsc::version::{self, resolve_binary, RunscVersion};
-use crate::runsc::version_cache::{self, BinaryId, Lookup};
-use crate::runsc::Executor;
+use crate::runsc::version::RunscVersion;
+use crate::runsc::{Executor, RunscVersions};
 
 /// Overrides the cgroup root the guard reads (default /sys/fs/cgroup): for tests and for
 /// diagnosing a node from a container that mounts the host's cgroupfs elsewhere.
 pub const CGROUP_ROOT_ENV: &str = "RUNSC_GUARD_CGROUP_ROOT";
 /// Overrides where the guard looks for the sandbox process (default /proc), likewise.
 pub const PROC_ROOT_ENV: &str = "RUNSC_GUARD_PROC_ROOT";
-
-/// A binary as it was found, and the file's identity when it could be read.
-type VersionKey = (PathBuf, Option<BinaryId>);
 
 /// The guard's view of the host, shared by every Create of this shim.
 pub struct Guard {
@@ -42,8 +37,8 @@ pub struct Guard {
     executor: Arc<dyn Executor>,
     /// The host's facts; None reads them at every Create.
     host: Option<HostFacts>,
-    /// One probe per binary: callers that ask while it runs wait for the same answer.
-    versions: Mutex<HashMap<VersionKey, Arc<OnceCell<RunscVersion>>>>,
+    /// The runsc releases the plans are made for, shared with the pod.
+    versions: Arc<RunscVersions>,
 }
 
 /// What [`Guard::before_create`] decided, for the rest of the Create.
@@ -68,6 +63,11 @@ impl Guarded {
         &self.runsc_config
     }
 
+    /// The plan's edits to the bundle's spec; none when the guard did not plan.
+    pub fn spec_edits(&self) -> &[SpecEdit] {
+        self.decided.as_ref().map_or(&[], |d| &d.plan.edits)
+    }
+
     /// The runsc release the plan was made for, when the guard asked.
     pub fn runsc_version(&self) -> Option<&RunscVersion> {
         self.runsc_version.as_ref()
@@ -79,9 +79,9 @@ impl Guard {
         Guard {
             cgroup_root,
             proc_root,
+            versions: Arc::new(RunscVersions::new(executor.clone())),
             executor,
             host: None,
-            versions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,33 +107,15 @@ impl Guard {
     }
 
     /// Before anything is set up: decides (rules 1-4, logged in one line), and either keeps the
-    /// refusal's record in the bundle and fails, or applies the spec edits to the bundle's
-    /// config.json and hands back the runsc flags. config.json is written here, once, with the
-    /// edits the shim made to `spec` before (the pod's volumes) and the plan's. When the guard
-    /// is off and cannot even read the cgroup tree it changes nothing, as gVisor's shim would
-    /// change nothing.
+    /// refusal's record in the bundle and fails, or hands back the runsc flags and the edits
+    /// the plan makes to `spec` ([`Guarded::spec_edits`]), for the shim to apply and write
+    /// with its own. When the guard is off and cannot even read the cgroup tree it changes
+    /// nothing, as gVisor's shim would change nothing.
     pub async fn before_create(
         &self,
         id: &str,
         role: Role,
-        spec: &mut BundleSpec,
-        config: &ShimConfig,
-    ) -> Result<Guarded> {
-        let decided = self.decide_and_edit(id, role, spec, config).await;
-        // One write per Create: the plan's edits with the shim's before them; when the guard
-        // fails Create, the shim's alone, as they were before the guard ran. The guard's error
-        // is the one reported.
-        let saved = crate::timing::span_sync("spec.save", || spec.save_if_changed());
-        let guarded = decided?;
-        saved?;
-        Ok(guarded)
-    }
-
-    async fn decide_and_edit(
-        &self,
-        id: &str,
-        role: Role,
-        spec: &mut BundleSpec,
+        spec: &BundleSpec,
         config: &ShimConfig,
     ) -> Result<Guarded> {
         let tree = crate::timing::span_sync("guard.tree", || self.tree(id, config.guard_mode));
@@ -146,7 +128,8 @@ impl Guard {
         };
         let state_root = Path::new(&config.root);
         let version = self
-            .runsc_version_in(&config.binary_name, Some(state_root))
+            .versions
+            .version_in(&config.binary_name, Some(state_root))
             .await?;
         let plan = decide(&GuardInput {
             container_id: id,
@@ -166,9 +149,6 @@ impl Guard {
         if let Some(refusal) = plan.refusal() {
             keep_record(&GuardRecord::new(plan), &bundle);
             return Err(refusal);
-        }
-        if !plan.edits.is_empty() {
-            spec.apply(&plan.edits)?;
         }
         Ok(Guarded {
             runsc_config: plan.runsc_config(&config.runsc_config),
@@ -216,103 +196,23 @@ impl Guard {
         }
     }
 
+    /// The runsc versions this guard plans with: the one service the shim asks them of.
+    pub fn runsc_versions(&self) -> &Arc<RunscVersions> {
+        &self.versions
+    }
+
+    /// The cgroup tree's root the guard reads (the environment's, for tests, or the host's).
     pub(crate) fn cgroup_root(&self) -> &Path {
         &self.cgroup_root
     }
 
+    /// Where the guard looks for the sandbox process, likewise.
     pub(crate) fn proc_root(&self) -> &Path {
         &self.proc_root
     }
 
     pub(crate) fn executor(&self) -> &dyn Executor {
         self.executor.as_ref()
-    }
-
-    /// The version of a runsc binary, asked once per binary (and again if the file changes).
-    pub async fn runsc_version(&self, binary_name: &str) -> Result<RunscVersion> {
-        self.runsc_version_in(binary_name, None).await
-    }
-
-    /// The same, sharing the answer with the node's other shims through the cache file in
-    /// `state_root` (runsc.toml's `root`, see `runsc::version_cache`): only the first shim to
-    /// meet a binary runs `runsc --version`.
-    pub async fn runsc_version_in(
-        &self,
-        binary_name: &str,
-        state_root: Option<&Path>,
-    ) -> Result<RunscVersion> {
-        let binary = resolve_binary(binary_name).ok_or_else(|| {
-            Error::runsc(
-                "--version",
-                RunscFailure::BinaryUnavailable,
-                format!(
-                    "runsc binary {binary_name:?} not found: install runsc or set binary_name in \
-                     runsc.toml"
-                ),
-            )
-        })?;
-        let id = BinaryId::of(&binary).ok();
-        let cell = self
-            .versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((binary.clone(), id.clone()))
-            .or_default()
-            .clone();
-        let shared = state_root.zip(id.as_ref());
-        cell.get_or_try_init(|| async {
-            let version = match shared {
-                Some((root, id)) => self.shared_version(root, id, &binary).await?,
-                None => version::detect(self.executor.as_ref(), &binary).await?,
-            };
-            if !version.knows_its_release() {
-                warn!(
-                    "{}: runsc version not recognised ({version}); the guard assumes the oldest \
-                     behaviour",
-                    binary.display(),
-                );
-            } else if !version.is_known() {
-                info!(
-                    "{}: runsc {version}: the guard goes by that release",
-                    binary.display(),
-                );
-            }
-            Ok::<_, Error>(version)
-        })
-        .await
-        .cloned()
-    }
-
-    /// The version the node's shims keep in `state_root`'s cache for this binary file, or, on a
-    /// miss or an untrusted cache, runsc's own answer, then kept there for the next shim.
-    async fn shared_version(
-        &self,
-        state_root: &Path,
-        id: &BinaryId,
-        binary: &Path,
-    ) -> Result<RunscVersion> {
-        match version_cache::lookup(state_root, id) {
-            Lookup::Hit(version) => return Ok(version),
-            Lookup::Ignored(why) => {
-                let file = state_root.join(version_cache::CACHE_FILE);
-                debug!("{}: not using it ({why}); asking runsc", file.display());
-            }
-            Lookup::Miss => {}
-        }
-        let version = version::detect(self.executor.as_ref(), binary).await?;
-        remember(state_root, id, binary, &version);
-        Ok(version)
-    }
-
-    /// Asks a runsc's version now (the binary and state root `start` was configured with, or
-    /// the default runsc), so that the pod's first Create finds it known: the probe is a whole
-    /// Go start-up (120-190 ms under emulation), made while containerd is still connecting to
-    /// the new shim. A failure here is only logged; Create asks again and reports.
-    pub async fn warm_up(&self, binary_name: Option<&str>, state_root: Option<&Path>) {
-        let binary = binary_name.unwrap_or(crate::options::DEFAULT_BINARY);
-        if let Err(e) = self.runsc_version_in(binary, state_root).await {
-            debug!("warm-up: runsc --version: {e}");
-        }
     }
 
     /// Checks the created sandbox and widens its leaf. Returns the record to keep and, in
@@ -382,20 +282,6 @@ fn violation(record: GuardRecord, err: Error) -> (GuardRecord, Option<Error>) {
     } else {
         warn!("{err} (guard_mode = \"warn\": going on)");
         (record, None)
-    }
-}
-
-/// Shares a probed version with the node's other shims, unless the binary changed while it
-/// answered (the answer would then be the new file's, under the old file's key). A failure only
-/// costs the next shim a probe.
-fn remember(state_root: &Path, id: &BinaryId, binary: &Path, version: &RunscVersion) {
-    if BinaryId::of(binary).ok().as_ref() != Some(id) {
-        debug!("{}: changed while asked; not cached", binary.display());
-        return;
-    }
-    if let Err(e) = version_cache::store(state_root, id, version) {
-        let file = state_root.join(version_cache::CACHE_FILE);
-        debug!("{}: cannot keep runsc's version: {e}", file.display());
     }
 }
 

@@ -9,12 +9,12 @@
 //! size (`--total-memory`) is fixed at boot; only `runsc update` (release-20260202.0 and later)
 //! changes what the guest applies, which is the shim's call, not this module's.
 
+use std::future::Future;
 use std::path::Path;
 
 use log::info;
-use serde::{Deserialize, Serialize};
 
-use super::record::GuardRecord;
+use super::record::{GuardRecord, ResourceUpdate};
 use super::relax::{LeafRelaxation, RelaxTarget};
 use super::seam::Guard;
 use super::{observe, Driver, Role};
@@ -47,36 +47,38 @@ impl MemoryRequest {
     }
 }
 
-/// What an Update changed on the host, kept in the sandbox's record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResourceUpdate {
-    /// The container whose Update it was (the sandbox's, or one joining it).
-    pub container_id: String,
-    /// The scope or cgroup that was changed.
-    pub target: RelaxTarget,
-    /// Its memory limit before.
-    pub memory_from: Option<Bytes>,
-    /// Its memory limit now.
-    pub memory_to: Bytes,
-    /// The pod's bound it was checked against.
-    pub pod_bound: Option<Bytes>,
-    /// What became of the guest's own resources (`runsc update`), once the shim knows.
-    pub guest: Option<String>,
+/// An Update's memory limit, and the sandbox whose leaf takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryUpdate<'a> {
+    /// The container whose Update it is (the sandbox's, or one joining it).
+    pub container_id: &'a str,
+    pub sandbox_id: &'a str,
+    /// The bundle holding the sandbox's guard record.
+    pub sandbox_bundle: &'a Path,
+    /// The sandbox process.
+    pub pid: i32,
+    pub request: MemoryRequest,
 }
 
 impl Guard {
-    /// Applies a memory limit to the host cgroup that holds the sandbox whose record is in
-    /// `sandbox_bundle` (its process is `pid`), for an Update of `container_id`. Refuses a limit
-    /// above the pod's bound and a sandbox the guard did not verify; returns what changed, also
-    /// kept in the record.
+    /// Applies a memory limit to the host cgroup that holds the sandbox whose record is in the
+    /// sandbox's bundle, for an Update of one of its containers. Refuses a limit above the
+    /// pod's bound and a sandbox the guard did not verify, before `guest` runs. Once the host's
+    /// cgroup is changed, runs `guest`, the shim's step for the guest's own resources, and keeps
+    /// what it says with the change: the record is read once and written once per Update.
+    /// Returns what changed.
     pub async fn update_memory(
         &self,
-        container_id: &str,
-        sandbox_id: &str,
-        sandbox_bundle: &Path,
-        pid: i32,
-        request: MemoryRequest,
+        update: MemoryUpdate<'_>,
+        guest: impl Future<Output = String>,
     ) -> Result<ResourceUpdate> {
+        let MemoryUpdate {
+            container_id,
+            sandbox_id,
+            sandbox_bundle,
+            pid,
+            request,
+        } = update;
         let refuse = |reason: String| Error::GuardRefused {
             container_id: container_id.to_string(),
             reason: format!("{reason}; nothing was changed"),
@@ -156,29 +158,20 @@ impl Guard {
             memory_from.map_or_else(|| "max".to_string(), |b| b.to_string()),
             bound.map_or_else(|| "none".to_string(), |b| b.to_string()),
         );
+        if plan.pod_memory_limit != bound {
+            record.plan.pod_memory_limit = bound;
+        }
         let update = ResourceUpdate {
             container_id: container_id.to_string(),
             target,
             memory_from,
             memory_to: to,
             pod_bound: bound,
-            guest: None,
+            guest: Some(guest.await),
         };
-        if plan.pod_memory_limit != bound {
-            record.plan.pod_memory_limit = bound;
-        }
         record.update = Some(update.clone());
         record.write(sandbox_bundle)?;
         Ok(update)
-    }
-
-    /// Notes in the sandbox's record what became of the guest's resources.
-    pub fn record_guest_update(&self, sandbox_bundle: &Path, guest: &str) -> Result<()> {
-        let mut record = GuardRecord::read(sandbox_bundle)?;
-        if let Some(u) = record.update.as_mut() {
-            u.guest = Some(guest.to_string());
-        }
-        record.write(sandbox_bundle)
     }
 }
 

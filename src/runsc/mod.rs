@@ -12,6 +12,7 @@ pub mod log;
 pub mod toolchain;
 pub mod version;
 pub mod version_cache;
+pub mod versions;
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use tokio::process::Command;
 
 pub use executor::{Executor, Output, ReaperExecutor, TokioExecutor};
+pub use versions::RunscVersions;
 
 use crate::error::{Error, Result, RunscFailure};
 use version::RunscVersion;

@@ -56,35 +56,44 @@ pub struct Container {
     pending_console: Mutex<Option<ConsoleSocket>>,
 }
 
+/// Everything a container is made of once `runsc create` made it: a [`Container`] is built
+/// whole from this, never patched after.
+pub struct ContainerParts {
+    pub init: ProcessRef,
+    pub bundle: PathBuf,
+    pub role: Role,
+    /// The pod's sandbox, by its container id (its own for a sandbox).
+    pub sandbox_id: String,
+    pub runsc: Runsc,
+    /// The sandbox's pid, from runsc's pid file.
+    pub pid: i32,
+    pub stdio: AttachedStdio,
+    pub oom: Option<OomCounter>,
+    pub created_at: Instant,
+    pub io_owner: (u32, u32),
+}
+
 impl Container {
-    pub fn new(
-        reference: ProcessRef,
-        bundle: PathBuf,
-        role: Role,
-        runsc: Runsc,
-        pid: i32,
-        stdio: AttachedStdio,
-        oom: Option<OomCounter>,
-    ) -> Self {
-        let id = reference.container_id().to_string();
-        let init = Process::new(reference, stdio.paths, pid);
-        let (pty, pending_console) = match stdio.terminal {
+    pub fn new(parts: ContainerParts) -> Self {
+        let id = parts.init.container_id().to_string();
+        let init = Process::new(parts.init, parts.stdio.paths, parts.pid);
+        let (pty, pending_console) = match parts.stdio.terminal {
             Some(Terminal::Pty(pty)) => (Some(pty), None),
             Some(Terminal::Pending(socket)) => (None, Some(socket)),
             None => (None, None),
         };
-        init.attach_stdio(stdio.copies, pty);
+        init.attach_stdio(parts.stdio.copies, pty);
         Container {
-            sandbox_id: id.clone(),
             id,
-            bundle,
-            role,
-            runsc,
+            bundle: parts.bundle,
+            role: parts.role,
+            runsc: parts.runsc,
             init,
-            oom,
-            created_at: Instant::now(),
-            io_owner: (0, 0),
-            start_io: Mutex::new(Some(stdio.start_io)),
+            oom: parts.oom,
+            created_at: parts.created_at,
+            io_owner: parts.io_owner,
+            sandbox_id: parts.sandbox_id,
+            start_io: Mutex::new(Some(parts.stdio.start_io)),
             pending_console: Mutex::new(pending_console),
         }
     }
@@ -133,15 +142,18 @@ mod tests {
             GlobalFlags::new("/r", std::path::Path::new("/b"), Default::default()),
             Arc::new(TokioExecutor),
         );
-        let c = Container::new(
-            ProcessRef::init("c").unwrap(),
-            "/b".into(),
-            Role::Sandbox,
+        let c = Container::new(ContainerParts {
+            init: ProcessRef::init("c").unwrap(),
+            bundle: "/b".into(),
+            role: Role::Sandbox,
+            sandbox_id: "c".into(),
             runsc,
-            0x4000_0001,
-            AttachedStdio::default(),
-            None,
-        );
+            pid: 0x4000_0001,
+            stdio: AttachedStdio::default(),
+            oom: None,
+            created_at: Instant::now(),
+            io_owner: (0, 0),
+        });
         assert_eq!(c.pid(), 0x4000_0001);
         assert_eq!(c.sandbox_id, "c");
         assert_eq!(c.status(), Status::Created);

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::annotations;
 use crate::bundle::BundleSpec;
-use crate::shim::pod::validate_id;
+use crate::shim::ids::validate_id;
 
 /// The id a container's shim is keyed by: its pod's sandbox id when grouping is on and the
 /// annotations name one, its own id otherwise (a container outside any pod, `ctr run`, gets a

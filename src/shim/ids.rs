@@ -1,4 +1,4 @@
-//! Container ids runsc cannot confuse.
+//! Container ids runsc cannot confuse, and the ids the shim accepts at all ([`validate_id`]).
 //!
 //! runsc resolves the id of every command but `create` by prefix (`findContainerID`, the same
 //! in runsc 20221219 and since): it globs `<root>/<id>*` state files; one match is taken, even
@@ -76,9 +76,44 @@ pub async fn refuse_prefix_clash(runsc: &Runsc, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Container ids become file names and runsc arguments: keep them to what containerd produces.
+pub(crate) fn validate_id(id: &str) -> Result<()> {
+    validate_id_field("id", id)
+}
+
+/// [`validate_id`] for an id the request carries in `field` (an exec's `exec_id`).
+pub(crate) fn validate_id_field(field: &str, id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 256
+        && !id.starts_with('-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && id != "."
+        && id != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{id:?} must be 1-256 of [A-Za-z0-9_.-], not starting with '-'"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        for good in ["abc", "a-b_c.d", "0123456789abcdef"] {
+            assert!(validate_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", "a/b", "..", ".", "a b", &"x".repeat(300)] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
 
     fn ids(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

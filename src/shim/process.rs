@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::shim::console::Pty;
+use crate::shim::ids::validate_id_field;
 use crate::shim::io::{StdioCopies, StdioPaths};
 
 /// A process' status, in containerd's terms.
@@ -58,11 +59,11 @@ pub struct ProcessRef {
 impl ProcessRef {
     /// From a request's `id` and `exec_id`; an empty exec id names the init process.
     pub fn new(container_id: &str, exec_id: &str) -> Result<Self> {
-        validate_id("id", container_id)?;
+        validate_id_field("id", container_id)?;
         let exec_id = if exec_id.is_empty() {
             None
         } else {
-            validate_id("exec_id", exec_id)?;
+            validate_id_field("exec_id", exec_id)?;
             Some(exec_id.to_string())
         };
         Ok(ProcessRef {
@@ -91,27 +92,6 @@ impl fmt::Display for ProcessRef {
             None => write!(f, "container {}", self.container_id),
             Some(e) => write!(f, "exec {e} of container {}", self.container_id),
         }
-    }
-}
-
-/// Container and exec ids become file names and runsc arguments: keep them to what containerd
-/// produces.
-pub(crate) fn validate_id(field: &str, id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 256
-        && !id.starts_with('-')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && id != "."
-        && id != "..";
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            field,
-            format!("{id:?} must be 1-256 of [A-Za-z0-9_.-], not starting with '-'"),
-        ))
     }
 }
 

@@ -17,17 +17,17 @@ use containerd_shim::{Config, Error as ShimError, Flags, StartOpts};
 use log::{info, warn};
 use tokio::io::AsyncReadExt;
 
-use crate::cgroup::DEFAULT_CGROUP_ROOT;
-use crate::guard::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
+use crate::guard::Guard;
 use crate::options::{DEFAULT_BINARY, DEFAULT_ROOT};
 use crate::runsc::{self, Executor, GlobalFlags, ReaperExecutor, Runsc};
 use crate::shim::bootstrap::StartInput;
 use crate::shim::confine;
 use crate::shim::events::{self, EventSender};
 use crate::shim::grouping;
+use crate::shim::ids::validate_id;
 use crate::shim::logging;
 use crate::shim::mount;
-use crate::shim::pod::{validate_id, Pod, INIT_PID_FILE};
+use crate::shim::pod::{Pod, INIT_PID_FILE};
 use crate::shim::startup;
 use crate::shim::state::ShimState;
 use crate::shim::task::TaskService;
@@ -217,15 +217,12 @@ impl Shim for Service {
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
         startup::mark("publisher");
-        let env_path = |name: &str, default: &str| {
-            std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
-        };
+        let executor: Arc<dyn Executor> = Arc::new(ReaperExecutor);
+        // The roots the environment names are read here, once: the daemon's own cgroup, the
+        // guard and the pod's stats all go by the guard's.
+        let guard = Guard::from_env(executor.clone());
         let shim_cgroup = std::env::var(confine::SHIM_CGROUP_ENV).unwrap_or_default();
-        for warning in confine::confine_self(
-            &env_path(CGROUP_ROOT_ENV, DEFAULT_CGROUP_ROOT),
-            &env_path(PROC_ROOT_ENV, "/proc"),
-            &shim_cgroup,
-        ) {
+        for warning in confine::confine_self(guard.cgroup_root(), guard.proc_root(), &shim_cgroup) {
             warn!("{}: {warning}", self.id);
         }
         let (sender, receiver) = EventSender::channel();
@@ -236,8 +233,6 @@ impl Shim for Service {
             self.id,
             self.namespace
         );
-        let executor: Arc<dyn Executor> = Arc::new(ReaperExecutor);
-        let guard = Guard::from_env(executor.clone());
         let pod = Arc::new(Pod::new(self.namespace.clone(), sender, executor, guard));
         let warming = pod.clone();
         // What `start` read in runsc.toml; a daemon started otherwise warms the default runsc

@@ -34,8 +34,8 @@ pub const DEVSHM_VOLUME: &str = "gvisorinternaldevshm";
 
 const SHM_PATH: &str = "/dev/shm";
 
-/// Rewrites the bundle's spec for the pod's volumes and `/dev/shm`, before runsc reads it; the
-/// guard's step writes config.json, with its own edits (`BundleSpec::save_if_changed`). An
+/// Rewrites the bundle's spec for the pod's volumes and `/dev/shm`, before runsc reads it;
+/// Create writes config.json once, with the guard's edits (`BundleSpec::save_if_changed`). An
 /// error names the volume and what is wrong.
 pub fn apply(spec: &mut BundleSpec, role: Role) -> Result<()> {
     let pods = Path::new(KUBELET_PODS_DIR);

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use log::{info, warn};
 
-use super::{validate_id, CreateTask, Pod, PodEvent, INIT_PID_FILE};
-use crate::annotations::{sandbox_id, sandbox_log_directory, Role};
+use super::{CreateTask, Pod, PodEvent, INIT_PID_FILE};
+use crate::annotations::PodAnnotations;
 use crate::bundle::BundleSpec;
 use crate::cgroup::OomCounter;
 use crate::error::{Error, Result};
@@ -15,9 +15,9 @@ use crate::guard::Guarded;
 use crate::options::{self, ShimConfig};
 use crate::runsc::{CreateOpts, GlobalFlags, ProcessIo, Runsc};
 use crate::shim::console::ConsoleSocket;
-use crate::shim::container::{AttachedStdio, Container, Terminal};
+use crate::shim::container::{AttachedStdio, Container, ContainerParts, Terminal};
 use crate::shim::entrypoint;
-use crate::shim::ids;
+use crate::shim::ids::{self, validate_id};
 use crate::shim::io;
 use crate::shim::mount;
 use crate::shim::process::{read_pid_file, ProcessRef};
@@ -49,12 +49,9 @@ impl Pod {
                 config.unknown_keys().join(", ")
             );
         }
-        let role = Role::from_annotations(spec.annotations())
+        let annotations = PodAnnotations::parse(spec.annotations(), &req.id)
             .map_err(|reason| Error::invalid("config.json annotations", reason))?;
-        if role.is_sandbox() {
-            sandbox_log_directory(spec.annotations())
-                .map_err(|reason| Error::invalid("config.json annotations", reason))?;
-        }
+        let role = annotations.role;
         // The pod's volumes and /dev/shm as one filesystem in the sandbox, before runsc reads
         // the spec.
         timing::span_sync("volumes", || volumes::apply(&mut spec, role))?;
@@ -66,12 +63,29 @@ impl Pod {
         );
 
         // The guard decides before anything is set up, so a refusal leaves nothing behind.
-        let plan = self.guard.before_create(&req.id, role, &mut spec, &config);
-        let guarded = timing::span("guard.plan", plan).await?;
+        let plan = self.guard.before_create(&req.id, role, &spec, &config);
+        let decided = timing::span("guard.plan", plan).await;
+        // config.json is written once per Create, before runsc reads it: the plan's edits over
+        // the shim's (the pod's volumes); when the guard fails Create, the shim's alone, and
+        // the guard's error is the one reported.
+        let edited = decided.and_then(|guarded| {
+            if !guarded.spec_edits().is_empty() {
+                spec.apply(guarded.spec_edits())?;
+            }
+            Ok(guarded)
+        });
+        let saved = timing::span_sync("spec.save", || spec.save_if_changed());
+        let guarded = edited?;
+        saved?;
         let runsc = self.runsc_for(&req, &config, &guarded)?;
-        let container = self
-            .create_container(&req, &config, &spec, role, runsc, &guarded)
-            .await?;
+        let creating = Creating {
+            req: &req,
+            config: &config,
+            spec: &spec,
+            annotations: &annotations,
+            guarded: &guarded,
+        };
+        let container = self.create_container(&creating, runsc).await?;
         let pid = container.pid();
         self.events.send(PodEvent::Created {
             container_id: req.id.clone(),
@@ -103,39 +117,37 @@ impl Pod {
     /// Sets the container up and runs `runsc create`; on any failure undoes what was done.
     async fn create_container(
         &self,
-        req: &CreateTask,
-        config: &ShimConfig,
-        spec: &BundleSpec,
-        role: Role,
+        creating: &Creating<'_>,
         runsc: Runsc,
-        guarded: &Guarded,
     ) -> Result<Arc<Container>> {
+        let Creating {
+            req,
+            config,
+            annotations,
+            ..
+        } = creating;
         let mut undo = Rollback::new(&req.id, &req.bundle);
         let began = std::time::Instant::now();
-        let set_up = self
-            .set_up(req, config, spec, role, &runsc, guarded, &mut undo)
-            .await;
-        match set_up {
-            Ok((pid, start_io, terminal, oom)) => {
+        match self.set_up(creating, &runsc, &mut undo).await {
+            Ok(set_up) => {
                 let stdio = AttachedStdio {
                     paths: req.stdio.clone(),
                     copies: undo.done(),
-                    start_io,
-                    terminal,
+                    start_io: set_up.start_io,
+                    terminal: set_up.terminal,
                 };
-                let mut container = Container::new(
-                    ProcessRef::init(&req.id)?,
-                    req.bundle.clone(),
-                    role,
+                Ok(Arc::new(Container::new(ContainerParts {
+                    init: ProcessRef::init(&req.id)?,
+                    bundle: req.bundle.clone(),
+                    role: annotations.role,
+                    sandbox_id: annotations.sandbox_id.clone(),
                     runsc,
-                    pid,
+                    pid: set_up.pid,
                     stdio,
-                    oom,
-                );
-                container.created_at = began;
-                container.io_owner = (config.io_uid, config.io_gid);
-                container.sandbox_id = sandbox_id(spec.annotations(), &req.id).to_string();
-                Ok(Arc::new(container))
+                    oom: set_up.oom,
+                    created_at: began,
+                    io_owner: (config.io_uid, config.io_gid),
+                })))
             }
             Err(e) => {
                 undo.undo(&runsc).await;
@@ -145,19 +157,21 @@ impl Pod {
     }
 
     /// The steps of a Create after the guard's decision, each recorded in `undo` once done:
-    /// the state file, the rootfs, stdio, `runsc create`, the guard's check. Returns the
-    /// sandbox's pid, the stdio a joining container takes at start, and the pod's OOM counter.
-    #[allow(clippy::too_many_arguments)]
+    /// the state file, the rootfs, stdio, `runsc create`, the guard's check.
     async fn set_up(
         &self,
-        req: &CreateTask,
-        config: &ShimConfig,
-        spec: &BundleSpec,
-        role: Role,
+        creating: &Creating<'_>,
         runsc: &Runsc,
-        guarded: &Guarded,
         undo: &mut Rollback,
-    ) -> Result<(i32, ProcessIo, Option<Terminal>, Option<OomCounter>)> {
+    ) -> Result<SetUp> {
+        let Creating {
+            req,
+            config,
+            spec,
+            annotations,
+            guarded,
+        } = creating;
+        let role = annotations.role;
         // runsc resolves ids by prefix: no id in the root may be a prefix of another. Held until
         // `runsc create` has run, so a clashing Create in another shim waits and then sees it.
         let _root_lock = timing::span("ids.lock", ids::lock_root(&runsc.flags().root)).await?;
@@ -189,7 +203,11 @@ impl Pod {
             (ProcessIo::default(), process_io)
         };
         let pid_file = req.bundle.join(INIT_PID_FILE);
-        let user_log = user_log_path(spec, role);
+        // gVisor's user log for the pod, sandbox only (only a sandbox's log directory is read).
+        let user_log = annotations
+            .log_directory
+            .as_ref()
+            .map(|d| d.join("gvisor.log"));
         let console_path = console.as_ref().map(|c| c.path().to_path_buf());
         let opts = CreateOpts {
             bundle: &req.bundle,
@@ -222,18 +240,30 @@ impl Pod {
             read_pid_file(&pid_file, "reading runsc's pid file")
         })?;
         let oom = timing::span("guard.verify", self.guard.after_create(guarded, pid)).await?;
-        Ok((pid, start_io, terminal, oom))
+        Ok(SetUp {
+            pid,
+            start_io,
+            terminal,
+            oom,
+        })
     }
 }
 
-/// gVisor's user log for the pod: `<sandbox log directory>/gvisor.log`, sandbox only.
-fn user_log_path(spec: &BundleSpec, role: Role) -> Option<PathBuf> {
-    if !role.is_sandbox() {
-        return None;
-    }
-    // Checked at the start of Create, so an error here cannot happen.
-    sandbox_log_directory(spec.annotations())
-        .ok()
-        .flatten()
-        .map(|d| d.join("gvisor.log"))
+/// One Create's request, and what was read and decided of it before anything is set up.
+struct Creating<'a> {
+    req: &'a CreateTask,
+    config: &'a ShimConfig,
+    /// config.json as written for runsc.
+    spec: &'a BundleSpec,
+    annotations: &'a PodAnnotations,
+    guarded: &'a Guarded,
+}
+
+/// What the set-up leaves for the container: the sandbox's pid, the stdio a joining container
+/// takes at start, its terminal, and the pod's OOM counter.
+struct SetUp {
+    pid: i32,
+    start_io: ProcessIo,
+    terminal: Option<Terminal>,
+    oom: Option<OomCounter>,
 }

@@ -20,10 +20,10 @@ use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use log::{info, warn};
 use tokio::sync::{watch, Mutex};
 
-use crate::cgroup::{CgroupTree, ProcCgroups, DEFAULT_CGROUP_ROOT};
+use crate::cgroup::{CgroupTree, ProcCgroups};
 use crate::error::{Error, Result};
-use crate::guard::{Guard, CGROUP_ROOT_ENV, PROC_ROOT_ENV};
-use crate::runsc::{self, Executor};
+use crate::guard::Guard;
+use crate::runsc::{self, Executor, RunscVersions};
 use crate::shim::container::Container;
 use crate::shim::events::EventSender;
 use crate::shim::exec::{self, ExecProcess, ExecRequest, Execs};
@@ -32,8 +32,6 @@ use crate::shim::io::StdioPaths;
 use crate::shim::mount::RootfsMount;
 use crate::shim::process::{Exit, Process, ProcessRef, Status};
 use crate::shim::stats;
-
-pub(crate) use crate::shim::process::validate_id as validate_process_id;
 
 /// The pid file runsc writes; it holds the sandbox's pid for every container.
 pub const INIT_PID_FILE: &str = "init.pid";
@@ -94,6 +92,8 @@ pub struct Pod {
     events: EventSender,
     executor: Arc<dyn Executor>,
     guard: Guard,
+    /// The runsc releases in use, the service the guard plans with.
+    versions: Arc<RunscVersions>,
     /// The reaper's exits: how a sandbox that is gone before `runsc wait` asks still tells its
     /// init's exit status.
     exits: Arc<ExitLog>,
@@ -104,10 +104,10 @@ pub struct Pod {
 
 impl Pod {
     /// Learns what every Create will need before the first one arrives (see
-    /// [`Guard::warm_up`]): the version of the runsc `binary_name` names, shared through the
-    /// state root's cache when one is given.
+    /// [`RunscVersions::warm_up`]): the version of the runsc `binary_name` names, shared
+    /// through the state root's cache when one is given.
     pub async fn warm_up(&self, binary_name: Option<&str>, state_root: Option<&std::path::Path>) {
-        self.guard.warm_up(binary_name, state_root).await;
+        self.versions.warm_up(binary_name, state_root).await;
     }
 
     pub fn new(
@@ -122,6 +122,7 @@ impl Pod {
             creating: std::sync::Mutex::new(HashMap::new()),
             events,
             executor,
+            versions: guard.runsc_versions().clone(),
             guard,
             exits: Arc::new(ExitLog::default()),
             execs: Execs::default(),
@@ -392,14 +393,10 @@ impl Pod {
     /// gives them (see `shim::stats`); the metrics type follows the host's cgroup layout.
     pub async fn stats(&self, id: &str) -> Result<Any> {
         let c = self.get(id).await?;
-        let env_path = |name: &str, default: &str| {
-            std::env::var_os(name).map_or_else(|| PathBuf::from(default), PathBuf::from)
-        };
-        let cgroup_root = env_path(CGROUP_ROOT_ENV, DEFAULT_CGROUP_ROOT);
-        let tree = CgroupTree::detect(&cgroup_root).map_err(|e| {
+        let tree = CgroupTree::detect(self.guard.cgroup_root()).map_err(|e| {
             Error::FailedPrecondition(format!("stats of {id}: no cgroup tree to read: {e}"))
         })?;
-        let cgroups = match ProcCgroups::of(&env_path(PROC_ROOT_ENV, "/proc"), c.pid()) {
+        let cgroups = match ProcCgroups::of(self.guard.proc_root(), c.pid()) {
             Ok(cg) => Some(cg),
             Err(e) => {
                 log::debug!("{id}: stats without the sandbox's host cgroup: {e}");
@@ -545,22 +542,5 @@ fn report_exit(events: &EventSender, p: &Process, status: u32) -> bool {
     true
 }
 
-/// Container ids become file names and runsc arguments: keep them to what containerd produces.
-pub(crate) fn validate_id(id: &str) -> Result<()> {
-    validate_process_id("id", id)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_checked() {
-        for good in ["abc", "a-b_c.d", "0123456789abcdef"] {
-            assert!(validate_id(good).is_ok(), "{good}");
-        }
-        for bad in ["", "-x", "a/b", "..", ".", "a b", &"x".repeat(300)] {
-            assert!(validate_id(bad).is_err(), "{bad}");
-        }
-    }
-}
+mod tests;

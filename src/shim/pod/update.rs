@@ -15,12 +15,13 @@ use std::path::PathBuf;
 use log::{info, warn};
 use oci_spec::runtime::LinuxResources;
 
-use super::{validate_id, Pod};
+use super::Pod;
 use crate::bundle::BundleSpec;
 use crate::cgroup::Bytes;
 use crate::error::{Error, Result};
-use crate::guard::MemoryRequest;
+use crate::guard::{MemoryRequest, MemoryUpdate};
 use crate::shim::container::Container;
+use crate::shim::ids::validate_id;
 use crate::shim::process::Status;
 
 impl Pod {
@@ -46,23 +47,34 @@ impl Pod {
                 c.sandbox_id
             );
         }
-        if let Some(request) = memory {
-            let leaf = self.leaf_request(&c, request).await;
-            self.guard
-                .update_memory(id, &c.sandbox_id, &sandbox_bundle, c.pid(), leaf)
-                .await?;
-            self.memory_limits.set(id, request);
-        }
-        if parsed.cpu().is_some() {
-            info!(
-                "{id}: cpu resources are not written to the sandbox's leaf: its pod's cgroup \
-                 bounds the sandbox's CPU (the kubelet sets it)"
-            );
-        }
-        let guest = self.update_guest(&c, resources).await;
-        if memory.is_some() {
-            if let Err(e) = self.guard.record_guest_update(&sandbox_bundle, &guest) {
-                warn!("{id}: keeping the update in the guard record: {e}");
+        // What follows the host's change, in the order it always had: this container's limit is
+        // remembered, then the guest is told. The guard runs it once the sandbox's leaf took the
+        // limit, and keeps what it says in the same write of the record.
+        let guest = async {
+            if let Some(request) = memory {
+                self.memory_limits.set(id, request);
+            }
+            if parsed.cpu().is_some() {
+                info!(
+                    "{id}: cpu resources are not written to the sandbox's leaf: its pod's cgroup \
+                     bounds the sandbox's CPU (the kubelet sets it)"
+                );
+            }
+            self.update_guest(&c, resources).await
+        };
+        match memory {
+            Some(request) => {
+                let update = MemoryUpdate {
+                    container_id: id,
+                    sandbox_id: &c.sandbox_id,
+                    sandbox_bundle: &sandbox_bundle,
+                    pid: c.pid(),
+                    request: self.leaf_request(&c, request).await,
+                };
+                self.guard.update_memory(update, guest).await?;
+            }
+            None => {
+                guest.await;
             }
         }
         Ok(())
@@ -73,7 +85,7 @@ impl Pod {
     async fn update_guest(&self, c: &Container, resources: &[u8]) -> String {
         let id = &c.id;
         let binary = c.runsc.binary().to_string_lossy().into_owned();
-        let version = match self.guard.runsc_version(&binary).await {
+        let version = match self.versions.version(&binary).await {
             Ok(v) => v,
             Err(e) => {
                 let why = format!(
