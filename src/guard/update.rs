@@ -102,45 +102,9 @@ impl Guard {
                 .unwrap_or(plan.pod_memory_limit),
             None => plan.pod_memory_limit,
         };
-        let to =
-            match (request, bound) {
-                (MemoryRequest::Limit(l), Some(b)) if l.page_floor() > b => {
-                    return Err(refuse(format!(
-                        "resources.memory.limit {l} ({} bytes) is above the pod's bound {b} ({} \
-                     bytes, the pod cgroup {}): the sandbox's cgroup never exceeds its pod's; \
-                     raise the pod's limit first",
-                        l.get(),
-                        b.get(),
-                        plan.pod_cgroup
-                            .as_ref()
-                            .map_or_else(|| "unknown".to_string(), |p| p.to_string())
-                    )))
-                }
-                (MemoryRequest::Limit(l), _) => l.page_floor(),
-                (MemoryRequest::Unlimited, Some(b)) => b,
-                (MemoryRequest::Unlimited, None) => return Err(refuse(
-                    "resources.memory.limit -1 (no limit) for a sandbox whose pod has no bound: \
-                     the guard gives no cgroup an unlimited memory.max"
-                        .to_string(),
-                )),
-            };
+        let to = leaf_limit(request, bound, plan.pod_cgroup.as_ref()).map_err(refuse)?;
         let memory_from = tree.memory_limit(&leaf).ok().and_then(MemoryLimit::bytes);
-        let target = match plan.driver {
-            // The scope the plan placed the sandbox in, as runsc's systemd driver names it.
-            Driver::Systemd => match leaf.name().filter(|n| n.ends_with(".scope")) {
-                Some(unit) => RelaxTarget::SystemdScope {
-                    unit: unit.to_string(),
-                },
-                None => {
-                    return Err(refuse(format!(
-                        "the sandbox's leaf {leaf} is not a systemd scope under the systemd driver"
-                    )))
-                }
-            },
-            Driver::Cgroupfs => RelaxTarget::Cgroup {
-                cgroup: leaf.clone(),
-            },
-        };
+        let target = relax_target(plan.driver, &leaf).map_err(refuse)?;
         let step = LeafRelaxation {
             target: target.clone(),
             from: memory_from.unwrap_or(to),
@@ -172,6 +136,50 @@ impl Guard {
         record.update = Some(update.clone());
         record.write(sandbox_bundle)?;
         Ok(update)
+    }
+}
+
+/// The memory.max an Update gives the sandbox's leaf: the limit asked for, never above the pod's
+/// `bound`; "no limit" is the pod's bound. Otherwise why not.
+fn leaf_limit(
+    request: MemoryRequest,
+    bound: Option<Bytes>,
+    pod_cgroup: Option<&CgroupPath>,
+) -> std::result::Result<Bytes, String> {
+    match (request, bound) {
+        (MemoryRequest::Limit(l), Some(b)) if l.page_floor() > b => Err(format!(
+            "resources.memory.limit {l} ({} bytes) is above the pod's bound {b} ({} bytes, the \
+             pod cgroup {}): the sandbox's cgroup never exceeds its pod's; raise the pod's limit \
+             first",
+            l.get(),
+            b.get(),
+            pod_cgroup.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+        )),
+        (MemoryRequest::Limit(l), _) => Ok(l.page_floor()),
+        (MemoryRequest::Unlimited, Some(b)) => Ok(b),
+        (MemoryRequest::Unlimited, None) => Err(
+            "resources.memory.limit -1 (no limit) for a sandbox whose pod has no bound: the \
+             guard gives no cgroup an unlimited memory.max"
+                .to_string(),
+        ),
+    }
+}
+
+/// What the limit is written to: the scope the plan placed the sandbox in, as runsc's systemd
+/// driver names it, or the leaf itself under cgroupfs.
+fn relax_target(driver: Driver, leaf: &CgroupPath) -> std::result::Result<RelaxTarget, String> {
+    match driver {
+        Driver::Systemd => match leaf.name().filter(|n| n.ends_with(".scope")) {
+            Some(unit) => Ok(RelaxTarget::SystemdScope {
+                unit: unit.to_string(),
+            }),
+            None => Err(format!(
+                "the sandbox's leaf {leaf} is not a systemd scope under the systemd driver"
+            )),
+        },
+        Driver::Cgroupfs => Ok(RelaxTarget::Cgroup {
+            cgroup: leaf.clone(),
+        }),
     }
 }
 
