@@ -306,6 +306,23 @@ for s in "${failed_suites[@]}"; do
     fi
 done
 
+# What failed, last, where a log cut to its head and tail still shows it: each failed check of
+# each failed scenario with its detail, from the driver's report.
+for s in "${failed_suites[@]}"; do
+    [[ -f $out/$s/driver/report.json ]] || continue
+    python3 - "$s" "$out/$s/driver/report.json" <<'PY' || true
+import json, sys
+suite, path = sys.argv[1], sys.argv[2]
+for sc in json.load(open(path)).get("scenarios", []):
+    if sc.get("passed"):
+        continue
+    print(f"FAILED {suite} {sc.get('name')} [{sc.get('handler')}]: {(sc.get('error') or '')[:300]}")
+    for c in sc.get("checks", []):
+        if not c.get("ok"):
+            print(f"  {c.get('name')}: {c.get('detail', '')[:800]}")
+PY
+done
+
 printf '\ne2e: results in %s (total %ss)\n' "$out" "$((SECONDS - t_start))"
 printf '%d passed, %d failed\n' "$total_passed" "$total_failed"
 [[ $total_failed -eq 0 ]]
