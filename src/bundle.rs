@@ -92,6 +92,8 @@ impl BundleSpec {
     }
 
     fn reparse(&mut self, what: &str) -> Result<()> {
+        // Other: the raw document parsed as a Spec before the shim edited it, so failing now is
+        // the shim's own edit gone wrong, not bad input from containerd.
         self.spec = Spec::deserialize(&self.raw)
             .map_err(|e| Error::Other(format!("{what} in config.json: {e}")))?;
         Ok(())
@@ -110,6 +112,7 @@ impl BundleSpec {
     /// Writes config.json back (atomically: runsc must never read half a spec).
     pub fn save(&self) -> Result<()> {
         let tmp = self.path.with_extension("json.tmp");
+        // Other: a JSON value always encodes; a failure is a broken invariant.
         let text = serde_json::to_vec(&self.raw)
             .map_err(|e| Error::Other(format!("encoding config.json: {e}")))?;
         std::fs::write(&tmp, text).map_err(|e| Error::io("writing", &tmp, e))?;

@@ -25,6 +25,32 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A system call on something without a path (a pipe, a descriptor, a terminal, an anonymous
+    /// file) failed. `action` says what the shim was doing and with which values; `source` keeps
+    /// the errno (`raw_os_error`), so a caller matches on it instead of reading the words.
+    #[error("{action}: {source}")]
+    Os {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A task the shim ran in the background (a blocking call on tokio's pool, a spawned future)
+    /// panicked or was cancelled before it could answer. `source` says which
+    /// (`is_panic`/`is_cancelled`).
+    #[error("{what}: {source}")]
+    TaskFailed {
+        what: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
+    /// A cgroup tree that is not what a cgroup filesystem holds (a symlink, a file of the wrong
+    /// kind, a limit that is not one, a cgroup or the filesystem missing). Its paths and
+    /// unusable paths from the spec become [`Error::Io`] and [`Error::InvalidArgument`].
+    #[error(transparent)]
+    Cgroup(crate::cgroup::CgroupError),
+
     /// A runsc invocation failed, classified where runsc ran ([`RunscFailure`]). `message` is
     /// the last error runsc logged, its stderr, or why it could not run.
     #[error("runsc {command} failed: {message}")]
@@ -57,6 +83,8 @@ pub enum Error {
     #[error("{0} is not implemented")]
     Unimplemented(&'static str),
 
+    /// What has no kind a caller could act on: an internal invariant that broke (encoding the
+    /// shim's own data), or a failure told only in words. Each use says why it is this.
     #[error("{0}")]
     Other(String),
 }
@@ -96,11 +124,83 @@ impl Error {
         }
     }
 
+    /// An OS call without a path failed: a nix `Errno` or an `std::io::Error`, whose raw os
+    /// error is kept.
+    pub fn os(action: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
+        Error::Os {
+            action: action.into(),
+            source: source.into(),
+        }
+    }
+
+    /// A background task ended without answering: it panicked or was cancelled.
+    pub fn task_failed(what: impl Into<String>, source: tokio::task::JoinError) -> Self {
+        Error::TaskFailed {
+            what: what.into(),
+            source,
+        }
+    }
+
     pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             context,
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// The errno of the error's source, as a caller reaches it through `std::error::Error`.
+    fn errno_of(e: &Error) -> Option<i32> {
+        e.source()?.downcast_ref::<std::io::Error>()?.raw_os_error()
+    }
+
+    #[test]
+    fn an_os_error_keeps_a_nix_errno_and_names_the_action() {
+        let e = Error::os("creating a pipe for stdout", nix::errno::Errno::EMFILE);
+        assert_eq!(errno_of(&e), Some(libc::EMFILE));
+        let text = e.to_string();
+        assert!(text.starts_with("creating a pipe for stdout: "), "{text}");
+        assert!(text.contains("Too many open files"), "{text}");
+    }
+
+    #[test]
+    fn an_os_error_keeps_an_io_errno() {
+        let e = Error::os(
+            "making fd 7 non-blocking",
+            std::io::Error::from_raw_os_error(libc::EBADF),
+        );
+        assert_eq!(errno_of(&e), Some(libc::EBADF));
+        assert!(matches!(&e, Error::Os { action, .. } if action == "making fd 7 non-blocking"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_task_says_what_it_was_and_that_it_panicked() {
+        let join = tokio::spawn(async { panic!("boom") }).await.unwrap_err();
+        let e = Error::task_failed("receiving the terminal", join);
+        let text = e.to_string();
+        assert!(text.starts_with("receiving the terminal: "), "{text}");
+        assert!(text.contains("boom"), "{text}");
+        assert!(matches!(&e, Error::TaskFailed { source, .. } if source.is_panic()));
+    }
+
+    #[test]
+    fn a_cgroup_error_reads_as_before() {
+        let inner = crate::cgroup::CgroupError::Missing {
+            cgroup: "/kubepods/pod1".into(),
+            root: "/sys/fs/cgroup".into(),
+        };
+        let text = inner.to_string();
+        let e = Error::from(inner);
+        assert_eq!(e.to_string(), text);
+        assert!(matches!(
+            e,
+            Error::Cgroup(crate::cgroup::CgroupError::Missing { .. })
+        ));
     }
 }

@@ -85,7 +85,7 @@ impl From<CgroupError> for crate::Error {
                 path,
                 source,
             } => crate::Error::io("cgroup file", path, source),
-            other => crate::Error::Other(other.to_string()),
+            other => crate::Error::Cgroup(other),
         }
     }
 }

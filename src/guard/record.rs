@@ -49,6 +49,8 @@ impl GuardRecord {
     pub fn write(&self, bundle: &Path) -> Result<()> {
         let path = Self::path(bundle);
         let tmp = bundle.join(format!(".{RECORD_FILE}.tmp"));
+        // Other: the record always encodes (string keys, no custom serializer); a failure is a
+        // broken invariant, nothing a caller could act on.
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::Other(format!("cannot encode the guard record: {e}")))?;
         std::fs::write(&tmp, json).map_err(|e| Error::io("cannot write", &tmp, e))?;

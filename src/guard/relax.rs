@@ -100,6 +100,8 @@ impl LeafRelaxation {
                 if now.trim() == expect {
                     Ok(())
                 } else {
+                    // Other: systemctl's answer, told in its words; the caller only logs it and
+                    // records it, the sandbox keeping its limit.
                     Err(Error::Other(format!(
                         "systemctl {} did not change the property: systemctl {} prints {:?}, not \
                          {expect}; the sandbox keeps the limit {} on {}",
@@ -130,6 +132,7 @@ impl LeafRelaxation {
             .await
             .map_err(|e| Error::io("cannot run systemctl for", self.target.to_string(), e))?;
         if out.status != 0 {
+            // Other: systemctl failed and said why on stderr; only its words are known.
             return Err(Error::Other(format!(
                 "systemctl {} failed (exit status {}): {}; the sandbox keeps the limit {} on {}",
                 args.join(" "),

@@ -221,12 +221,11 @@ impl Runsc {
         let stderr = match io.stderr {
             Some(fd) => Stdio::from(fd),
             None => {
-                let file = tempfile::tempfile().map_err(|e| {
-                    Error::Other(format!("creating a file for runsc's stderr: {e}"))
-                })?;
+                let file = tempfile::tempfile()
+                    .map_err(|e| Error::os("creating a file for runsc's stderr", e))?;
                 let ours = file
                     .try_clone()
-                    .map_err(|e| Error::Other(format!("duplicating runsc's stderr file: {e}")))?;
+                    .map_err(|e| Error::os("duplicating runsc's stderr file", e))?;
                 stderr_file = Some(ours);
                 Stdio::from(file)
             }
@@ -420,10 +419,10 @@ impl Runsc {
         use std::io::{Seek, Write};
         let sub = ["update", "--resources=-", id];
         let mut file = tempfile::tempfile()
-            .map_err(|e| Error::Other(format!("creating a file for runsc update's stdin: {e}")))?;
+            .map_err(|e| Error::os("creating a file for runsc update's stdin", e))?;
         file.write_all(resources_json)
             .and_then(|()| file.rewind())
-            .map_err(|e| Error::Other(format!("writing runsc update's stdin: {e}")))?;
+            .map_err(|e| Error::os("writing runsc update's stdin", e))?;
         let mut cmd = self.command(&sub);
         cmd.stdin(Stdio::from(file))
             .stdout(Stdio::piped())

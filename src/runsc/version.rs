@@ -335,7 +335,7 @@ pub fn detect_blocking(binary: &Path) -> Result<RunscVersion> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Other(format!("cannot start a runtime to run runsc: {e}")))?;
+        .map_err(|e| Error::os("cannot start a runtime to run runsc", e))?;
     runtime.block_on(detect(&TokioExecutor, binary))
 }
 

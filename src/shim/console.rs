@@ -42,9 +42,7 @@ impl ConsoleSocket {
         let dir = tempfile::Builder::new()
             .prefix("runsc-guard-pty")
             .tempdir()
-            .map_err(|e| {
-                Error::Other(format!("creating a directory for the console socket: {e}"))
-            })?;
+            .map_err(|e| Error::os("creating a directory for the console socket", e))?;
         let path = dir.path().join("pty.sock");
         let listener = UnixListener::bind(&path)
             .map_err(|e| Error::io("listening on the console socket", &path, e))?;
@@ -70,7 +68,7 @@ impl ConsoleSocket {
             Ok(value) => {
                 let pty = receiving
                     .await
-                    .map_err(|e| Error::Other(format!("receiving the terminal: {e}")))??;
+                    .map_err(|e| Error::task_failed("receiving the terminal", e))??;
                 Ok((value, pty))
             }
             Err(e) => {
@@ -85,10 +83,14 @@ impl ConsoleSocket {
         let (stream, _) = tokio::time::timeout(limit, self.listener.accept())
             .await
             .map_err(|_| {
-                Error::Other(format!(
-                    "runsc sent no terminal to the console socket {} within {limit:?}",
-                    self.path.display()
-                ))
+                Error::io(
+                    "waiting for runsc's terminal on the console socket",
+                    &self.path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("runsc sent no terminal within {limit:?}"),
+                    ),
+                )
             })?
             .map_err(|e| Error::io("accepting on the console socket", &self.path, e))?;
         let stream = stream
@@ -103,7 +105,7 @@ impl ConsoleSocket {
         let path = self.path.clone();
         let fd = tokio::task::spawn_blocking(move || receive_fd(&stream))
             .await
-            .map_err(|e| Error::Other(format!("receiving the terminal: {e}")))?
+            .map_err(|e| Error::task_failed("receiving the terminal", e))?
             .map_err(|e| Error::io("receiving the terminal from", &path, e))?;
         Pty::new(fd)
     }
@@ -158,7 +160,7 @@ impl Pty {
         // SAFETY: an OwnedFd keeps its descriptor open and unchanged until it is dropped, which
         // happens only with the AsyncFd.
         let master = unsafe { AsyncFd::register(master) }
-            .map_err(|e| Error::Other(format!("watching the terminal: {e}")))?;
+            .map_err(|e| Error::os("watching the terminal", e))?;
         Ok(Pty {
             master: Arc::new(master),
         })
@@ -181,10 +183,10 @@ impl Pty {
             )
         };
         if rc != 0 {
-            return Err(Error::Other(format!(
-                "setting the terminal size to {width}x{height}: {}",
-                std::io::Error::last_os_error()
-            )));
+            return Err(Error::os(
+                format!("setting the terminal size to {width}x{height}"),
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
@@ -327,11 +329,27 @@ mod tests {
     #[tokio::test]
     async fn no_terminal_in_time_is_a_clear_error() {
         let socket = ConsoleSocket::new().unwrap();
-        let err = socket
-            .receive(Duration::from_millis(50))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("sent no terminal"), "{err}");
+        let path = socket.path().to_path_buf();
+        let err = socket.receive(Duration::from_millis(50)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("sent no terminal"), "{text}");
+        assert!(text.contains(&*path.to_string_lossy()), "{text}");
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_resize_keeps_its_errno() {
+        // A pipe is no terminal: TIOCSWINSZ fails with ENOTTY.
+        let (read, _write) = nix::unistd::pipe().unwrap();
+        let pty = Pty::new(read).unwrap();
+        let err = pty.resize(80, 24).unwrap_err();
+        assert!(err.to_string().contains("80x24"), "{err}");
+        let Error::Os { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(source.raw_os_error(), Some(libc::ENOTTY), "{err}");
     }
 }

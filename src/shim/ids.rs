@@ -42,7 +42,7 @@ pub async fn lock_root(root: &Path) -> Result<RootLock> {
         Ok(RootLock { _lock: lock })
     })
     .await
-    .map_err(|e| Error::Other(format!("locking the runsc root: {e}")))?
+    .map_err(|e| Error::task_failed("locking the runsc root", e))?
 }
 
 /// The other container whose id `id` is a prefix of, or that is a prefix of `id`.

@@ -123,13 +123,13 @@ pub fn open(paths: &StdioPaths, uid: u32, gid: u32) -> Result<(ProcessIo, StdioC
 }
 
 fn owned_pipe(uid: u32, gid: u32) -> Result<(OwnedFd, OwnedFd)> {
-    let (read, write) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Other(format!("creating a pipe: {e}")))?;
+    let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("creating a pipe", e))?;
     for fd in [&read, &write] {
         fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(|e| {
-            Error::Other(format!(
-                "setting the stdio pipe owner to io_uid {uid}/io_gid {gid}: {e}"
-            ))
+            Error::os(
+                format!("setting the stdio pipe owner to io_uid {uid}/io_gid {gid}"),
+                e,
+            )
         })?;
     }
     Ok((read, write))
@@ -138,12 +138,12 @@ fn owned_pipe(uid: u32, gid: u32) -> Result<(OwnedFd, OwnedFd)> {
 /// The shim's own end of a pipe becomes non-blocking for tokio; the end runsc gets stays blocking.
 pub(crate) fn nonblocking(fd: OwnedFd) -> Result<OwnedFd> {
     let flags = fcntl(&fd, FcntlArg::F_GETFL)
-        .map_err(|e| Error::Other(format!("reading flags of fd {}: {e}", fd.as_raw_fd())))?;
+        .map_err(|e| Error::os(format!("reading flags of fd {}", fd.as_raw_fd()), e))?;
     fcntl(
         &fd,
         FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
     )
-    .map_err(|e| Error::Other(format!("making fd {} non-blocking: {e}", fd.as_raw_fd())))?;
+    .map_err(|e| Error::os(format!("making fd {} non-blocking", fd.as_raw_fd()), e))?;
     Ok(fd)
 }
 

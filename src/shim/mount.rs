@@ -35,18 +35,21 @@ pub async fn mount_all(bundle: &Path, mounts: &[RootfsMount]) -> Result<()> {
             let source = (!m.source.is_empty()).then_some(m.source.as_str());
             if let Err(e) = mount_rootfs(kind, source, &m.options, &target) {
                 let _ = unmount_blocking(&bundle);
-                return Err(Error::Other(format!(
-                    "mounting rootfs {:?} ({}) on {}: {e}",
-                    m.source,
-                    m.kind,
-                    target.display()
-                )));
+                return Err(from_shim_lib(
+                    format!(
+                        "mounting rootfs {:?} ({}) on {}",
+                        m.source,
+                        m.kind,
+                        target.display()
+                    ),
+                    e,
+                ));
             }
         }
         Ok(())
     })
     .await
-    .map_err(|e| Error::Other(format!("rootfs mount task: {e}")))?
+    .map_err(|e| Error::task_failed("rootfs mount task", e))?
 }
 
 /// Unmounts everything under `<bundle>/rootfs`. Idempotent: nothing mounted is fine.
@@ -54,7 +57,7 @@ pub async fn unmount_all(bundle: &Path) -> Result<()> {
     let bundle = bundle.to_path_buf();
     tokio::task::spawn_blocking(move || unmount_blocking(&bundle))
         .await
-        .map_err(|e| Error::Other(format!("rootfs unmount task: {e}")))?
+        .map_err(|e| Error::task_failed("rootfs unmount task", e))?
 }
 
 /// The same, for callers outside the runtime (the `delete` action).
@@ -66,5 +69,19 @@ pub fn unmount_blocking(bundle: &Path) -> Result<()> {
     // MNT_DETACH: a busy rootfs (a process still holding it) must not leave the pod stuck
     // terminating (google/gvisor#9834); the kernel finishes the unmount when it is released.
     umount_recursive(Some(target_str), libc::MNT_DETACH)
-        .map_err(|e| Error::Other(format!("unmounting {}: {e}", target.display())))
+        .map_err(|e| from_shim_lib(format!("unmounting {}", target.display()), e))
+}
+
+/// The containerd-shim library's mount error as ours: a failed mount(2)/umount2(2) or file read
+/// keeps its errno. The library's own refusals (an option too long, no free loop device) carry
+/// no errno, only words.
+fn from_shim_lib(action: String, e: containerd_shim::Error) -> Error {
+    use containerd_shim::Error as Lib;
+    match e {
+        Lib::Nix(errno) => Error::os(action, errno),
+        Lib::MountError { context, err } => Error::os(format!("{action}: {context}"), err),
+        Lib::IoError { context, err } => Error::os(format!("{action}: {context}"), err),
+        // The library's own refusals, told only in its words: no errno, no kind to act on.
+        other => Error::Other(format!("{action}: {other}")),
+    }
 }

@@ -89,7 +89,10 @@ impl Shim for Service {
             write_bundle_file(&self.bundle, "shim.pid", &pid.to_string())?;
             return Ok(input.answer(&address));
         }
-        let exe = std::env::current_exe().map_err(|e| ShimError::Other(e.to_string()))?;
+        let exe = std::env::current_exe().map_err(|err| ShimError::IoError {
+            context: "finding the shim's own executable".into(),
+            err,
+        })?;
         let mut cmd = tokio::process::Command::new(exe);
         cmd.current_dir(&self.bundle)
             .stdin(Stdio::null())
@@ -128,9 +131,10 @@ impl Shim for Service {
             startup::STARTED_ENV,
             startup::started_value(startup::began()),
         );
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| ShimError::Other(format!("spawning the shim daemon: {e}")))?;
+        let mut child = cmd.spawn().map_err(|err| ShimError::IoError {
+            context: "spawning the shim daemon".into(),
+            err,
+        })?;
         let child_pid = child.id().unwrap_or_default();
         // The daemon closes its stdout once it serves (or found a live shim on the socket).
         let mut out = Vec::new();
@@ -143,6 +147,8 @@ impl Shim for Service {
         // The pid came from a connection to the socket: it answers.
         if serving.is_none() && !socket_answers(&address) {
             let _ = child.kill().await;
+            // Other (containerd-shim's error, which `start` must return): the daemon left
+            // without serving; why is in its log, not in any errno here.
             return Err(ShimError::Other(format!(
                 "the shim daemon exited before serving {address}: see the shim log in \
                  containerd's log (is TTRPC_ADDRESS {} reachable?)",
@@ -309,6 +315,8 @@ fn remove_dead_socket(bundle: &Path) {
 
 fn write_bundle_file(bundle: &Path, name: &str, content: &str) -> Result<(), ShimError> {
     let path = bundle.join(name);
-    std::fs::write(&path, content)
-        .map_err(|e| ShimError::Other(format!("writing {}: {e}", path.display())))
+    std::fs::write(&path, content).map_err(|err| ShimError::IoError {
+        context: format!("writing {}", path.display()),
+        err,
+    })
 }

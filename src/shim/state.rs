@@ -43,6 +43,8 @@ impl ShimState {
 
     pub fn save(&self, bundle: &Path) -> Result<()> {
         let path = bundle.join(FILE);
+        // Other: this struct always encodes (string keys, no custom serializer); a failure is a
+        // broken invariant, nothing a caller could act on.
         let text = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::Other(format!("encoding {FILE}: {e}")))?;
         std::fs::write(&path, text).map_err(|e| Error::io("writing", path, e))

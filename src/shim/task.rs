@@ -48,7 +48,12 @@ fn to_rpc(e: Error) -> ttrpc::Error {
         Error::AlreadyExists(_) => Code::ALREADY_EXISTS,
         Error::FailedPrecondition(_) | Error::GuardRefused { .. } => Code::FAILED_PRECONDITION,
         Error::Unimplemented(_) => Code::UNIMPLEMENTED,
-        Error::Io { .. } | Error::Runsc { .. } | Error::Other(_) => Code::UNKNOWN,
+        Error::Io { .. }
+        | Error::Os { .. }
+        | Error::TaskFailed { .. }
+        | Error::Cgroup(_)
+        | Error::Runsc { .. }
+        | Error::Other(_) => Code::UNKNOWN,
     };
     ttrpc::Error::RpcStatus(RpcStatus {
         code: code.into(),
@@ -334,5 +339,36 @@ mod tests {
             Code::FAILED_PRECONDITION
         );
         assert_eq!(code(Error::Unimplemented("x")), Code::UNIMPLEMENTED);
+        assert_eq!(
+            code(Error::io(
+                "reading",
+                "/x",
+                std::io::ErrorKind::NotFound.into()
+            )),
+            Code::UNKNOWN
+        );
+        assert_eq!(
+            code(Error::os("creating a pipe", nix::errno::Errno::EMFILE)),
+            Code::UNKNOWN
+        );
+        assert_eq!(
+            code(Error::Cgroup(crate::cgroup::CgroupError::Symlink {
+                path: "/sys/fs/cgroup/x".into()
+            })),
+            Code::UNKNOWN
+        );
+        assert_eq!(code(Error::Other("o".into())), Code::UNKNOWN);
+    }
+
+    #[tokio::test]
+    async fn a_failed_task_maps_to_unknown() {
+        let code = |e: Error| match to_rpc(e) {
+            ttrpc::Error::RpcStatus(s) => s.code(),
+            other => panic!("{other:?}"),
+        };
+        let join = tokio::spawn(std::future::pending::<()>());
+        join.abort();
+        let err = Error::task_failed("rootfs mount task", join.await.unwrap_err());
+        assert_eq!(code(err), Code::UNKNOWN);
     }
 }

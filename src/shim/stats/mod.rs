@@ -124,6 +124,8 @@ pub fn metrics(
 }
 
 fn to_any<M: MessageFull>(m: &M) -> Result<Any> {
+    // Other: encoding a message the shim built fails only past protobuf's 2 GiB limit, an
+    // invariant of ours and nothing a caller could act on.
     let value = m
         .write_to_bytes()
         .map_err(|e| Error::Other(format!("encoding metrics: {e}")))?;
