@@ -15,6 +15,10 @@
 #   distribution  the image registry (distribution/v3's registry) the conformance run serves images from
 #   cni           the CNI plugins bridge, host-local, loopback and portmap for the conformance run's pods,
 #                 named cni-*: the guest installs every binary on PATH, where `bridge` is iproute2's
+#   kubernetes    Kubernetes 1.37: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+#                 kubectl (the groundwork for a Kubernetes node; not yet run by the VM suite)
+#   kubernetes-1.36  the newest Kubernetes 1.36 the proxy serves: kubelet and kubectl only
+#   etcd          etcd 3.6 and etcdctl, for kube-apiserver
 #
 # Each build lands in $RUNSC_GUARD_CACHE/go-bin/<component>-<key>/ (default cache root
 # $XDG_CACHE_HOME/runsc-guard or ~/.cache/runsc-guard), where <key> hashes the component's go.mod,
@@ -43,6 +47,9 @@ declare -A targets=(
     [runc]="runc=github.com/opencontainers/runc:cgo-static"
     [cri-tools]="crictl=sigs.k8s.io/cri-tools/cmd/crictl critest=sigs.k8s.io/cri-tools/cmd/critest:test"
     [distribution]="registry=github.com/distribution/distribution/v3/cmd/registry"
+    [kubernetes]="kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler kubelet=k8s.io/kubernetes/cmd/kubelet kubectl=k8s.io/kubernetes/cmd/kubectl"
+    [kubernetes-1.36]="kubelet=k8s.io/kubernetes/cmd/kubelet kubectl=k8s.io/kubernetes/cmd/kubectl"
+    [etcd]="etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3"
     [cni]="cni-bridge=github.com/containernetworking/plugins/plugins/main/bridge cni-host-local=github.com/containernetworking/plugins/plugins/ipam/host-local cni-loopback=github.com/containernetworking/plugins/plugins/main/loopback cni-portmap=github.com/containernetworking/plugins/plugins/meta/portmap"
 )
 
@@ -121,6 +128,21 @@ build_component() {
         # containerd stamps its version as its own release builds do (`containerd --version`).
         if [[ $mod == github.com/containerd/containerd* ]]; then
             ldflags+=" -X $mod/version.Version=$ver"
+        fi
+        # Kubernetes stamps its release as its own builds do (hack/lib/version.sh), in
+        # component-base (`kubelet --version`, the servers' --version) and client-go (`kubectl
+        # version --client`); a module build would say v0.0.0-master+$Format:%H$. (etcd's version
+        # is a constant in its source; only its git SHA is stamped by its release builds.)
+        if [[ $mod == k8s.io/kubernetes ]]; then
+            local major minor p
+            major=${ver#v}
+            minor=${major#*.}
+            major=${major%%.*}
+            minor=${minor%%.*}
+            for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+                ldflags+=" -X $p.gitVersion=$ver -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+            done
+            stamp=$ver
         fi
         if [[ $bin == runsc && -n ${runsc_stamp[$c]:-} ]]; then
             stamp=${runsc_stamp[$c]}
