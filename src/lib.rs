@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod fsread;
 pub mod guard;
 pub mod options;
 pub mod proto;
