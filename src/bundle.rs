@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::fsread::{read_regular_file, Symlinks, SPEC_MAX};
 use crate::guard::SpecEdit;
 
 /// A bundle's config.json, read and edited as one value.
@@ -25,7 +26,9 @@ pub struct BundleSpec {
 impl BundleSpec {
     pub fn load(bundle: &Path) -> Result<Self> {
         let path = bundle.join("config.json");
-        let bytes = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        // A symlink is followed: a bundle's files may be links legitimately.
+        let bytes = read_regular_file(&path, SPEC_MAX, Symlinks::Follow)
+            .map_err(|e| Error::io("reading", &path, e))?;
         let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {
             Error::invalid(path.display().to_string(), format!("not valid JSON: {e}"))
         })?;

@@ -49,8 +49,12 @@ impl ProcCgroups {
     /// Reads `<proc root>/<pid>/cgroup`.
     pub fn of(proc_root: &Path, pid: i32) -> Result<Self> {
         let file = proc_root.join(pid.to_string()).join("cgroup");
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| Error::io("reading the sandbox's cgroup", &file, e))?;
+        let text = crate::fsread::read_regular_to_string(
+            &file,
+            crate::fsread::PROC_CGROUP_MAX,
+            crate::fsread::Symlinks::Follow,
+        )
+        .map_err(|e| Error::io("reading the sandbox's cgroup", &file, e))?;
         Ok(Self::parse(&text))
     }
 

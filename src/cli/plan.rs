@@ -188,8 +188,13 @@ fn installed_runsc(binary_name: &str, err: &mut dyn Write) -> Result<RunscVersio
 
 fn read_spec(bundle: &Path) -> Result<Spec, Failure> {
     let file = bundle.join("config.json");
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| Failure::Error(format!("cannot read {}: {e}", file.display())))?;
+    // A symlink is followed: a bundle's files may be links legitimately.
+    let text = crate::fsread::read_regular_to_string(
+        &file,
+        crate::fsread::SPEC_MAX,
+        crate::fsread::Symlinks::Follow,
+    )
+    .map_err(|e| Failure::Error(format!("cannot read {}: {e}", file.display())))?;
     serde_json::from_str(&text).map_err(|e| {
         Failure::Error(format!(
             "{} is not an OCI runtime spec: {e}",

@@ -46,15 +46,25 @@ pub struct HostFacts {
 }
 
 impl HostFacts {
-    /// Reads the facts of the running host.
-    pub fn detect() -> Self {
+    /// Reads the facts of the running host, its memory from the proc filesystem at `proc_root`
+    /// (`/proc`, or a fixture directory).
+    pub fn detect(proc_root: &Path) -> Self {
         HostFacts {
             systemd_running: Path::new("/run/systemd/system").is_dir(),
-            host_memory: std::fs::read_to_string("/proc/meminfo")
-                .ok()
-                .and_then(|m| mem_total(&m)),
+            host_memory: read_mem_total(proc_root),
         }
     }
+}
+
+/// The host's `MemTotal` from `<proc root>/meminfo`; None when it cannot be read or holds none.
+pub fn read_mem_total(proc_root: &Path) -> Option<Bytes> {
+    crate::fsread::read_regular_to_string(
+        &proc_root.join("meminfo"),
+        crate::fsread::MEMINFO_MAX,
+        crate::fsread::Symlinks::Follow,
+    )
+    .ok()
+    .and_then(|m| mem_total(&m))
 }
 
 /// `MemTotal:  16318504 kB` from /proc/meminfo.

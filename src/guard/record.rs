@@ -10,6 +10,7 @@ use super::relax::RelaxTarget;
 use super::verify::Verification;
 use crate::cgroup::Bytes;
 use crate::error::{Error, Result};
+use crate::fsread::{read_regular_to_string, Symlinks, RECORD_MAX};
 
 pub const RECORD_FILE: &str = "runsc-guard.json";
 
@@ -60,7 +61,7 @@ impl GuardRecord {
     /// Reads the record a shim left in the bundle.
     pub fn read(bundle: &Path) -> Result<Self> {
         let path = Self::path(bundle);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = read_regular_to_string(&path, RECORD_MAX, Symlinks::Follow).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound(format!(
                     "{}: no guard record (the container was not created by runsc-guard's shim, \

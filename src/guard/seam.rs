@@ -138,7 +138,9 @@ impl Guard {
             runsc_config: &config.runsc_config,
             mode: config.guard_mode,
             runsc_version: &version,
-            host: self.host.unwrap_or_else(HostFacts::detect),
+            host: self
+                .host
+                .unwrap_or_else(|| HostFacts::detect(&self.proc_root)),
             tree: &tree,
         });
         info!("{}", plan.summary());

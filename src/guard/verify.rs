@@ -12,6 +12,9 @@ use super::plan::Plan;
 use super::Role;
 use crate::cgroup::{Bytes, CgroupLayout, CgroupPath, ProcCgroups};
 use crate::error::{Error, Result};
+use crate::fsread::{
+    read_regular_file, read_regular_to_string, Symlinks, PROC_ARGS_MAX, PROC_CGROUP_MAX,
+};
 
 const SANDBOX_PROCESS: &str = "runsc-sandbox";
 
@@ -94,10 +97,10 @@ impl Observation {
 pub fn observe(proc_root: &Path, pid: i32, layout: CgroupLayout) -> Result<Observation> {
     let dir = proc_root.join(pid.to_string());
     let cgroup_file = dir.join("cgroup");
-    let cgroup = std::fs::read_to_string(&cgroup_file)
+    let cgroup = read_regular_to_string(&cgroup_file, PROC_CGROUP_MAX, Symlinks::Follow)
         .map_err(|e| Error::io("cannot read the sandbox's cgroup", &cgroup_file, e))?;
     let cmdline_file = dir.join("cmdline");
-    let cmdline = std::fs::read(&cmdline_file)
+    let cmdline = read_regular_file(&cmdline_file, PROC_ARGS_MAX, Symlinks::Follow)
         .map_err(|e| Error::io("cannot read the sandbox's command line", &cmdline_file, e))?;
     Ok(Observation::parse(pid, layout, &cgroup, &cmdline))
 }

@@ -179,51 +179,15 @@ pub(super) fn syntax_message(message: &str) -> String {
     }
 }
 
-/// Reads ConfigPath without trusting it: a regular file only (opening a FIFO would block
-/// until a writer comes, and `/dev/zero` never ends), at most [`MAX_CONFIG_SIZE`] bytes.
+/// Reads ConfigPath without trusting it (`crate::fsread`): a regular file only (opening a FIFO
+/// would block until a writer comes, and `/dev/zero` never ends), at most [`MAX_CONFIG_SIZE`]
+/// bytes. A symlink is followed: files under `/etc` are often links.
 pub(super) fn read_config_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    const FIX: &str = "fix the runtime's options.ConfigPath in containerd's config";
-    let fail =
-        |what: String| Error::Options(format!("ConfigPath {}: {what}; {FIX}", path.display()));
-    // O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer,
-    // and the type check below refuses it. It changes nothing for a regular file.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| fail(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_dir() {
-            "a directory"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_char_device() || kind.is_block_device() {
-            "a device"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "not a file"
-        };
-        return Err(fail(format!("is {what}, not a regular file")));
-    }
-    let too_big = || {
-        fail(format!(
-            "is larger than {MAX_CONFIG_SIZE} bytes, which no runsc.toml is"
+    use crate::fsread::{read_regular_to_string, Symlinks};
+    read_regular_to_string(path, MAX_CONFIG_SIZE, Symlinks::Follow).map_err(|e| {
+        Error::Options(format!(
+            "ConfigPath {}: {e}; fix the runtime's options.ConfigPath in containerd's config",
+            path.display()
         ))
-    };
-    if meta.len() > MAX_CONFIG_SIZE {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
-    if bytes.len() as u64 > MAX_CONFIG_SIZE {
-        return Err(too_big());
-    }
-    String::from_utf8(bytes).map_err(|_| fail("is not UTF-8 text".to_string()))
+    })
 }

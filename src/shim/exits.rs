@@ -125,13 +125,17 @@ pub fn is_alive(pid: i32) -> bool {
     }
     let exists = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
     exists
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                let rest = &stat[stat.rfind(')')? + 1..];
-                rest.split_whitespace().next().map(|s| s != "Z" && s != "X")
-            })
-            .unwrap_or(true)
+        && crate::fsread::read_regular_to_string(
+            std::path::Path::new(&format!("/proc/{pid}/stat")),
+            crate::fsread::LINE_MAX,
+            crate::fsread::Symlinks::Follow,
+        )
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|s| s != "Z" && s != "X")
+        })
+        .unwrap_or(true)
 }
 
 #[cfg(test)]

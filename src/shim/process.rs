@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::fsread::{read_regular_to_string, Symlinks, PID_FILE_MAX};
 use crate::shim::console::Pty;
 use crate::shim::ids::validate_id_field;
 use crate::shim::io::{StdioCopies, StdioPaths};
@@ -97,7 +98,8 @@ impl fmt::Display for ProcessRef {
 
 /// The pid runsc wrote into `path`; `context` says which file in the error ("reading ...").
 pub fn read_pid_file(path: &Path, context: &'static str) -> Result<i32> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(context, path, e))?;
+    let text = read_regular_to_string(path, PID_FILE_MAX, Symlinks::Follow)
+        .map_err(|e| Error::io(context, path, e))?;
     text.trim().parse::<i32>().map_err(|_| {
         Error::invalid(
             path.display().to_string(),

@@ -17,6 +17,7 @@ use containerd_shim::{Config, Error as ShimError, Flags, StartOpts};
 use log::{info, warn};
 use tokio::io::AsyncReadExt;
 
+use crate::fsread;
 use crate::guard::Guard;
 use crate::options::{DEFAULT_BINARY, DEFAULT_ROOT};
 use crate::runsc::{self, Executor, GlobalFlags, ReaperExecutor, Runsc};
@@ -201,10 +202,14 @@ impl Shim for Service {
             eprintln!("{}: {e}", self.id);
         }
         remove_dead_socket(&self.bundle);
-        let pid = std::fs::read_to_string(self.bundle.join(INIT_PID_FILE))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .unwrap_or(0);
+        let pid = fsread::read_regular_to_string(
+            &self.bundle.join(INIT_PID_FILE),
+            fsread::PID_FILE_MAX,
+            fsread::Symlinks::Follow,
+        )
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0);
         Ok(DeleteResponse {
             pid,
             // As gVisor's and runc's shims do: the task is gone, report it killed.
@@ -297,7 +302,11 @@ fn socket_answers(address: &str) -> bool {
 /// A shim that was killed leaves its socket behind; `delete` is the last chance to remove it.
 /// A socket that still answers belongs to a live shim (several containers per shim) and stays.
 fn remove_dead_socket(bundle: &Path) {
-    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+    let Ok(address) = fsread::read_regular_to_string(
+        &bundle.join("address"),
+        fsread::LINE_MAX,
+        fsread::Symlinks::Follow,
+    ) else {
         return;
     };
     let path = address

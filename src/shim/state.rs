@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fsread::{read_regular_file, Symlinks, RECORD_MAX};
 use crate::runsc::GlobalFlags;
 
 const FILE: &str = "runsc-shim.json";
@@ -53,7 +54,7 @@ impl ShimState {
     /// The saved state, or None when the bundle has none (Create never got that far).
     pub fn load(bundle: &Path) -> Result<Option<Self>> {
         let path = bundle.join(FILE);
-        match std::fs::read(&path) {
+        match read_regular_file(&path, RECORD_MAX, Symlinks::Follow) {
             Ok(bytes) => {
                 let state: ShimState = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))?;

@@ -75,6 +75,13 @@ impl Node {
             "max\n",
         );
         fs::create_dir_all(&node.proc_root).unwrap();
+        // The guard reads the host's memory through its proc root; fake-runsc caps the guest at
+        // the real host's, so the fixture says the same.
+        fs::write(
+            node.proc_root.join("meminfo"),
+            format!("MemTotal: {} kB\n", host_memory() / 1024),
+        )
+        .unwrap();
         node
     }
 
@@ -107,6 +114,7 @@ impl Node {
         let mut names: Vec<String> = fs::read_dir(&self.proc_root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
             .collect();
         names.sort();
         names

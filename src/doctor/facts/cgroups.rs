@@ -9,9 +9,13 @@ pub(super) fn cgroup_facts(
     tree: Option<&CgroupTree>,
     error: Option<&crate::cgroup::CgroupError>,
 ) -> CgroupFacts {
-    let systemd = std::fs::read_to_string(sources.proc_root.join("1/comm"))
-        .ok()
-        .map(|c| c.trim() == "systemd");
+    let systemd = crate::fsread::read_regular_to_string(
+        &sources.proc_root.join("1/comm"),
+        crate::fsread::LINE_MAX,
+        crate::fsread::Symlinks::Follow,
+    )
+    .ok()
+    .map(|c| c.trim() == "systemd");
     let exists = |name: &str| {
         tree.is_some_and(|t| {
             CgroupPath::parse(name)

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use super::super::containerd::{self, Handler, HandlerKind};
 use super::super::Probe;
 use super::{ConfigFile, ContainerdFacts, HandlerFacts, RunscFacts, RuntimeConfig, ShimFacts};
+use crate::fsread::{
+    read_regular_file, read_regular_to_string, Symlinks, CONFIG_MAX, PROC_ARGS_MAX,
+};
 use crate::options::ShimConfig;
 use crate::runsc::version::RunscVersion;
 
@@ -66,7 +69,8 @@ pub(super) fn config_file(path: &Path) -> ConfigFile {
         parsed: None,
         errors: Vec::new(),
     };
-    let text = match std::fs::read_to_string(path) {
+    // A symlink is followed: /etc/containerd/config.toml is a link on some hosts.
+    let text = match read_regular_to_string(path, CONFIG_MAX, Symlinks::Follow) {
         Ok(t) => t,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             file.missing = true;
@@ -86,7 +90,7 @@ pub(super) fn config_file(path: &Path) -> ConfigFile {
         }
     };
     for import in config.imports.clone() {
-        match std::fs::read_to_string(&import) {
+        match read_regular_to_string(&import, CONFIG_MAX, Symlinks::Follow) {
             Ok(text) => {
                 if let Err(e) = containerd::merge_import(&mut config, &text, &import) {
                     file.errors.push(e);
@@ -111,12 +115,14 @@ pub(super) fn containerd_path(proc_root: &Path) -> Option<(i32, String)> {
     pids.sort_unstable();
     pids.into_iter().find_map(|pid| {
         let dir = proc_root.join(pid.to_string());
-        let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
+        let cmdline =
+            read_regular_file(&dir.join("cmdline"), PROC_ARGS_MAX, Symlinks::Follow).ok()?;
         let argv0 = cmdline.split(|b| *b == 0).next()?;
         if String::from_utf8_lossy(argv0).rsplit('/').next() != Some("containerd") {
             return None;
         }
-        let environ = std::fs::read(dir.join("environ")).ok()?;
+        let environ =
+            read_regular_file(&dir.join("environ"), PROC_ARGS_MAX, Symlinks::Follow).ok()?;
         environ
             .split(|b| *b == 0)
             .find_map(|kv| kv.strip_prefix(b"PATH="))

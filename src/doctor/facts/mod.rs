@@ -16,7 +16,6 @@ mod cgroups;
 mod containerd;
 mod sandbox;
 
-use crate::guard::mem_total;
 use cgroups::cgroup_facts;
 use containerd::{
     config_file, containerd_facts, containerd_path, handler_facts, runsc_facts, shim_facts,
@@ -205,9 +204,7 @@ pub fn gather(sources: &Sources, probe: &dyn Probe) -> NodeFacts {
     }
     let tree = CgroupTree::detect(&sources.cgroup_root);
     let cgroups = cgroup_facts(sources, tree.as_ref().ok(), tree.as_ref().err());
-    let host_memory = std::fs::read_to_string(sources.proc_root.join("meminfo"))
-        .ok()
-        .and_then(|m| mem_total(&m));
+    let host_memory = crate::guard::read_mem_total(&sources.proc_root);
     let (sandboxes, proc_error) = match tree.as_ref() {
         Ok(tree) => sandboxes(&sources.proc_root, tree),
         Err(_) => (Vec::new(), None),

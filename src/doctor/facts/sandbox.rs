@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::{MemoryLimitFact, PodIdentity, SandboxFacts};
 use crate::cgroup::{CgroupPath, CgroupTree, SpecCgroupsPath, SystemdPath};
+use crate::fsread::{
+    read_regular_file, read_regular_to_string, Symlinks, PROC_ARGS_MAX, PROC_CGROUP_MAX, SPEC_MAX,
+};
 use crate::guard::Observation;
 
 /// containerd CRI: the pod's name and namespace, on every container of the pod.
@@ -37,7 +40,8 @@ pub(super) fn sandboxes(
         let dir = proc_root.join(pid.to_string());
         // A process that exits while we look, or one we may not read, is not a sandbox we can
         // judge; a sandbox's cmdline is readable by everyone.
-        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+        let Ok(cmdline) = read_regular_file(&dir.join("cmdline"), PROC_ARGS_MAX, Symlinks::Follow)
+        else {
             continue;
         };
         let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
@@ -52,13 +56,14 @@ pub(super) fn sandboxes(
 
 fn sandbox(pid: i32, dir: &Path, cmdline: &[u8], tree: &CgroupTree) -> SandboxFacts {
     let mut problems = Vec::new();
-    let cgroup_text = match std::fs::read_to_string(dir.join("cgroup")) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(format!("cannot read {}: {e}", dir.join("cgroup").display()));
-            String::new()
-        }
-    };
+    let cgroup_text =
+        match read_regular_to_string(&dir.join("cgroup"), PROC_CGROUP_MAX, Symlinks::Follow) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(format!("cannot read {}: {e}", dir.join("cgroup").display()));
+                String::new()
+            }
+        };
     let observation = Observation::parse(pid, tree.layout(), &cgroup_text, cmdline);
     let argv: Vec<String> = cmdline
         .split(|b| *b == 0)
@@ -78,7 +83,7 @@ fn sandbox(pid: i32, dir: &Path, cmdline: &[u8], tree: &CgroupTree) -> SandboxFa
     let mut cgroups_path = None;
     if let Some(bundle) = &bundle {
         let file = bundle.join("config.json");
-        match std::fs::read_to_string(&file) {
+        match read_regular_to_string(&file, SPEC_MAX, Symlinks::Follow) {
             Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
                 Ok(spec) => {
                     let annotation = |key: &str| {
