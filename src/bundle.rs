@@ -126,6 +126,21 @@ impl BundleSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsread::testing::{fifo, within_two_seconds};
+
+    #[test]
+    fn a_fifo_in_place_of_config_json_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fifo(dir.path(), "config.json");
+        let bundle = dir.path().to_path_buf();
+        let err = within_two_seconds(move || BundleSpec::load(&bundle).map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!("reading {}: a FIFO, not a regular file", path.display())
+        );
+    }
 
     #[test]
     fn edits_keep_unknown_fields() {

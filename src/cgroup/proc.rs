@@ -73,6 +73,25 @@ impl ProcCgroups {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsread::testing::{fifo, within_two_seconds};
+
+    #[test]
+    fn a_fifo_in_place_of_proc_pid_cgroup_is_refused_at_once() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("42")).unwrap();
+        let path = fifo(&root.path().join("42"), "cgroup");
+        let proc_root = root.path().to_path_buf();
+        let err = within_two_seconds(move || ProcCgroups::of(&proc_root, 42).map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "reading the sandbox's cgroup {}: a FIFO, not a regular file",
+                path.display()
+            )
+        );
+    }
 
     #[test]
     fn lines_of_both_versions() {

@@ -24,7 +24,8 @@ pub fn current_len(path: &Path) -> u64 {
 
 /// The message of the last `"level":"error"` line written after `offset`.
 pub fn last_error_since(path: &Path, offset: u64) -> Option<String> {
-    let mut file = std::fs::File::open(path).ok()?;
+    // A FIFO or a device where the log belongs is refused at once, not waited on.
+    let mut file = crate::fsread::open_regular_file(path, crate::fsread::Symlinks::Follow).ok()?;
     // A log that shrank was rotated or truncated: read it whole.
     let start = if current_len(path) < offset {
         0

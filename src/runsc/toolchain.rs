@@ -64,10 +64,8 @@ pub fn go_version(binary: &[u8]) -> Option<String> {
 /// carries no build information. Read a chunk at a time: runsc is 40-60 MB, and the doctor's
 /// DaemonSet container runs under a 64 MiB memory limit.
 pub fn go_version_of(path: &Path) -> Option<String> {
-    let file = std::fs::File::open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
+    // A symlink is followed (/usr/bin/runsc may be one); a FIFO in its place is refused at once.
+    let file = crate::fsread::open_regular_file(path, crate::fsread::Symlinks::Follow).ok()?;
     let mut reader = file.take(MAX_BINARY_BYTES);
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + CARRY_BYTES);
     loop {

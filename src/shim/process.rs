@@ -341,7 +341,36 @@ impl Process {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsread::testing::{fifo, within_two_seconds};
     use std::sync::Arc;
+
+    #[test]
+    fn a_fifo_in_place_of_a_pid_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fifo(dir.path(), "init.pid");
+        let p = path.clone();
+        let err = within_two_seconds(move || read_pid_file(&p, "reading the pid file"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "reading the pid file {}: a FIFO, not a regular file",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_pid_file_longer_than_a_pid_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("init.pid");
+        std::fs::write(&path, "1".repeat(100)).unwrap();
+        let err = read_pid_file(&path, "reading").unwrap_err().to_string();
+        assert!(err.contains("larger than 64 bytes"), "{err}");
+        std::fs::write(&path, "4242\n").unwrap();
+        assert_eq!(read_pid_file(&path, "reading").unwrap(), 4242);
+    }
 
     fn init() -> Process {
         Process::new(

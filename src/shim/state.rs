@@ -79,6 +79,19 @@ impl ShimState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsread::testing::{fifo, within_two_seconds};
+
+    #[test]
+    fn a_fifo_in_place_of_the_state_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fifo(dir.path(), FILE);
+        let bundle = dir.path().to_path_buf();
+        let err = within_two_seconds(move || ShimState::load(&bundle).map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+        assert!(err.contains("a FIFO, not a regular file"), "{err}");
+    }
 
     #[test]
     fn round_trip_and_absence() {

@@ -20,6 +20,21 @@ fn a_containerd_config_that_does_not_parse() {
 }
 
 #[test]
+fn a_fifo_in_place_of_containerd_s_config_is_refused_at_once() {
+    use crate::fsread::testing::{fifo, within_two_seconds};
+    let node = Node::new().systemd_v2_node("/system.slice/x");
+    std::fs::create_dir_all(node.path("etc/containerd")).unwrap();
+    let path = fifo(&node.path("etc/containerd"), "config.toml");
+    let report = within_two_seconds(move || node.run(&guard_probe()));
+    let c = finding(&report, "containerd.config");
+    assert_eq!(c.severity, Severity::Fail);
+    assert_eq!(
+        c.summary,
+        format!("cannot read {}: a FIFO, not a regular file", path.display())
+    );
+}
+
+#[test]
 fn config_version_3_on_containerd_1x() {
     let node = Node::new().systemd_v2_node("/system.slice/x").containerd_config(
         "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc]\n  runtime_type = \"io.containerd.runsc.v1\"\n",

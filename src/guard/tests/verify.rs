@@ -136,6 +136,41 @@ fn verification_reads_v1_and_a_fake_proc() {
 }
 
 #[test]
+fn a_fifo_in_place_of_the_sandbox_s_proc_files_is_refused_at_once() {
+    use crate::fsread::testing::{fifo, within_two_seconds};
+    let proc_root = tempfile::tempdir().unwrap();
+    let pid_dir = proc_root.path().join("31337");
+    std::fs::create_dir_all(&pid_dir).unwrap();
+    let cgroup = fifo(&pid_dir, "cgroup");
+    let root = proc_root.path().to_path_buf();
+    let observe_now = move || {
+        within_two_seconds(move || observe(&root, 31337, CgroupLayout::Unified).map(|_| ()))
+    };
+    let err = observe_now.clone()().unwrap_err().to_string();
+    assert!(err.contains(cgroup.to_str().unwrap()), "{err}");
+    assert!(err.contains("a FIFO, not a regular file"), "{err}");
+    std::fs::remove_file(&cgroup).unwrap();
+    std::fs::write(&cgroup, "0::/x\n").unwrap();
+    let cmdline = fifo(&pid_dir, "cmdline");
+    let err = observe_now().unwrap_err().to_string();
+    assert!(err.contains(cmdline.to_str().unwrap()), "{err}");
+    assert!(err.contains("a FIFO, not a regular file"), "{err}");
+}
+
+#[test]
+fn a_fifo_in_place_of_the_guard_record_is_refused_at_once() {
+    use crate::fsread::testing::{fifo, within_two_seconds};
+    let bundle = tempfile::tempdir().unwrap();
+    let path = fifo(bundle.path(), RECORD_FILE);
+    let dir = bundle.path().to_path_buf();
+    let err = within_two_seconds(move || GuardRecord::read(&dir).map(|_| ()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(path.to_str().unwrap()), "{err}");
+    assert!(err.contains("a FIFO, not a regular file"), "{err}");
+}
+
+#[test]
 fn the_record_round_trips_through_the_bundle() {
     let (_fx, p) = incident_plan();
     let bundle = tempfile::tempdir().unwrap();
