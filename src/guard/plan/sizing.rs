@@ -95,27 +95,48 @@ pub(super) fn guest_size(
     match bound {
         PodBound::Read(eff) => size_guest(d, &eff, spec_limit, annotation),
         PodBound::Missing { err, above } => {
-            let annotation = within_host(d, annotation);
+            if let Some(why) = annotation.and_then(|a| absurd(a, d.input.host.host_memory)) {
+                d.refuse(why);
+                return MemoryLimit::from(spec_limit);
+            }
             missing_pod(d, &err, above.as_ref(), annotation, spec_limit)
         }
         PodBound::NotAPod => MemoryLimit::from(spec_limit),
     }
 }
 
-/// The annotation, unless it is above the node's memory: then it bounds nothing (the guest
-/// would be sized to the host).
-fn within_host(d: &mut Draft<'_>, annotation: Option<Bytes>) -> Option<Bytes> {
-    match (annotation, d.input.host.host_memory) {
-        (Some(a), Some(host)) if a > host => {
-            d.warnings.push(format!(
-                "annotation {SANDBOX_MEMORY}={} is above the node's memory {host} and is not a \
-                 bound",
-                a.get()
-            ));
-            None
+/// An annotation this large is no pod's limit: from 2^62 bytes on, it is a value near the
+/// integer limits (a sum that overflowed, `i64::MAX` for "unlimited"), not memory.
+const ANNOTATION_ABSURD_FROM: u64 = 1 << 62;
+
+/// Why the sandbox-memory annotation cannot stand in for a missing pod cgroup's limit: it is
+/// above the host's memory (`MemTotal`, when known) or near the integer limits. Then it bounds
+/// nothing, and the guest would be sized from a figure no pod has.
+pub(super) fn absurd(annotation: Bytes, host_memory: Option<Bytes>) -> Option<String> {
+    let a = annotation.get();
+    let why = match host_memory {
+        _ if a >= ANNOTATION_ABSURD_FROM => {
+            "is 2^62 bytes or more, near the integer limits and no pod's memory".to_string()
         }
-        (a, _) => a,
-    }
+        Some(host) if annotation > host => {
+            format!(
+                "is above the host's memory (MemTotal {host}, {} bytes)",
+                host.get()
+            )
+        }
+        _ => return None,
+    };
+    Some(
+        crate::Error::invalid(
+            format!("annotation {SANDBOX_MEMORY}"),
+            format!(
+                "{a} {why}; the pod cgroup is missing, so this figure alone would size the \
+                 guest. Check the pod's memory limits (the annotation sums them) and that the \
+                 kubelet and containerd use the same cgroup driver, so that the pod cgroup exists"
+            ),
+        )
+        .to_string(),
+    )
 }
 
 /// The guest's size when the pod cgroup is missing: the annotation stands in for the pod's

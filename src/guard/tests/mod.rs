@@ -133,6 +133,8 @@ struct Setup {
     version: &'static str,
     systemd_running: bool,
     role: Role,
+    /// The host's MemTotal; 64 GiB on the incident's node.
+    host_memory: Option<Bytes>,
 }
 
 impl Default for Setup {
@@ -143,6 +145,7 @@ impl Default for Setup {
             version: "0.0~20221219.0",
             systemd_running: true,
             role: Role::Sandbox,
+            host_memory: Some(Bytes(64 * GIB)),
         }
     }
 }
@@ -168,6 +171,10 @@ impl Setup {
         self.role = role;
         self
     }
+    fn host_memory(mut self, host: Option<Bytes>) -> Self {
+        self.host_memory = host;
+        self
+    }
 }
 
 fn run(fx: &Fixture, spec: &Spec, setup: &Setup) -> Plan {
@@ -182,7 +189,7 @@ fn run(fx: &Fixture, spec: &Spec, setup: &Setup) -> Plan {
         runsc_version: &version,
         host: HostFacts {
             systemd_running: setup.systemd_running,
-            host_memory: Some(Bytes(64 * GIB)),
+            host_memory: setup.host_memory,
         },
         tree: &fx.tree,
     };

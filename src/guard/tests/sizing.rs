@@ -308,23 +308,91 @@ fn garbage_on_the_way_up_refuses_even_with_the_annotation() {
 }
 
 #[test]
-fn an_annotation_above_the_nodes_memory_is_never_a_bound() {
-    // The pod slice is missing and the annotation says i64::MAX: that bounds nothing (the
-    // guest would be sized to the host), so it is refused as if there were no annotation.
+fn an_annotation_above_the_nodes_memory_is_refused_naming_it() {
+    // The pod slice is missing and the annotation says more than the node has: that bounds
+    // nothing (the guest would be sized to the host), so it is refused, saying which field,
+    // which value and what to do.
     let fx = fixture(CgroupLayout::Unified, &[("/kubepods.slice", Some("max"))]);
+    let above = (64 * GIB + 1).to_string();
+    let p = run_with_defaults(&fx, &incident_spec_with_sandbox_memory(&above));
+    assert_eq!(p.verdict, Verdict::Refused, "{}", all_text(&p));
+    assert_eq!(p.refusals.len(), 1, "{:?}", p.refusals);
+    let r = &p.refusals[0];
+    assert!(
+        r.starts_with(&format!("invalid annotation {SANDBOX_MEMORY}: {above} is above the host's memory (MemTotal 64 GiB, {} bytes)", 64 * GIB)),
+        "{r}"
+    );
+    assert!(
+        r.contains("pod cgroup is missing") && r.contains("same cgroup driver"),
+        "{r}"
+    );
+    let err = p.refusal().unwrap().to_string();
+    assert!(err.contains(ID) && err.contains(&above), "{err}");
+    // Exactly the host's memory is a figure a pod can have.
     let p = run_with_defaults(
         &fx,
+        &incident_spec_with_sandbox_memory(&(64 * GIB).to_string()),
+    );
+    assert_ne!(p.verdict, Verdict::Refused, "{}", all_text(&p));
+    assert_eq!(p.total_memory, Some(Bytes(64 * GIB)));
+}
+
+#[test]
+fn an_annotation_near_the_integer_limits_is_refused_even_without_the_hosts_memory() {
+    let fx = fixture(CgroupLayout::Unified, &[("/kubepods.slice", Some("max"))]);
+    for value in ["9223372036854775807", "4611686018427387904"] {
+        for host in [None, Some(Bytes(64 * GIB))] {
+            let setup = Setup::default().host_memory(host);
+            let p = run(&fx, &incident_spec_with_sandbox_memory(value), &setup);
+            assert_eq!(p.verdict, Verdict::Refused, "{value}: {}", all_text(&p));
+            assert_eq!(p.refusals.len(), 1, "{:?}", p.refusals);
+            let r = &p.refusals[0];
+            assert!(r.contains(SANDBOX_MEMORY) && r.contains(value), "{r}");
+            if host.is_none() {
+                assert!(r.contains("2^62 bytes or more"), "{r}");
+            }
+        }
+    }
+    // Just below 2^62, with the host's memory unknown, the annotation stands as before.
+    let below = ((1u64 << 62) - 1).to_string();
+    let setup = Setup::default().host_memory(None);
+    let p = run(&fx, &incident_spec_with_sandbox_memory(&below), &setup);
+    assert_ne!(p.verdict, Verdict::Refused, "{}", all_text(&p));
+    // Even with a limit read above the missing pod, the figure is refused: it is no pod's.
+    let fx = fixture(
+        CgroupLayout::Unified,
+        &[("/kubepods.slice", Some(&(200 * MIB).to_string()))],
+    );
+    let p = run(
+        &fx,
         &incident_spec_with_sandbox_memory("9223372036854775807"),
+        &setup,
     );
     assert_eq!(p.verdict, Verdict::Refused, "{}", all_text(&p));
-    assert!(
-        p.refusals[0].contains("without any limit"),
-        "{:?}",
-        p.refusals
+}
+
+#[test]
+fn warn_mode_never_sizes_the_guest_from_an_absurd_annotation() {
+    let fx = fixture(CgroupLayout::Unified, &[("/kubepods.slice", Some("max"))]);
+    let setup = Setup::default().mode(GuardMode::Warn);
+    let p = run(
+        &fx,
+        &incident_spec_with_sandbox_memory("9223372036854775807"),
+        &setup,
     );
+    assert_ne!(p.verdict, Verdict::Refused);
     assert!(
-        all_text(&p).contains("above the node's memory"),
-        "{}",
-        all_text(&p)
+        p.warnings
+            .iter()
+            .any(|w| w.contains("would refuse") && w.contains(SANDBOX_MEMORY)),
+        "{:?}",
+        p.warnings
+    );
+    assert_eq!(p.pod_memory_limit, None, "{}", all_text(&p));
+    assert_ne!(p.limit_source.as_deref(), Some("annotation"));
+    assert!(
+        p.total_memory.is_none_or(|t| t <= Bytes(64 * GIB)),
+        "{:?}",
+        p.total_memory
     );
 }
