@@ -566,3 +566,127 @@ fn bounded_plans_stay_in_their_pod() {
         "only {bounded} of 256 plans were not refused"
     );
 }
+
+/// A pod whose cgroup is missing, sized by the sandbox-memory annotation alone.
+#[derive(Debug, Clone)]
+struct MissingPod {
+    systemd_path: bool,
+    kubepods_limit: Option<u64>,
+    /// Any number, from a plausible pod's to the integer limits.
+    annotation: u64,
+    host_memory: Option<u64>,
+    warn: bool,
+}
+
+fn missing_pods() -> impl Strategy<Value = MissingPod> {
+    (
+        any::<bool>(),
+        prop::option::weighted(0.3, (16..65536u64).prop_map(|m| m * MIB)),
+        prop_oneof![
+            (1..65536u64).prop_map(|m| m * MIB),
+            (1u64 << 61)..u64::MAX,
+            Just(i64::MAX as u64),
+            Just(1u64 << 62),
+            Just((1u64 << 62) - 1),
+            any::<u64>(),
+        ],
+        prop::option::weighted(0.8, (1024..(1u64 << 30)).prop_map(|m| m * MIB)),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(systemd_path, kubepods_limit, annotation, host_memory, warn)| MissingPod {
+                systemd_path,
+                kubepods_limit,
+                annotation,
+                host_memory,
+                warn,
+            },
+        )
+}
+
+/// The pod cgroup is missing and the sandbox-memory annotation is any number: the guest is
+/// never larger than the host's MemTotal, the annotation is never the pod's bound when it is
+/// above MemTotal or from 2^62 up, and enforce mode refuses such an annotation.
+#[test]
+fn a_missing_pod_never_sizes_the_guest_above_the_host() {
+    check(
+        "missing_pod_guest_within_host",
+        256,
+        missing_pods(),
+        |pod| {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            std::fs::write(root.join("cgroup.controllers"), "cpu memory\n").unwrap();
+            let (kubepods, spec_path) = if pod.systemd_path {
+                (
+                    "kubepods.slice",
+                    format!("kubepods-burstable-pod{UID}.slice:cri-containerd:{ID}"),
+                )
+            } else {
+                ("kubepods", format!("/kubepods/burstable/pod{UID}/{ID}"))
+            };
+            std::fs::create_dir_all(root.join(kubepods)).unwrap();
+            let limit = pod
+                .kubepods_limit
+                .map_or("max".to_string(), |l| l.to_string());
+            std::fs::write(root.join(kubepods).join("memory.max"), limit).unwrap();
+            let tree = CgroupTree::detect(root).unwrap();
+            let spec = serde_json::from_value(json!({
+                "ociVersion": "1.0.2",
+                "linux": {"cgroupsPath": spec_path},
+                "annotations": {
+                    "io.kubernetes.cri.container-type": "sandbox",
+                    "io.kubernetes.cri.sandbox-id": ID,
+                    "io.kubernetes.cri.sandbox-memory": pod.annotation.to_string(),
+                },
+            }))
+            .unwrap();
+            let version = RunscVersion::parse("release-20240729.0").unwrap();
+            let plan = decide(&GuardInput {
+                container_id: ID,
+                role: Role::Sandbox,
+                spec: &spec,
+                runsc_config: &BTreeMap::new(),
+                mode: if pod.warn {
+                    GuardMode::Warn
+                } else {
+                    GuardMode::Enforce
+                },
+                runsc_version: &version,
+                host: HostFacts {
+                    systemd_running: true,
+                    host_memory: pod.host_memory.map(Bytes),
+                },
+                tree: &tree,
+            });
+            let absurd =
+                pod.annotation >= 1 << 62 || pod.host_memory.is_some_and(|h| pod.annotation > h);
+            if let (Some(host), Some(total)) = (pod.host_memory, plan.total_memory) {
+                prop_assert!(
+                    total.get() <= host,
+                    "guest {total} above the host's {host}: {:?}",
+                    plan.reasons
+                );
+            }
+            if let Some(total) = plan.total_memory {
+                prop_assert!(total.get() < 1 << 62, "guest {total}: {:?}", plan.reasons);
+            }
+            if absurd {
+                prop_assert_ne!(plan.limit_source.as_deref(), Some("annotation"));
+                if !pod.warn {
+                    prop_assert_eq!(plan.verdict, Verdict::Refused);
+                    // Past i64::MAX it is not a number of bytes at all: a warning names it.
+                    prop_assert!(
+                        plan.refusals
+                            .iter()
+                            .chain(&plan.warnings)
+                            .any(|r| r.contains(&pod.annotation.to_string())),
+                        "{:?}",
+                        plan.refusals
+                    );
+                }
+            }
+            Ok(())
+        },
+    );
+}
