@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Bytes, CgroupError, CgroupPath, MemoryLimit};
+use crate::fsread::kind_of;
 
 pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -293,23 +294,6 @@ fn read_limit_file(path: &Path) -> Result<String, CgroupError> {
             source,
         })?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-fn kind_of(kind: &fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_file() {
-        "a file"
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_symlink() {
-        "a symlink"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "a device"
-    }
 }
 
 /// v2 `memory.max`: `max` or a number of bytes.
