@@ -46,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
         }
         2 => {
             for key in files::parse_keyed(&text).keys() {
-                assert!(!key.is_empty() && !key.contains(char::is_whitespace), "{key:?}");
+                assert!(
+                    !key.is_empty() && !key.contains(char::is_whitespace),
+                    "{key:?}"
+                );
             }
         }
         3 => {
