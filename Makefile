@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITES ?= bookworm trixie sid upstream
 
-.PHONY: build test unit e2e bench soak shim-memory demo lint deps deb image clean
+.PHONY: build test unit e2e bench soak shim-memory fuzz fuzz-smoke demo lint deps deb image clean
 
 ## build: the shim and the operator CLI (release), in target/release/
 build:
@@ -41,6 +41,19 @@ shim-memory:
 	RUNSC_GUARD_TEST_SHIM=$(CURDIR)/target/release/containerd-shim-runsc-v1 $(CARGO) test --test shim_memory \
 		-- --ignored --nocapture
 
+## fuzz: coverage-guided fuzzing (cargo-fuzz, libFuzzer; installed from crates.io when missing) of
+## the parsers of hostile input and the guard's plan, FUZZ_SECONDS per target (default 300); seeds
+## in fuzz/corpus/, crashes in fuzz/artifacts/; not part of test (fuzz/run.sh, docs/CONTRIBUTING.md)
+FUZZ_SECONDS ?= 300
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+## fuzz-smoke: the same, FUZZ_SMOKE_SECONDS per target (default 30): a bounded run that finds the
+## shallow crashes; not part of test
+FUZZ_SMOKE_SECONDS ?= 30
+fuzz-smoke:
+	fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
+
 ## demo: the incident's pod under the stock handler and under this shim, side by side
 demo:
 	tests/e2e/demo.sh
@@ -49,6 +62,7 @@ demo:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) fmt --manifest-path tests/e2e/driver/Cargo.toml -- --check
 	$(CARGO) clippy --manifest-path tests/e2e/driver/Cargo.toml --all-targets -- -D warnings
 
@@ -69,6 +83,7 @@ image: build
 
 clean:
 	$(CARGO) clean
+	rm -rf fuzz/target fuzz/artifacts
 	rm -rf tests/e2e/out
 
 # The conformance run is on the upstream suite unless SUITES is given (Debian's suites: guard only).

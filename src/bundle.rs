@@ -29,7 +29,14 @@ impl BundleSpec {
         // A symlink is followed: a bundle's files may be links legitimately.
         let bytes = read_regular_file(&path, SPEC_MAX, Symlinks::Follow)
             .map_err(|e| Error::io("reading", &path, e))?;
-        let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Self::from_bytes(bundle, &bytes)
+    }
+
+    /// The bundle `bundle` whose config.json holds `bytes`, as [`BundleSpec::load`] reads it;
+    /// nothing is read from or written to the bundle.
+    pub fn from_bytes(bundle: &Path, bytes: &[u8]) -> Result<Self> {
+        let path = bundle.join("config.json");
+        let raw: Value = serde_json::from_slice(bytes).map_err(|e| {
             Error::invalid(path.display().to_string(), format!("not valid JSON: {e}"))
         })?;
         // Read from the JSON value in place: a copy of the whole tree would cost more than the

@@ -148,11 +148,9 @@ impl V1Figures {
                 V1Cpuacct {
                     usage: number(&d, "cpuacct.usage"),
                     stat: keyed(&d, "cpuacct.stat"),
-                    usage_percpu: read(&d, "cpuacct.usage_percpu")
-                        .unwrap_or_default()
-                        .split_whitespace()
-                        .filter_map(|n| n.parse().ok())
-                        .collect(),
+                    usage_percpu: parse_numbers(
+                        &read(&d, "cpuacct.usage_percpu").unwrap_or_default(),
+                    ),
                 }
             }),
             cpu_stat: dir("cpu", &["cpu,cpuacct", "cpuacct,cpu", "cpu"])
@@ -167,7 +165,7 @@ impl V1Figures {
 
 /// `cgroup` (as `/proc/<pid>/cgroup` names it) under `root`, with no way out of it: empty and
 /// `..` components are dropped.
-fn under(root: &Path, cgroup: &str) -> PathBuf {
+pub fn under(root: &Path, cgroup: &str) -> PathBuf {
     let mut dir = root.to_path_buf();
     dir.extend(cgroup.split('/').filter(|c| !c.is_empty() && *c != ".."));
     dir
@@ -193,7 +191,17 @@ pub(super) fn read_file(path: &Path) -> Option<String> {
 
 /// A single number, `max` as unlimited.
 fn number(dir: &Path, file: &str) -> Option<u64> {
-    let text = read(dir, file)?;
+    parse_number(&read(dir, file)?)
+}
+
+/// `key value` lines; a line that is not one is skipped.
+fn keyed(dir: &Path, file: &str) -> Keyed {
+    parse_keyed(&read(dir, file).unwrap_or_default())
+}
+
+/// The text of a one-number file (`memory.current`, `pids.max`, ...): the number, `max` as
+/// [`UNLIMITED`], None for anything else.
+pub fn parse_number(text: &str) -> Option<u64> {
     let t = text.trim();
     if t == "max" {
         Some(UNLIMITED)
@@ -202,11 +210,18 @@ fn number(dir: &Path, file: &str) -> Option<u64> {
     }
 }
 
-/// `key value` lines; a line that is not one is skipped.
-fn keyed(dir: &Path, file: &str) -> Keyed {
-    read(dir, file)
-        .unwrap_or_default()
-        .lines()
+/// The text of a file of whitespace-separated numbers (`cpuacct.usage_percpu`); a word that is
+/// not a number is skipped.
+pub fn parse_numbers(text: &str) -> Vec<u64> {
+    text.split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// The text of a `key value` file (`memory.stat`, `cpu.stat`, ...); a line that is not one is
+/// skipped.
+pub fn parse_keyed(text: &str) -> Keyed {
+    text.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             Some((w.next()?.to_string(), w.next()?.parse().ok()?))

@@ -23,7 +23,10 @@ pub use path::CgroupPath;
 pub use proc::ProcCgroups;
 pub use spec_path::SpecCgroupsPath;
 pub use systemd::{expand_slice, SystemdPath};
-pub use tree::{CgroupLayout, CgroupTree, EffectiveLimit, DEFAULT_CGROUP_ROOT};
+pub use tree::{
+    parse_limit_in_bytes, parse_memory_max, CgroupLayout, CgroupTree, EffectiveLimit,
+    DEFAULT_CGROUP_ROOT,
+};
 
 /// What can go wrong reading a cgroup path or tree. Each variant names the path or file.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,8 @@
 use super::path::CgroupPath;
 use super::{invalid, CgroupError};
 
-/// systemd's UNIT_NAME_MAX.
-const MAX_UNIT_NAME: usize = 256;
+/// The longest unit name: systemd's UNIT_NAME_MAX (256) counts the terminating NUL.
+const MAX_UNIT_NAME: usize = 255;
 const SLICE_SUFFIX: &str = ".slice";
 
 /// A validated `slice:prefix:name` path.
@@ -68,6 +68,18 @@ impl SystemdPath {
             return Err(invalid(
                 raw,
                 &format!("makes a unit name longer than systemd's {MAX_UNIT_NAME} characters"),
+            ));
+        }
+        // The slice's cgroup and the unit's inside it must be cgroup paths (a name of at most
+        // 255 bytes, a path of at most 4096), or `slice_cgroup` and `leaf` would name another
+        // cgroup than runsc's: a slice of many dashes expands to a path longer than its name.
+        if expand_slice(slice)
+            .and_then(|c| c.join(&path.unit_name()))
+            .is_err()
+        {
+            return Err(invalid(
+                raw,
+                "makes a cgroup path longer than Linux allows (255 bytes a name, 4096 a path)",
             ));
         }
         Ok(path)
@@ -175,6 +187,29 @@ pub fn expand_slice(slice: &str) -> Result<CgroupPath, CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer (`cgroup_paths`): a unit name of 256 characters, or a slice whose
+    /// cgroup is longer than a path can be, passed and then named the slice, or the root, as
+    /// the leaf.
+    #[test]
+    fn a_path_whose_cgroup_cannot_exist_is_refused() {
+        let name = "n".repeat(256 - "cri-containerd-.scope".len());
+        let raw = format!("kubepods-pod1.slice:cri-containerd:{name}");
+        assert!(
+            SystemdPath::parse(&raw).is_err(),
+            "a 256-character unit name"
+        );
+        let ok = format!("kubepods-pod1.slice:cri-containerd:{}", &name[1..]);
+        let sd = SystemdPath::parse(&ok).unwrap();
+        assert!(sd.leaf().is_strictly_under(&sd.slice_cgroup()));
+
+        let deep = format!("{}.slice", vec!["abcd"; 40].join("-"));
+        assert!(
+            expand_slice(&deep).is_err(),
+            "longer than PATH_MAX once expanded"
+        );
+        assert!(SystemdPath::parse(&format!("{deep}:cri-containerd:abc")).is_err());
+    }
 
     #[test]
     fn slices_expand_by_their_dashes() {

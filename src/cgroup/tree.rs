@@ -297,7 +297,7 @@ fn read_limit_file(path: &Path) -> Result<String, CgroupError> {
 }
 
 /// v2 `memory.max`: `max` or a number of bytes.
-fn parse_memory_max(content: &str) -> Option<MemoryLimit> {
+pub fn parse_memory_max(content: &str) -> Option<MemoryLimit> {
     match content.trim() {
         "max" => Some(MemoryLimit::Unlimited),
         n => n.parse().ok().map(|b| MemoryLimit::Limited(Bytes(b))),
@@ -306,7 +306,7 @@ fn parse_memory_max(content: &str) -> Option<MemoryLimit> {
 
 /// v1 `memory.limit_in_bytes`: a number, where the huge page-rounded maximum means none. `-1`
 /// is what one writes for "no limit"; accept it read back too.
-fn parse_limit_in_bytes(content: &str) -> Option<MemoryLimit> {
+pub fn parse_limit_in_bytes(content: &str) -> Option<MemoryLimit> {
     match content.trim() {
         "-1" => Some(MemoryLimit::Unlimited),
         n => n.parse::<u64>().ok().map(|b| {
