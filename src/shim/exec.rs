@@ -25,8 +25,6 @@ use crate::shim::exits::{self, ExitLog};
 use crate::shim::io::{self, StdioCopies, StdioPaths};
 use crate::shim::process::{read_pid_file, Exit, Process, ProcessRef, Status};
 
-/// How long Delete of an exec waits for its output to drain.
-const IO_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// How often the exit watcher checks that the `runsc exec` process still lives.
 const LIVENESS_CHECK: Duration = Duration::from_secs(10);
 
@@ -95,17 +93,10 @@ impl Execs {
 
     /// Exec: checks and records the process; nothing runs until Start.
     pub fn add(&self, c: &Container, exec: ProcessRef, req: ExecRequest) -> Result<()> {
-        c.init
-            .expect(
-                &[Status::Created, Status::Running, Status::Paused],
-                "cannot exec in it",
-            )
-            .map_err(|_| {
-                Error::FailedPrecondition(format!(
-                    "container {} has stopped: cannot exec in it",
-                    c.id
-                ))
-            })?;
+        c.init.expect(
+            &[Status::Created, Status::Running, Status::Paused],
+            "cannot exec in it",
+        )?;
         let process: oci_spec::runtime::Process = serde_json::from_slice(&req.spec)
             .map_err(|e| Error::invalid("spec", format!("not an OCI process: {e}")))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
@@ -249,7 +240,7 @@ impl Execs {
         if e.process.status() == Status::Running {
             return Err(e.process.not_now(Status::Running, "kill it first"));
         }
-        e.process.drain_stdio(IO_DRAIN_LIMIT).await;
+        e.process.drain_stdio().await;
         e.remove_files();
         self.by_ref().remove(&e.process.reference);
         let exit = e.process.exit_or_now();

@@ -21,6 +21,9 @@ use crate::shim::console::Pty;
 use crate::shim::ids::validate_id_field;
 use crate::shim::io::{StdioCopies, StdioPaths};
 
+/// How long Delete waits for a process' output to drain, init's and exec's alike.
+const STDIO_DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
 /// A process' status, in containerd's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -319,14 +322,14 @@ impl Process {
     }
 
     /// Drains what is left of the output (for at most `limit`) and lets the terminal go.
-    pub async fn drain_stdio(&self, limit: Duration) {
+    pub async fn drain_stdio(&self) {
         let copies = {
             let mut io = self.stdio_state();
             io.pty = None;
             io.copies.take()
         };
         if let Some(copies) = copies {
-            copies.finish(limit).await;
+            copies.finish(STDIO_DRAIN_LIMIT).await;
         }
     }
 

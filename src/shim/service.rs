@@ -29,6 +29,7 @@ use crate::shim::ids::validate_id;
 use crate::shim::logging;
 use crate::shim::mount;
 use crate::shim::pod::{Pod, INIT_PID_FILE};
+use crate::shim::process::read_pid_file;
 use crate::shim::startup;
 use crate::shim::state::ShimState;
 use crate::shim::task::TaskService;
@@ -202,14 +203,10 @@ impl Shim for Service {
             eprintln!("{}: {e}", self.id);
         }
         remove_dead_socket(&self.bundle);
-        let pid = fsread::read_regular_to_string(
-            &self.bundle.join(INIT_PID_FILE),
-            fsread::PID_FILE_MAX,
-            fsread::Symlinks::Follow,
-        )
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(0);
+        let pid = read_pid_file(&self.bundle.join(INIT_PID_FILE), "reading runsc's pid file")
+            .ok()
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0);
         Ok(DeleteResponse {
             pid,
             // As gVisor's and runc's shims do: the task is gone, report it killed.

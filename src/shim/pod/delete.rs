@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use log::{info, warn};
 
-use super::{report_exit, Pod, PodEvent, IO_DRAIN_LIMIT};
+use super::{report_exit, Pod, PodEvent};
 use crate::error::Result;
 use crate::runsc;
 use crate::shim::mount;
@@ -52,7 +52,7 @@ impl Pod {
                 return Err(e);
             }
         }
-        c.init.drain_stdio(IO_DRAIN_LIMIT).await;
+        c.init.drain_stdio().await;
         mount::unmount_all(&c.bundle).await?;
         self.execs.remove_all(id);
         self.memory_limits.forget(id);

@@ -36,8 +36,6 @@ use crate::shim::stats;
 /// The pid file runsc writes; it holds the sandbox's pid for every container.
 pub const INIT_PID_FILE: &str = "init.pid";
 
-/// How long Delete waits for a container's output to drain.
-const IO_DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// How long the reaper may take to report a sandbox that runsc already found gone.
 const SANDBOX_EXIT_LIMIT: Duration = Duration::from_secs(2);
 /// gVisor's shim retries a kill for about a second while runsc catches up.
