@@ -9,6 +9,7 @@
 pub mod executor;
 pub mod gates;
 pub mod log;
+pub mod state_files;
 pub mod toolchain;
 pub mod version;
 pub mod version_cache;
@@ -24,6 +25,7 @@ use serde::Deserialize;
 use tokio::process::Command;
 
 pub use executor::{Executor, Output, ReaperExecutor, TokioExecutor};
+pub use state_files::StateFiles;
 pub use versions::RunscVersions;
 
 use crate::error::{Error, Result, RunscFailure};
@@ -152,6 +154,8 @@ pub struct Runsc {
     executor: Arc<dyn Executor>,
     /// Replaces the per-command limits of [`executor::limit_for`] (not `wait`'s absence of one).
     call_limit: Option<std::time::Duration>,
+    /// The order of runsc commands over the state files of the pod this container is part of.
+    state_files: StateFiles,
 }
 
 impl std::fmt::Debug for Runsc {
@@ -170,7 +174,15 @@ impl Runsc {
             flags,
             executor,
             call_limit: None,
+            state_files: StateFiles::default(),
         }
+    }
+
+    /// The same runsc, ordered with the pod's other runsc commands over its state files (see
+    /// [`state_files`]). Without it, a `Runsc` is ordered only with its own clones.
+    pub fn sharing_state_files(mut self, state_files: StateFiles) -> Self {
+        self.state_files = state_files;
+        self
     }
 
     /// The same runsc with one limit for every bounded call.
@@ -246,6 +258,7 @@ impl Runsc {
         let log_offset = log::current_len(&self.flags.log);
         let limit = executor::limit_for(&name).map(|l| self.call_limit.unwrap_or(l));
         let span = format!("runsc.{name}");
+        let _held = self.state_files.enter(state_files::Access::of(&name)).await;
         let run = self.executor.run_for(cmd, limit);
         let out = crate::timing::span(&span, run)
             .await
@@ -392,7 +405,7 @@ impl Runsc {
         self.run(&sub).await.map(|_| ())
     }
 
-    /// `runsc delete [--force] <id>`.
+    /// `runsc delete [--force] <id>`, alone among the pod's runsc commands.
     pub async fn delete(&self, id: &str, force: bool) -> Result<()> {
         let mut sub = vec!["delete"];
         if force {
@@ -400,6 +413,26 @@ impl Runsc {
         }
         sub.push(id);
         self.run(&sub).await.map(|_| ())
+    }
+
+    /// After a delete: removes the lock file a runsc outside the shim may have recreated for
+    /// container `id` of sandbox `sandbox_id` (see [`StateFiles::remove_orphan_lock`]).
+    pub async fn remove_orphan_lock(&self, id: &str, sandbox_id: &str) {
+        match self
+            .state_files
+            .remove_orphan_lock(&self.flags.root, id, sandbox_id)
+            .await
+        {
+            Ok(true) => ::log::info!(
+                "{id}: removed runsc's lock file left without its state file in {}",
+                self.flags.root.display()
+            ),
+            Ok(false) => {}
+            Err(e) => ::log::warn!(
+                "{id}: checking runsc's lock file in {}: {e}",
+                self.flags.root.display()
+            ),
+        }
     }
 
     /// `runsc pause <id>`: freezes every process of the container.

@@ -111,7 +111,8 @@ impl Pod {
             PathBuf::from(&config.binary_name),
             flags,
             self.executor.clone(),
-        ))
+        )
+        .sharing_state_files(self.state_files.clone()))
     }
 
     /// Sets the container up and runs `runsc create`; on any failure undoes what was done.

@@ -52,6 +52,7 @@ impl Pod {
                 return Err(e);
             }
         }
+        c.runsc.remove_orphan_lock(id, &c.sandbox_id).await;
         c.init.drain_stdio().await;
         mount::unmount_all(&c.bundle).await?;
         self.execs.remove_all(id);

@@ -23,7 +23,7 @@ use tokio::sync::{watch, Mutex};
 use crate::cgroup::{CgroupTree, ProcCgroups};
 use crate::error::{Error, Result};
 use crate::guard::Guard;
-use crate::runsc::{self, Executor, RunscVersions};
+use crate::runsc::{self, Executor, RunscVersions, StateFiles};
 use crate::shim::container::Container;
 use crate::shim::events::EventSender;
 use crate::shim::exec::{self, ExecProcess, ExecRequest, Execs};
@@ -98,6 +98,9 @@ pub struct Pod {
     /// The containers' exec processes.
     execs: Execs,
     memory_limits: update::MemoryLimits,
+    /// The order of the pod's runsc commands over runsc's state files: a `runsc delete` runs
+    /// alone (see `runsc::state_files`).
+    state_files: StateFiles,
 }
 
 impl Pod {
@@ -125,6 +128,7 @@ impl Pod {
             exits: Arc::new(ExitLog::default()),
             execs: Execs::default(),
             memory_limits: Default::default(),
+            state_files: StateFiles::default(),
         }
     }
 
