@@ -19,13 +19,14 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio::process::Command;
 
 pub use executor::{Executor, Output, ReaperExecutor, TokioExecutor};
-pub use state_files::StateFiles;
+pub use state_files::{list_state_files, StateFiles};
 pub use versions::RunscVersions;
 
 use crate::error::{Error, Result, RunscFailure};
@@ -156,6 +157,11 @@ pub struct Runsc {
     call_limit: Option<std::time::Duration>,
     /// The order of runsc commands over the state files of the pod this container is part of.
     state_files: StateFiles,
+    /// Set once runsc deleted the container (or said it is gone) in a `delete`: no runsc command
+    /// of it runs after that. Every call passes `--log=<bundle>/log.json`, and the 2026 releases
+    /// create the log's directory, so a command queued behind the delete would bring back a
+    /// bundle directory containerd removes once the Delete is answered.
+    deleted: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Runsc {
@@ -175,6 +181,7 @@ impl Runsc {
             executor,
             call_limit: None,
             state_files: StateFiles::default(),
+            deleted: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -255,14 +262,43 @@ impl Runsc {
         stderr_file: Option<std::fs::File>,
     ) -> Result<Output> {
         let name = sub.first().copied().unwrap_or_default().to_string();
-        let log_offset = log::current_len(&self.flags.log);
         let limit = executor::limit_for(&name).map(|l| self.call_limit.unwrap_or(l));
         let span = format!("runsc.{name}");
-        let _held = self.state_files.enter(state_files::Access::of(&name)).await;
+        let access = state_files::Access::of(&name);
+        let _held = self.state_files.enter(access).await;
+        let log_offset = log::current_len(&self.flags.log);
+        if access == state_files::Access::Shared && self.deleted.load(Ordering::SeqCst) {
+            return Err(Error::runsc(
+                name,
+                RunscFailure::Gone,
+                "the container does not exist: runsc deleted it",
+            ));
+        }
         let run = self.executor.run_for(cmd, limit);
         let out = crate::timing::span(&span, run)
             .await
             .map_err(|e| self.spawn_failure(&name, &e))?;
+        let result = self.judge(name, log_offset, out, stderr_file);
+        // Marked while the delete still runs alone, so no command queued behind it runs.
+        let gone = match &result {
+            Ok(_) => true,
+            Err(Error::Runsc { kind, .. }) => *kind == RunscFailure::Gone,
+            Err(_) => false,
+        };
+        if access == state_files::Access::Exclusive && gone {
+            self.deleted.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
+    /// A finished runsc command: its output, or the failure runsc logged or printed.
+    fn judge(
+        &self,
+        name: String,
+        log_offset: u64,
+        out: Output,
+        stderr_file: Option<std::fs::File>,
+    ) -> Result<Output> {
         if out.status != 0 {
             let stderr = match stderr_file {
                 Some(file) => read_from_start(file),
@@ -542,30 +578,6 @@ pub fn did_not_answer(err: &Error) -> bool {
             ..
         }
     )
-}
-
-/// The container ids of runsc's state files in `root` (see [`Runsc::list_ids`]), sorted.
-pub fn list_state_files(root: &Path) -> std::io::Result<Vec<String>> {
-    let entries = match std::fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut ids = Vec::new();
-    for entry in entries {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if let Some((id, sandbox)) = name
-            .strip_suffix(".state")
-            .and_then(|n| n.split_once("_sandbox:"))
-        {
-            if !id.is_empty() && !sandbox.is_empty() {
-                ids.push(id.to_string());
-            }
-        }
-    }
-    ids.sort();
-    Ok(ids)
 }
 
 #[cfg(test)]

@@ -15,7 +15,10 @@
 //! exclusively. `runsc wait` is exempt: it loads its container once, when it starts, and then
 //! blocks until the exit; holding the lock across it would stop every delete. What a process
 //! outside the shim recreates (an operator's `runsc list` during a delete) is swept after the
-//! delete by [`StateFiles::remove_orphan_lock`].
+//! delete by [`StateFiles::remove_orphan_lock`]. Once runsc deleted a container, no command of
+//! it runs at all (`Runsc` keeps that mark): a command queued behind the delete would write
+//! runsc's log into the bundle, which containerd removes as soon as the Delete is answered, and
+//! the 2026 releases create the log's directory, bringing the bundle back.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,6 +114,30 @@ fn is_plain_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'.' | b'-'))
+}
+
+/// The container ids of runsc's state files in `root` (see `Runsc::list_ids`), sorted.
+pub fn list_state_files(root: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some((id, sandbox)) = name
+            .strip_suffix(".state")
+            .and_then(|n| n.split_once("_sandbox:"))
+        {
+            if !id.is_empty() && !sandbox.is_empty() {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
 }
 
 /// runsc's state and lock file of a container (runsc's `buildPath`).

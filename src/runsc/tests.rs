@@ -311,3 +311,66 @@ fn state_files_name_the_containers_as_runsc_list_does() {
         .unwrap()
         .is_empty());
 }
+
+/// Once runsc deleted a container, no command of it runs again, not even one that waited for the
+/// delete: each would write runsc's log into a bundle containerd is removing. A delete that
+/// failed for another reason leaves the container to later commands.
+#[tokio::test]
+async fn nothing_runs_for_a_container_after_runsc_deleted_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let refuse = dir.path().join("refuse-delete");
+    let script = dir.path().join("runsc");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfor a; do last=$a; done\necho \"$*\" >> {calls}\n\
+             case \"$*\" in *' delete '*) [ -e {refuse} ] && {{ echo 'permission denied' >&2; \
+             exit 1; }}; exit 0;; esac\n\
+             echo '{{\"id\":\"'$last'\",\"pid\":1,\"status\":\"running\"}}'\n",
+            calls = calls.display(),
+            refuse = refuse.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = Runsc::new(script, flags(&[]), Arc::new(TokioExecutor));
+    let count = || {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // The script was just written: another test thread's fork may hold it open for a moment.
+    let mut first = r.state("c1").await;
+    for _ in 0..20 {
+        if first.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        first = r.state("c1").await;
+    }
+    first.unwrap();
+
+    std::fs::write(&refuse, b"").unwrap();
+    let err = r.delete("c1", false).await.unwrap_err();
+    assert_eq!(kind_of(&err), RunscFailure::Failed, "{err}");
+    r.state("c1")
+        .await
+        .expect("a failed delete leaves the container");
+
+    std::fs::remove_file(&refuse).unwrap();
+    r.delete("c1", false).await.unwrap();
+    let ran = count();
+    let clone = r.clone();
+    for err in [
+        r.state("c1").await.unwrap_err(),
+        clone.kill("c1", 9, true).await.unwrap_err(),
+    ] {
+        assert!(is_gone(&err), "{err}");
+    }
+    assert_eq!(count(), ran, "runsc ran after it deleted the container");
+    // A second delete runs (it is how Delete finds the container gone) and says so.
+    r.delete("c1", false).await.unwrap();
+}

@@ -27,6 +27,8 @@ declare -A provider=(
     [debootstrap]=debootstrap
     [mkfs.ext4]=e2fsprogs
     [gcc]=gcc
+    # libFuzzer, which the fuzz targets link (make fuzz-smoke, part of make test), is C++
+    [g++]=g++
     [python3]=python3
     [dpkg-deb]=dpkg
     [flock]=util-linux
