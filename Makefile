@@ -9,8 +9,9 @@ SUITES ?= bookworm trixie sid upstream
 build:
 	$(CARGO) build --release --bin containerd-shim-runsc-v1 --bin runsc-guard
 
-## test: unit and integration tests, then the VM suite for $(SUITES)
-test: unit e2e
+## test: unit and integration tests, a bounded fuzzing run of every fuzz target, then the VM suite
+## for $(SUITES)
+test: unit fuzz-smoke e2e
 
 ## unit: unit tests and the integration tests (real shim binary against the fake runsc)
 unit:
@@ -48,9 +49,9 @@ FUZZ_SECONDS ?= 300
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS)
 
-## fuzz-smoke: the same, FUZZ_SMOKE_SECONDS per target (default 30): a bounded run that finds the
-## shallow crashes; not part of test
-FUZZ_SMOKE_SECONDS ?= 30
+## fuzz-smoke: the same, FUZZ_SMOKE_SECONDS per target (default 60): a bounded run that finds the
+## shallow crashes; part of test
+FUZZ_SMOKE_SECONDS ?= 60
 fuzz-smoke:
 	fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
 
