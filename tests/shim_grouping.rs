@@ -319,3 +319,37 @@ async fn create_turns_the_pods_shm_into_one_tmpfs_before_runsc_reads_the_spec() 
     shim.shutdown().await;
     env.assert_nothing_left().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pods_shim_removes_its_socket_when_the_sandboxs_bundle_went_first() {
+    if skip_unless_root("the_pods_shim_removes_its_socket_when_the_sandboxs_bundle_went_first") {
+        return;
+    }
+    let env = TestEnv::new("sockgone").await;
+    let config = env.write_runsc_toml("");
+    let (sandbox, apps) = pod_bundles(&env, "sockgone", &["app"]);
+    let sandbox_shim = env.start_shim_with_options(&sandbox, &config).await;
+    sandbox_shim
+        .create_ok("Create (sandbox)", &env, &sandbox, &config)
+        .await;
+    sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
+    let app_shim = env.start_shim_with_options(&apps[0], &config).await;
+    app_shim
+        .create_ok("Create (container)", &env, &apps[0], &config)
+        .await;
+    app_shim.ok("Start (container)", app_shim.start().await);
+
+    // As after an OOM kill of the whole sandbox: containerd deletes the sandbox's task first and
+    // removes its bundle, the directory the pod's shim was started in, while a container remains.
+    sandbox_shim.kill_wait_delete("sandbox").await;
+    sandbox_shim.shutdown().await;
+    std::fs::remove_dir_all(&sandbox.path).unwrap();
+
+    // The container went with its sandbox.
+    app_shim.ok("Wait (container)", app_shim.wait().await);
+    app_shim.ok("Delete (container)", app_shim.delete().await);
+    // The last Shutdown ends the shim, which must remove its socket without the `address` file
+    // of its (gone) working directory.
+    app_shim.shutdown().await;
+    env.assert_nothing_left().await;
+}

@@ -45,6 +45,9 @@ pub struct Service {
     id: String,
     namespace: String,
     bundle: PathBuf,
+    /// The socket the daemon serves (`-socket`, the address its `start` derived); empty for the
+    /// `start` and `delete` actions.
+    socket: String,
     exit: Arc<ExitSignal>,
 }
 
@@ -69,6 +72,7 @@ impl Shim for Service {
             id: args.id.clone(),
             namespace: args.namespace.clone(),
             bundle,
+            socket: args.socket.clone(),
             exit: Arc::new(ExitSignal::default()),
         }
     }
@@ -221,6 +225,12 @@ impl Shim for Service {
 
     async fn wait(&mut self) {
         self.exit.wait().await;
+        // containerd-shim removes the socket that the `address` file in the daemon's working
+        // directory names: the bundle of the container whose `start` spawned it. In a pod,
+        // containerd may delete that container's task, and remove its bundle, before another
+        // container's (the sandbox's first, after an OOM kill of the whole sandbox), and the
+        // socket would stay behind. The daemon knows its own socket: it goes here.
+        remove_own_socket(&self.socket);
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
@@ -316,6 +326,22 @@ fn remove_dead_socket(bundle: &Path) {
     use std::os::unix::fs::FileTypeExt;
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Removes the socket the daemon served, once it stops serving: only a socket, at the path its
+/// `-socket` flag gives (`unix://` stripped).
+fn remove_own_socket(socket: &str) {
+    let path = socket.strip_prefix("unix://").unwrap_or(socket);
+    if path.is_empty() {
+        return;
+    }
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        match std::fs::remove_file(path) {
+            Ok(()) => info!("removed the shim's socket {path}"),
+            Err(e) => warn!("removing the shim's socket {path}: {e}"),
+        }
     }
 }
 
