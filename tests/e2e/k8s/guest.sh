@@ -149,6 +149,11 @@ rm -rf /tmp/k8s-debs && mkdir -p /tmp/k8s-debs && cp "$deb" /tmp/k8s-debs/
 out=$(cd /tmp/k8s-debs && DEBIAN_FRONTEND=noninteractive apt-get install "./${deb##*/}" </dev/null 2>&1)
 rc=$?
 printf '%s\n' "$out" >"$K8S_LOGS/deb-install.log"
+if [[ $rc -ne 0 ]]; then
+    # What apt said is in the log; dpkg alone shows whether the package itself installs.
+    out=$(dpkg -i "/tmp/k8s-debs/${deb##*/}" 2>&1)
+    printf '== apt-get failed (status %s); dpkg -i:\n%s\n' "$rc" "$out" >>"$K8S_LOGS/deb-install.log"
+fi
 check k8s-deb "$([[ $rc -eq 0 && $(command -v containerd-shim-runsc-v1) == /usr/bin/containerd-shim-runsc-v1 ]] && echo 0 || echo 1)" \
     "apt-get install ./${deb##*/}: status $rc, $(dpkg-query -W -f='${Version}' runsc-guard 2>/dev/null); containerd-shim-runsc-v1 on PATH: $(command -v containerd-shim-runsc-v1)"
 
