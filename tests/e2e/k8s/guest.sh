@@ -421,28 +421,17 @@ pod_field() { # pod_field SELECTOR JSONPATH: of the first pod
     kc get pods -l "$1" -o jsonpath="{.items[0]$2}" 2>/dev/null
 }
 
-# sandbox_id UID: the pod's sandbox container in containerd (CRI labels it). Asked by a filter;
-# failing that, the id each runsc-sandbox boots, whose container labels name the pod.
-sandbox_id() {
-    local id d argv
-    id=$(ctr -n k8s.io containers ls -q "labels.\"io.kubernetes.pod.uid\"==\"$1\",labels.\"io.cri-containerd.kind\"==\"sandbox\"" 2>/dev/null | head -n1)
-    if [[ -z $id ]]; then
-        for d in /proc/[0-9]*; do
-            argv=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
-            [[ ${argv%% *} == *runsc-sandbox ]] || continue
-            argv=${argv% }
-            ctr -n k8s.io containers info "${argv##* }" 2>/dev/null | grep -q "\"io.kubernetes.pod.uid\": \"$1\"" &&
-                id=${argv##* } && break
-        done
-    fi
-    printf '%s\n' "$id"
+# sandbox_ids UID: the pod's sandbox containers in containerd (CRI labels them), one a line: the
+# running one and the dead ones the kubelet keeps until it collects them.
+sandbox_ids() {
+    ctr -n k8s.io containers ls -q "labels.\"io.kubernetes.pod.uid\"==\"$1\",labels.\"io.cri-containerd.kind\"==\"sandbox\"" 2>/dev/null
 }
 
 # runsc_procs ID: "pid argv0 cgroup" of every runsc process whose arguments name ID.
 runsc_procs() {
     local d argv name
     for d in /proc/[0-9]*; do
-        argv=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+        argv=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
         name=${argv%% *}
         name=${name##*/}
         [[ $name == runsc || $name == runsc-* ]] || continue
@@ -453,7 +442,7 @@ runsc_procs() {
 
 # flag_of PID FLAG: the value of --FLAG=V or --FLAG V in the process's arguments.
 flag_of() {
-    tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | awk -v f="$2" '
+    tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline" | awk -v f="$2" '
         want { print; exit }
         $0 == "--" f || $0 == "-" f { want = 1; next }
         index($0, "--" f "=") == 1 { print substr($0, length(f) + 4); exit }
@@ -464,23 +453,27 @@ flag_of() {
 incident() { # incident HANDLER(gvisor|runc)
     local h=$1 name=incident-$1 start=$SECONDS uid="" sid="" procs="" total="" slice="" smax=""
     local reason="" code="" restarts=0 ready_node="" errs="" t_run="" log=$K8S_LOGS/$name.log oom_at=""
+    local changed eaten
     local out
     out=$(kc apply -f "$K8S_PART/manifests/$name.yaml" 2>&1) || errs+=" apply: $out;"
     while ((SECONDS - start < K8S_SCENARIO_TIMEOUT)); do
         uid=$(pod_field "app=$name" '.metadata.uid')
         [[ -z $t_run && $(pod_field "app=$name" '.status.containerStatuses[0].state.running.startedAt') != "" ]] &&
             t_run=$((SECONDS - start))
+        # Under gVisor an OOM kill ends the whole sandbox (the sentry is the pod's biggest
+        # process) and the kubelet makes a new one: the running one is whichever has processes.
         if [[ $h == gvisor && -n $uid && -z $procs ]]; then
-            sid=$(sandbox_id "$uid")
-            if [[ -n $sid ]]; then
+            for sid in $(sandbox_ids "$uid"); do
                 procs=$(runsc_procs "$sid")
-                if [[ -n $procs ]]; then
-                    # The pod's slice and its limit, while the sandbox runs.
-                    slice=$(find /sys/fs/cgroup/kubepods.slice -maxdepth 2 -type d -name "*pod${uid//-/_}.slice" | head -n1)
-                    smax=$(cat "$slice/memory.max" 2>/dev/null)
-                    total=$(flag_of "$(awk '$2 == "runsc-sandbox" {print $1; exit}' <<<"$procs")" total-memory)
-                    [[ -z $total ]] && procs=""
-                fi
+                [[ $procs == *" runsc-sandbox "* ]] && break
+                procs=""
+            done
+            if [[ -n $procs ]]; then
+                # The pod's slice and its limit, while the sandbox runs.
+                slice=$(find /sys/fs/cgroup/kubepods.slice -maxdepth 2 -type d -name "*pod${uid//-/_}.slice" | head -n1)
+                smax=$(cat "$slice/memory.max" 2>/dev/null)
+                total=$(flag_of "$(awk '$2 == "runsc-sandbox" {print $1; exit}' <<<"$procs")" total-memory)
+                [[ -z $total ]] && procs=""
             fi
         fi
         reason=$(pod_field "app=$name" '.status.containerStatuses[0].lastState.terminated.reason')
@@ -508,12 +501,16 @@ incident() { # incident HANDLER(gvisor|runc)
         printf '%s\n' "$procs"
         echo "== pod slice $slice memory.max $smax"
     } >"$log"
+    # How often the kubelet made the pod a new sandbox, and how far the eater got last time.
+    changed=$(kc get events --field-selector "involvedObject.uid=$uid,reason=SandboxChanged" \
+        -o jsonpath='{.items[0].count}' 2>/dev/null)
+    eaten=$(kc logs "deployment/$name" --previous 2>/dev/null | grep -E '^(eaten|done) ' | tail -n 1)
     ready_node=$(kc get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)
     local ok=0 detail
     [[ $reason == OOMKilled && $code == 137 && ${restarts:-0} -ge 1 ]] || ok=1
     [[ $ready_node == True ]] || ok=1
     [[ -n $errs ]] && ok=1
-    detail="last state $reason exit ${code:-?}, restarts ${restarts:-?}; node Ready=$ready_node; first Running after ${t_run:-?}s; pod slice ${slice#/sys/fs/cgroup} memory.max $smax"
+    detail="last state $reason exit ${code:-?}, restarts ${restarts:-?}, new sandboxes (SandboxChanged) ${changed:-0}; the eater's last line before: ${eaten:-none}; node Ready=$ready_node; first Running after ${t_run:-?}s; pod slice ${slice#/sys/fs/cgroup} memory.max $smax"
     if [[ $h == gvisor ]]; then
         local outside want_slice="pod${uid//-/_}.slice"
         # The sandbox's processes (runsc-sandbox, runsc-gofer) sit in the pod's slice; runsc
