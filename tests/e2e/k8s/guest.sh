@@ -427,26 +427,23 @@ sandbox_ids() {
     ctr -n k8s.io containers ls -q "labels.\"io.kubernetes.pod.uid\"==\"$1\",labels.\"io.cri-containerd.kind\"==\"sandbox\"" 2>/dev/null
 }
 
-# runsc_procs ID: "pid argv0 cgroup" of every runsc process whose arguments name ID.
-runsc_procs() {
-    local d argv name
-    for d in /proc/[0-9]*; do
-        argv=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
-        name=${argv%% *}
-        name=${name##*/}
-        [[ $name == runsc || $name == runsc-* ]] || continue
-        [[ " $argv " == *"$1"* ]] || continue
-        printf '%s %s %s\n' "${d#/proc/}" "$name" "$(sed -n 's/^0:://p' "$d/cgroup" 2>/dev/null)"
+# runsc_sampler FILE: every second, each runsc process (runsc, runsc-sandbox, runsc-gofer) as
+# "pid name cgroup argv..." appended to FILE, until killed. Under gVisor an OOM kill ends the
+# pod's whole sandbox and the kubelet makes a new one, so a sandbox may live only seconds; the
+# sampler sees it whatever the scenario's kubectl calls are doing.
+runsc_sampler() {
+    local pid argv name cg
+    while :; do
+        pgrep -a -f '(^|/)runsc(-sandbox|-gofer)? ' | while read -r pid argv; do
+            name=${argv%% *}
+            name=${name##*/}
+            cg=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null)
+            # Gone between pgrep and here: nothing to say where it was.
+            [[ -n $cg ]] || continue
+            printf '%s %s %s %s\n' "$pid" "$name" "$cg" "$argv"
+        done >>"$1"
+        sleep 1
     done
-}
-
-# flag_of PID FLAG: the value of --FLAG=V or --FLAG V in the process's arguments.
-flag_of() {
-    tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline" | awk -v f="$2" '
-        want { print; exit }
-        $0 == "--" f || $0 == "-" f { want = 1; next }
-        index($0, "--" f "=") == 1 { print substr($0, length(f) + 4); exit }
-        index($0, "-" f "=") == 1 { print substr($0, length(f) + 3); exit }'
 }
 
 # The incident's Deployment under one handler; for gvisor also where its sandbox sits.
@@ -454,50 +451,57 @@ incident() { # incident HANDLER(gvisor|runc)
     local h=$1 name=incident-$1 start=$SECONDS uid="" sid="" procs="" total="" slice="" smax=""
     local reason="" code="" restarts=0 ready_node="" errs="" t_run="" log=$K8S_LOGS/$name.log oom_at=""
     local changed eaten
-    local out
+    local out sampler="" samples=$K8S_LOGS/$name-runsc-samples.txt
+    if [[ $h == gvisor ]]; then
+        : >"$samples"
+        runsc_sampler "$samples" &
+        sampler=$!
+    fi
     out=$(kc apply -f "$K8S_PART/manifests/$name.yaml" 2>&1) || errs+=" apply: $out;"
     while ((SECONDS - start < K8S_SCENARIO_TIMEOUT)); do
         uid=$(pod_field "app=$name" '.metadata.uid')
         [[ -z $t_run && $(pod_field "app=$name" '.status.containerStatuses[0].state.running.startedAt') != "" ]] &&
             t_run=$((SECONDS - start))
-        # Under gVisor an OOM kill ends the whole sandbox (the sentry is the pod's biggest
-        # process) and the kubelet makes a new one: the running one is whichever has processes.
-        if [[ $h == gvisor && -n $uid && -z $procs ]]; then
-            for sid in $(sandbox_ids "$uid"); do
-                procs=$(runsc_procs "$sid")
-                [[ $procs == *" runsc-sandbox "* ]] && break
-                procs=""
-            done
-            if [[ -n $procs ]]; then
-                # The pod's slice and its limit, while the sandbox runs.
-                slice=$(find /sys/fs/cgroup/kubepods.slice -maxdepth 2 -type d -name "*pod${uid//-/_}.slice" | head -n1)
-                smax=$(cat "$slice/memory.max" 2>/dev/null)
-                total=$(flag_of "$(awk '$2 == "runsc-sandbox" {print $1; exit}' <<<"$procs")" total-memory)
-                [[ -z $total ]] && procs=""
-            fi
-        fi
         reason=$(pod_field "app=$name" '.status.containerStatuses[0].lastState.terminated.reason')
         code=$(pod_field "app=$name" '.status.containerStatuses[0].lastState.terminated.exitCode')
         restarts=$(pod_field "app=$name" '.status.containerStatuses[0].restartCount')
-        if [[ $h == runc && -n $uid && -z $slice ]]; then
+        if [[ -n $uid && -z $slice ]]; then
             slice=$(find /sys/fs/cgroup/kubepods.slice -maxdepth 2 -type d -name "*pod${uid//-/_}.slice" | head -n1)
             smax=$(cat "$slice/memory.max" 2>/dev/null)
         fi
         if [[ $reason == OOMKilled && ${restarts:-0} -ge 1 ]]; then
             # gvisor: until the sandbox's processes were seen too, for at most a minute more.
-            [[ $h == runc || -n $procs ]] && break
+            [[ $h == runc ]] && break
+            [[ -s $samples ]] && grep -q ' runsc-sandbox ' "$samples" && break
             oom_at=${oom_at:-$SECONDS}
             ((SECONDS - oom_at > 60)) && break
         fi
         sleep 3
     done
     local took=$((SECONDS - start))
+    if [[ -n $sampler ]]; then
+        kill "$sampler" 2>/dev/null
+        wait "$sampler" 2>/dev/null
+        # The pod's sandboxes, as containerd still lists them, and every process that named one.
+        local sids sid_re matched=""
+        sids=$(sandbox_ids "$uid")
+        sid=$(head -n1 <<<"$sids")
+        sid_re=$(paste -sd'|' <<<"$sids")
+        if [[ -n $sid_re ]]; then
+            # Every sample (the whole time), and each process once.
+            matched=$(grep -E " ($sid_re)( |\$)| --?[a-z-]+=[^ ]*($sid_re)" "$samples" | cut -d' ' -f1-3)
+            procs=$(awk '!seen[$1]++' <<<"$matched")
+            # --total-memory of each runsc-sandbox seen, as "value" lines.
+            total=$(grep -E " ($sid_re)( |\$)" "$samples" | awk '$2 == "runsc-sandbox" && !seen[$1]++' |
+                grep -oE -- '--?total-memory[= ][0-9]+' | grep -oE '[0-9]+$' | sort -u | paste -sd' ')
+        fi
+    fi
     {
         echo "== kubectl get pod (after ${took}s)"
         kc get pods -l "app=$name" -o wide 2>&1
         echo "== kubectl describe pod"
         kc describe pods -l "app=$name" 2>&1
-        echo "== sandbox $sid processes (pid name cgroup)"
+        echo "== the pod's sandboxes: $(tr '\n' ' ' <<<"${sids:-}") and their processes (pid name cgroup)"
         printf '%s\n' "$procs"
         echo "== pod slice $slice memory.max $smax"
     } >"$log"
@@ -512,14 +516,16 @@ incident() { # incident HANDLER(gvisor|runc)
     [[ -n $errs ]] && ok=1
     detail="last state $reason exit ${code:-?}, restarts ${restarts:-?}, new sandboxes (SandboxChanged) ${changed:-0}; the eater's last line before: ${eaten:-none}; node Ready=$ready_node; first Running after ${t_run:-?}s; pod slice ${slice#/sys/fs/cgroup} memory.max $smax"
     if [[ $h == gvisor ]]; then
-        local outside want_slice="pod${uid//-/_}.slice"
-        # The sandbox's processes (runsc-sandbox, runsc-gofer) sit in the pod's slice; runsc
-        # commands the shim runs (wait, events) sit with the shim and are only listed.
-        outside=$(awk -v s="$want_slice" '$2 != "runsc" && index($3, s) == 0 {print $2 "(" $1 ") in " $3}' <<<"$procs")
+        local outside gofers_outside want_slice="pod${uid//-/_}.slice"
+        # Each sample of each runsc-sandbox in the pod's slice; where the gofers sat is told too.
+        # runsc commands the shim runs (create, wait, events) sit with the shim and are left out.
+        outside=$(awk -v s="$want_slice" '$2 == "runsc-sandbox" && index($3, s) == 0 && !seen[$1]++ {print $2 "(" $1 ") in " $3}' <<<"$matched")
+        gofers_outside=$(awk -v s="$want_slice" '$2 == "runsc-gofer" && index($3, s) == 0 && !seen[$1]++ {print $2 "(" $1 ") in " $3}' <<<"$matched")
         [[ -n $procs && -z $outside ]] || ok=1
         [[ $total == 268435456 ]] || ok=1
-        detail+="; sandbox ${sid:0:12}: $(awk '{print $2}' <<<"$procs" | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}') in the pod's slice$([[ -n $outside ]] && echo ", OUTSIDE: $outside"); runsc-sandbox --total-memory=${total:-?} (want 268435456)"
-        [[ -z $procs ]] && detail+="; no runsc process of the pod's sandbox was seen"
+        [[ $procs == *" runsc-sandbox "* ]] || ok=1
+        detail+="; $(wc -l <<<"$sids") sandbox(es) listed, processes seen: $(awk '$2 != "runsc" {print $2}' <<<"$procs" | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}') over $(wc -l <<<"$matched") samples, runsc-sandbox $([[ -n $outside ]] && echo "OUTSIDE the pod's slice: $outside" || echo "always in the pod's slice"), runsc-gofer $([[ -n $gofers_outside ]] && echo "outside it: $gofers_outside" || echo "in it too"); runsc-sandbox --total-memory=${total:-?} (want 268435456)"
+        [[ $procs == *" runsc-sandbox "* ]] || detail+="; no runsc-sandbox of the pod's sandboxes was seen ($(wc -l <"$samples") samples)"
     fi
     detail+="${errs:+; errors:$errs}"
     row "incident-$h" "$ok" "$took" "$detail"
