@@ -649,7 +649,7 @@ run_scenarios() {
         [[ -z $(runsc_state_left) && -z $(pod_mounts_left) && -z $(shim_sockets_left) ]] || return 1
         [[ -z $(find /sys/fs/cgroup/kubepods.slice -mindepth 1 -maxdepth 2 -type d -name '*-pod*.slice' 2>/dev/null) ]] || return 1
     }
-    wait_for 240 node_clean
+    wait_for 150 node_clean
     local left=""
     [[ -n $(kc get pods -o name 2>/dev/null) ]] && left+=" pods: $(kc get pods -o name | tr '\n' ' ');"
     local p
@@ -659,8 +659,15 @@ run_scenarios() {
     [[ -n $p ]] && left+=" runsc state: $p;"
     p=$(pod_mounts_left | tr '\n' ' ')
     [[ -n $p ]] && left+=" mounts: $p;"
-    p=$(shim_sockets_left | tr '\n' ' ')
-    [[ -n $p ]] && left+=" shim sockets: $p;"
+    p=""
+    local socket owner
+    for socket in $(shim_sockets_left); do
+        # Whose: containerd logs "connecting to shim ID" with the socket's address.
+        owner=$(journalctl -u containerd --no-pager 2>/dev/null | grep -F "unix://$socket" |
+            grep -oE 'connecting to shim [0-9a-f]+' | head -n1 | awk '{print $4}')
+        p+=" ${socket##*/} (shim of ${owner:-an unknown id}$(grep -rlF "${owner:-none}" "$K8S_LOGS"/incident-*.log 2>/dev/null | sed 's|.*/| named in |'))"
+    done
+    [[ -n $p ]] && left+=" shim sockets:$p;"
     p=$(find /sys/fs/cgroup/kubepods.slice -mindepth 1 -maxdepth 2 -type d -name '*-pod*.slice' 2>/dev/null | tr '\n' ' ')
     [[ -n $p ]] && left+=" pod cgroups: $p;"
     local shared=""
