@@ -95,3 +95,10 @@ CONFORMANCE_SUITES := $(if $(filter command line environment,$(origin SUITES)),$
 .PHONY: conformance
 conformance:
 	SUITES="$(CONFORMANCE_SUITES)" tests/e2e/conformance.sh
+
+## k8s: a one-node Kubernetes cluster in the upstream suite's guest (etcd, kube-apiserver,
+## kube-controller-manager, kubelet 1.37, kubectl; tools/go), the shim installed from the .deb and
+## selected through packaging/k8s's RuntimeClass; ends with "N passed, N failed" (not part of test)
+.PHONY: k8s
+k8s:
+	tests/e2e/k8s.sh

@@ -498,6 +498,23 @@ if [[ ${E2E_CONFORMANCE:-0} == 1 ]]; then
     exit "$conformance_rc"
 fi
 
+# --- make k8s: a Kubernetes node (kubelet, API server, kubectl) instead of the driver ---
+if [[ ${E2E_K8S:-0} == 1 ]]; then
+    # tests/e2e/k8s.sh adds its part to the payload once run.sh has written the rest.
+    for _ in $(seq 1 300); do
+        [[ -f $PAYLOAD/k8s-node/ready ]] && break
+        sleep 1
+    done
+    k8s_rc=1
+    if [[ -f $PAYLOAD/k8s-node/ready ]]; then
+        # shellcheck source=k8s/guest.sh
+        . "$PAYLOAD/k8s-node/guest.sh"
+    else
+        check k8s-payload 1 "no $PAYLOAD/k8s-node/ready after 300s"
+    fi
+    exit "$k8s_rc"
+fi
+
 # --- the CRI driver: one command line, easy to change while the driver is young ---
 DRIVER=("$PAYLOAD/bin/e2e-driver" --suite "$E2E_SUITE" --results "$RESULTS/driver" --images localhost/e2e
     --runsc-guard "$runsc_guard")

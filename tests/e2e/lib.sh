@@ -21,7 +21,8 @@ e2e_image_suite() {
 }
 
 # The tools/go components a suite installs over its image's packages (none for Debian's suites).
-# A conformance run (E2E_CONFORMANCE=1, tests/e2e/conformance.sh) adds critest's on every suite.
+# A conformance run (E2E_CONFORMANCE=1, tests/e2e/conformance.sh) adds critest's on every suite,
+# a Kubernetes node run (E2E_K8S=1) Kubernetes'.
 e2e_upstream_components() {
     case "$1" in
         upstream) printf '%s\n' gvisor containerd runc ;;
@@ -29,6 +30,11 @@ e2e_upstream_components() {
     esac
     if [[ ${E2E_CONFORMANCE:-0} == 1 ]]; then
         printf '%s\n' cri-tools distribution cni
+    fi
+    # A Kubernetes node run (E2E_K8S=1, tests/e2e/k8s.sh) adds the control plane, the kubelet,
+    # kubectl and the CNI plugins.
+    if [[ ${E2E_K8S:-0} == 1 ]]; then
+        printf '%s\n' kubernetes etcd cni
     fi
 }
 

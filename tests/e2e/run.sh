@@ -223,6 +223,7 @@ for s in "${suites[@]}"; do
         printf 'E2E_DRIVER_ARGS=%q\n' "${E2E_DRIVER_ARGS:-}"
         printf 'E2E_BENCH=%s\n' "${E2E_BENCH:-0}"
         printf 'E2E_CONFORMANCE=%s\n' "${E2E_CONFORMANCE:-0}"
+        printf 'E2E_K8S=%s\n' "${E2E_K8S:-0}"
         printf 'E2E_RUNSC_PLATFORM=%q\n' "${E2E_RUNSC_PLATFORM:-}"
     } >"$payload/env"
 

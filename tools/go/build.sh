@@ -13,10 +13,11 @@
 #   runc          runc (static, with seccomp)
 #   cri-tools     crictl and critest (critest is a Go test binary: go test -c)
 #   distribution  the image registry (distribution/v3's registry) the conformance run serves images from
-#   cni           the CNI plugins bridge, host-local, loopback and portmap for the conformance run's pods,
+#   cni           the CNI plugins bridge, host-local, loopback and portmap for the pods of the conformance
+#                 and Kubernetes node runs,
 #                 named cni-*: the guest installs every binary on PATH, where `bridge` is iproute2's
 #   kubernetes    Kubernetes 1.37: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
-#                 kubectl (the groundwork for a Kubernetes node; not yet run by the VM suite)
+#                 kubectl (make k8s: the Kubernetes node on the upstream suite, tests/e2e/k8s.sh)
 #   kubernetes-1.36  the newest Kubernetes 1.36 the proxy serves: kubelet and kubectl only
 #   etcd          etcd 3.6 and etcdctl, for kube-apiserver
 #
