@@ -108,27 +108,6 @@ export E2E_CONFORMANCE=1 E2E_OUT=$out E2E_PACKAGE=0 E2E_RUNSC_DEBUG=${E2E_RUNSC_
 export E2E_VM_TIMEOUT=$vm_timeout E2E_BUDGET=${E2E_BUDGET:-$((vm_timeout * ${#suites[@]}))}
 payload=$out/payload
 rm -rf "$payload"
-# run.sh's own report counts the driver, which a conformance run does not start: it goes to a
-# file; its progress (stderr) shows here.
-# Its own session, so that an interrupted conformance run ends run.sh's VM with it.
-setsid "$here/run.sh" "${suites[@]}" >"$out/run-report.txt" &
-run_pid=$!
-trap 'kill -TERM -- "-$run_pid" 2>/dev/null; exit 130' INT TERM
-added=0
-# Until every process of that session is gone: a VM outlives a run.sh that was killed on its own.
-while kill -0 "$run_pid" 2>/dev/null || pgrep -g "$run_pid" >/dev/null; do
-    # guest-suite.sh is the last file run.sh puts into the payload before the VMs boot.
-    if [[ $added == 0 && -f $payload/guest-suite.sh ]]; then
-        rm -rf "$payload/conformance.tmp"
-        cp -a "$part" "$payload/conformance.tmp"
-        mv "$payload/conformance.tmp" "$payload/conformance"
-        added=1
-        log "added the guest part to the payload"
-    fi
-    sleep 1
-done
-run_rc=0
-wait "$run_pid" || run_rc=$?
-[[ $added == 1 ]] || log "run.sh ended (status $run_rc) before its payload was complete: see $out/run-report.txt"
+e2e_run_with_part "$out" "$payload" "$part" conformance "${suites[@]}" || true
 
 python3 "$here/conformance/report.py" "$out" "${suites[@]}"

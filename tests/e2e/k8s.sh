@@ -77,28 +77,8 @@ export E2E_VM_TIMEOUT=${E2E_VM_TIMEOUT:-2700}
 export E2E_BUDGET=${E2E_BUDGET:-$E2E_VM_TIMEOUT}
 payload=$out/payload
 rm -rf "$payload"
-# run.sh's own report counts the CRI driver, which this run does not start: it goes to a file;
-# its progress (stderr) shows here. Its own session, so that an interrupted run ends the VM too.
-setsid "$here/run.sh" "$suite" >"$out/run-report.txt" &
-run_pid=$!
-trap 'kill -TERM -- "-$run_pid" 2>/dev/null; exit 130' INT TERM
-added=0
 t_run=$SECONDS
-# Until every process of that session is gone: a VM outlives a run.sh that was killed on its own.
-while kill -0 "$run_pid" 2>/dev/null || pgrep -g "$run_pid" >/dev/null; do
-    # guest-suite.sh is the last file run.sh puts into the payload before the VM boots.
-    if [[ $added == 0 && -f $payload/guest-suite.sh ]]; then
-        rm -rf "$payload/k8s-node.tmp"
-        cp -a "$part" "$payload/k8s-node.tmp"
-        mv "$payload/k8s-node.tmp" "$payload/k8s-node"
-        added=1
-        log "added the guest part to the payload"
-    fi
-    sleep 1
-done
-run_rc=0
-wait "$run_pid" || run_rc=$?
-[[ $added == 1 ]] || log "run.sh ended (status $run_rc) before its payload was complete: see $out/run-report.txt"
+e2e_run_with_part "$out" "$payload" "$part" k8s-node "$suite" || true
 
 results=$out/$suite
 report=$results/k8s/report.md

@@ -133,3 +133,37 @@ e2e_debian_mirror() {
     done < <(e2e_apt_sources)
     return 1
 }
+
+# Runs run.sh for SUITE... in a session of its own and, once run.sh has written its payload
+# (guest-suite.sh is the last file it puts there, before the first VM boots), copies the guest
+# part PART into it as PAYLOAD/NAME: how `make conformance` and `make k8s` give the guest their
+# scripts without run.sh knowing them. run.sh's stdout (its report, which counts the CRI driver
+# these runs do not start) goes to OUT/run-report.txt; its progress (stderr) shows. Waits until
+# every process of that session is gone (a VM outlives a run.sh killed on its own); an interrupt
+# ends the session too. Sets e2e_run_rc to run.sh's status and returns 1 if the part never made it
+# into the payload.
+e2e_run_with_part() {
+    local out=$1 payload=$2 part=$3 name=$4
+    shift 4
+    local run_pid added=0
+    setsid "$(dirname "${BASH_SOURCE[0]}")/run.sh" "$@" >"$out/run-report.txt" &
+    run_pid=$!
+    # shellcheck disable=SC2064 # the pid is this run's, fixed now
+    trap "kill -TERM -- -$run_pid 2>/dev/null; exit 130" INT TERM
+    while kill -0 "$run_pid" 2>/dev/null || pgrep -g "$run_pid" >/dev/null; do
+        if [[ $added == 0 && -f $payload/guest-suite.sh ]]; then
+            rm -rf "$payload/$name.tmp"
+            cp -a "$part" "$payload/$name.tmp"
+            mv "$payload/$name.tmp" "$payload/$name"
+            added=1
+            e2e_log "added the guest part to the payload"
+        fi
+        sleep 1
+    done
+    e2e_run_rc=0
+    wait "$run_pid" || e2e_run_rc=$?
+    if [[ $added == 0 ]]; then
+        e2e_log "run.sh ended (status $e2e_run_rc) before its payload was complete: see $out/run-report.txt"
+        return 1
+    fi
+}
