@@ -316,33 +316,39 @@ fn remove_dead_socket(bundle: &Path) {
     ) else {
         return;
     };
-    let path = address
-        .trim()
-        .strip_prefix("unix://")
-        .unwrap_or(address.trim());
+    let path = socket_path(&address);
     if path.is_empty() || std::os::unix::net::UnixStream::connect(path).is_ok() {
         return;
     }
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(path);
-    }
+    let _ = remove_socket_file(path);
 }
 
-/// Removes the socket the daemon served, once it stops serving: only a socket, at the path its
-/// `-socket` flag gives (`unix://` stripped).
+/// Removes the socket the daemon served, once it stops serving (its `-socket` flag).
 fn remove_own_socket(socket: &str) {
-    let path = socket.strip_prefix("unix://").unwrap_or(socket);
+    let path = socket_path(socket);
     if path.is_empty() {
         return;
     }
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-        match std::fs::remove_file(path) {
-            Ok(()) => info!("removed the shim's socket {path}"),
-            Err(e) => warn!("removing the shim's socket {path}: {e}"),
-        }
+    match remove_socket_file(path) {
+        Ok(true) => info!("removed the shim's socket {path}"),
+        Ok(false) => {}
+        Err(e) => warn!("removing the shim's socket {path}: {e}"),
     }
+}
+
+/// The file of a shim address (`unix://` stripped).
+fn socket_path(address: &str) -> &str {
+    let address = address.trim();
+    address.strip_prefix("unix://").unwrap_or(address)
+}
+
+/// Removes `path` if it is a socket (never another kind of file); whether it did.
+fn remove_socket_file(path: &str) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileTypeExt;
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        return Ok(false);
+    }
+    std::fs::remove_file(path).map(|()| true)
 }
 
 fn write_bundle_file(bundle: &Path, name: &str, content: &str) -> Result<(), ShimError> {
