@@ -266,7 +266,6 @@ impl Runsc {
         let span = format!("runsc.{name}");
         let access = state_files::Access::of(&name);
         let _held = self.state_files.enter(access).await;
-        let log_offset = log::current_len(&self.flags.log);
         if access == state_files::Access::Shared && self.deleted.load(Ordering::SeqCst) {
             return Err(Error::runsc(
                 name,
@@ -274,6 +273,7 @@ impl Runsc {
                 "the container does not exist: runsc deleted it",
             ));
         }
+        let log_offset = log::current_len(&self.flags.log);
         let run = self.executor.run_for(cmd, limit);
         let out = crate::timing::span(&span, run)
             .await
