@@ -32,6 +32,15 @@ fn pod_bundles(env: &TestEnv, pod: &str, apps: &[&str]) -> (Bundle, Vec<Bundle>)
     (sandbox, apps)
 }
 
+/// A shim started for `bundle` (the pod's shim when one runs), its container created and started.
+async fn started(env: &TestEnv, bundle: &Bundle, config: &std::path::Path, what: &str) -> Shim {
+    let shim = env.start_shim_with_options(bundle, config).await;
+    shim.create_ok(&format!("Create ({what})"), env, bundle, config)
+        .await;
+    shim.ok(&format!("Start ({what})"), shim.start().await);
+    shim
+}
+
 async fn running(shim: &Shim) -> bool {
     shim.ok("State", shim.state().await).status.enum_value() == Ok(Status::RUNNING)
 }
@@ -46,11 +55,7 @@ async fn the_containers_of_a_pod_share_one_shim_which_stays_until_the_last_is_de
     let env = TestEnv::new("group").await;
     let config = env.write_runsc_toml("");
     let (sandbox, apps) = pod_bundles(&env, "group", &["web", "sidecar"]);
-    let sandbox_shim = env.start_shim_with_options(&sandbox, &config).await;
-    sandbox_shim
-        .create_ok("Create (sandbox)", &env, &sandbox, &config)
-        .await;
-    sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
+    let sandbox_shim = started(&env, &sandbox, &config, "sandbox").await;
 
     let mut app_shims = Vec::new();
     for app in &apps {
@@ -126,11 +131,7 @@ async fn with_grouping_false_every_container_has_a_shim_of_its_own() {
     let env = TestEnv::new("nogroup").await;
     let config = env.write_runsc_toml("grouping = false");
     let (sandbox, apps) = pod_bundles(&env, "nogroup", &["web", "sidecar"]);
-    let sandbox_shim = env.start_shim_with_options(&sandbox, &config).await;
-    sandbox_shim
-        .create_ok("Create (sandbox)", &env, &sandbox, &config)
-        .await;
-    sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
+    let sandbox_shim = started(&env, &sandbox, &config, "sandbox").await;
     let mut app_shims = Vec::new();
     for app in &apps {
         let shim = env.start_shim_with_options(app, &config).await;
@@ -183,10 +184,7 @@ async fn containers_sent_to_the_sandboxs_connection_are_served_there() {
     let config = env.write_runsc_toml("grouping = false");
     let (sandbox, apps) = pod_bundles(&env, "routed", &["web"]);
     let app = &apps[0];
-    let shim = env.start_shim_with_options(&sandbox, &config).await;
-    shim.create_ok("Create (sandbox)", &env, &sandbox, &config)
-        .await;
-    shim.ok("Start (sandbox)", shim.start().await);
+    let shim = started(&env, &sandbox, &config, "sandbox").await;
     let create: CreateTaskRequest = app.create_request(Some(env.options(&config)));
     shim.ok(
         "Create (container, sandbox's connection)",
@@ -328,16 +326,8 @@ async fn the_pods_shim_removes_its_socket_when_the_sandboxs_bundle_went_first() 
     let env = TestEnv::new("sockgone").await;
     let config = env.write_runsc_toml("");
     let (sandbox, apps) = pod_bundles(&env, "sockgone", &["app"]);
-    let sandbox_shim = env.start_shim_with_options(&sandbox, &config).await;
-    sandbox_shim
-        .create_ok("Create (sandbox)", &env, &sandbox, &config)
-        .await;
-    sandbox_shim.ok("Start (sandbox)", sandbox_shim.start().await);
-    let app_shim = env.start_shim_with_options(&apps[0], &config).await;
-    app_shim
-        .create_ok("Create (container)", &env, &apps[0], &config)
-        .await;
-    app_shim.ok("Start (container)", app_shim.start().await);
+    let sandbox_shim = started(&env, &sandbox, &config, "sandbox").await;
+    let app_shim = started(&env, &apps[0], &config, "container").await;
 
     // As after an OOM kill of the whole sandbox: containerd deletes the sandbox's task first and
     // removes its bundle, the directory the pod's shim was started in, while a container remains.
